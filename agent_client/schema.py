@@ -1,0 +1,313 @@
+"""Parsing and validating a PCS body: the wire schema, with errors shaped like DRF's field errors.
+
+``parse_pcs`` turns request bytes into a validated ``dict`` or raises ``PcsInvalid`` whose ``errors`` maps
+each offending field to a list of messages (``{"epoch": ["must be ≥ 0"]}``); problems with the body as a
+whole go under ``non_field_errors``. Every problem is reported, not only the first. Unknown fields are
+kept but not checked: the server ignores them.
+
+Hand-written rather than a serializer framework because this runs on every request and must match
+the agent's understanding of the contract exactly; the JSON Schema below documents the same rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from agent_client import SCHEMA_NAME
+from agent_client.canonical import pcs_id_for
+from agent_client.regime import REGIMES
+
+KNOWN_MAJOR_VERSIONS = frozenset({0})
+MAX_SCALES = 64
+MAX_INT64 = 2**63 - 1
+NON_FIELD = "non_field_errors"
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_VERSION = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})(\.(0|[1-9][0-9]{0,5}))?")
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]{1,128}")
+
+REQUIRED = (
+    "pcs_id", "schema", "version", "shard_id", "epoch", "scales", "N_j",
+    "coh_star", "D_hat", "r", "regime", "budget", "merkle_root",
+)  # fmt: skip
+
+
+class PcsInvalid(ValueError):
+    """The body is not a valid PCS; ``errors`` is a DRF-style mapping of field to messages."""
+
+    def __init__(self, errors: dict[str, Any]):
+        super().__init__("invalid PCS")
+        self.errors = errors
+
+
+class _NonFinite:
+    """Placeholder for NaN/Infinity literals so they are reported per field, not as bad JSON."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+def loads_strict(body: bytes | str) -> Any:
+    """json.loads that refuses duplicate keys and keeps NaN/Infinity as markers for per-field errors."""
+    return json.loads(body, object_pairs_hook=_object_without_duplicates, parse_constant=_NonFinite)
+
+
+def parse_pcs(body: bytes | str) -> dict[str, Any]:
+    """Decode and validate a PCS body; raise ``PcsInvalid`` with every problem found."""
+    try:
+        obj = loads_strict(body)
+    except _DuplicateKey as exc:
+        raise PcsInvalid({NON_FIELD: [f"duplicate JSON key {str(exc)!r}"]}) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PcsInvalid({NON_FIELD: [f"body is not valid JSON: {exc}"]}) from None
+    if not isinstance(obj, dict):
+        raise PcsInvalid({NON_FIELD: [f"body must be a JSON object, got {_json_type(obj)}"]})
+    return validate_pcs(obj)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float, _NonFinite)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number_error(value: Any) -> str | None:
+    if isinstance(value, _NonFinite) or (isinstance(value, float) and not math.isfinite(value)):
+        return "must be a finite number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number, got {_json_type(value)}"
+    if isinstance(value, int) and abs(value) > 2**53:
+        return "is too large"
+    return None
+
+
+def validate_pcs(obj: dict[str, Any]) -> dict[str, Any]:
+    """Validate a decoded PCS object and return it with numbers normalised (floats as float)."""
+    errors: dict[str, Any] = {}
+
+    def err(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    for name in REQUIRED:
+        if name not in obj:
+            err(name, "This field is required.")
+
+    pcs = dict(obj)
+
+    if "schema" in obj and obj["schema"] != SCHEMA_NAME:
+        err("schema", f"must be {SCHEMA_NAME!r}")
+
+    if "version" in obj:
+        v = obj["version"]
+        m = _VERSION.fullmatch(v) if isinstance(v, str) else None
+        if m is None:
+            err("version", "must be a string MAJOR.MINOR or MAJOR.MINOR.PATCH")
+        elif int(m.group(1)) not in KNOWN_MAJOR_VERSIONS:
+            err("version", f"unknown major version {m.group(1)}; this server speaks 0.x")
+
+    if "shard_id" in obj:
+        s = obj["shard_id"]
+        if not isinstance(s, str) or not _PRINTABLE_ASCII.fullmatch(s):
+            err("shard_id", "must be 1–128 printable ASCII characters")
+
+    if "merkle_root" in obj:
+        mr = obj["merkle_root"]
+        if not isinstance(mr, str) or not _HEX64.fullmatch(mr):
+            err("merkle_root", "must be 64 lowercase hexadecimal characters (a SHA-256)")
+
+    if "epoch" in obj:
+        e = obj["epoch"]
+        if not _is_int(e):
+            err("epoch", f"must be an integer, got {_json_type(e)}")
+        elif e < 0:
+            err("epoch", "must be ≥ 0")
+        elif e > MAX_INT64:
+            err("epoch", "is too large")
+
+    _validate_optional_ints(obj, err)
+
+    if "pcs_id" in obj:
+        pid = obj["pcs_id"]
+        if not isinstance(pid, str) or not _HEX64.fullmatch(pid):
+            err("pcs_id", "must be 64 lowercase hexadecimal characters")
+        elif not ({"merkle_root", "epoch", "shard_id"} & errors.keys()) and all(
+            k in obj for k in ("merkle_root", "epoch", "shard_id")
+        ):
+            expected = pcs_id_for(obj["merkle_root"], obj["epoch"], obj["shard_id"])
+            if pid != expected:
+                err("pcs_id", "does not equal sha256(merkle_root|epoch|shard_id)")
+
+    for name in ("coh_star", "D_hat", "r", "budget"):
+        if name in obj:
+            problem = _number_error(obj[name])
+            if problem:
+                err(name, problem)
+            else:
+                pcs[name] = float(obj[name])
+    for name in ("r", "budget"):
+        if name in obj and name not in errors and not 0.0 <= pcs[name] <= 1.0:
+            err(name, "must be within [0, 1]")
+
+    if "regime" in obj and obj["regime"] not in REGIMES:
+        err("regime", f"must be one of {', '.join(REGIMES)}")
+
+    _validate_scales(obj, err)
+
+    if "v_star" in obj:
+        vs = obj["v_star"]
+        if not isinstance(vs, list) or len(vs) > 4096 or any(_number_error(x) for x in vs):
+            err("v_star", "must be a list of at most 4096 finite numbers")
+
+    if "sig" in obj and not isinstance(obj["sig"], str):
+        err("sig", f"must be a base64 string, got {_json_type(obj['sig'])}")
+
+    if "sent_at" in obj and not isinstance(obj["sent_at"], str):
+        err("sent_at", "must be an RFC 3339 timestamp string")
+
+    if "ft" in obj:
+        ft_errors = _ft_errors(obj["ft"])
+        if ft_errors:
+            errors["ft"] = ft_errors
+
+    if errors:
+        raise PcsInvalid(errors)
+    return pcs
+
+
+def _validate_optional_ints(obj: dict[str, Any], err: Any) -> None:
+    for name, minimum in (("attempt", 1), ("seed", 0)):
+        if name in obj:
+            v = obj[name]
+            if not _is_int(v):
+                err(name, f"must be an integer, got {_json_type(v)}")
+            elif not minimum <= v <= MAX_INT64:
+                err(name, f"must be between {minimum} and {MAX_INT64}")
+
+
+def _validate_scales(obj: dict[str, Any], err: Any) -> None:
+    scales = obj.get("scales")
+    scales_ok = False
+    if "scales" in obj:
+        if not isinstance(scales, list):
+            err("scales", f"must be a list of integers, got {_json_type(scales)}")
+        elif not 2 <= len(scales) <= MAX_SCALES:
+            err("scales", f"must hold between 2 and {MAX_SCALES} scales")
+        elif not all(_is_int(s) for s in scales):
+            err("scales", "must all be integers")
+        elif any(s <= 0 for s in scales):
+            err("scales", "must all be positive")
+        elif any(s > 2**53 for s in scales):
+            err("scales", "is too large")
+        elif len(set(scales)) != len(scales):
+            err("scales", "must not repeat a scale")
+        else:
+            scales_ok = True
+
+    if "N_j" in obj:
+        nj = obj["N_j"]
+        if not isinstance(nj, dict):
+            err("N_j", f"must be an object keyed by scale, got {_json_type(nj)}")
+            return
+        bad_values = sorted(k for k, v in nj.items() if not _is_int(v) or not 0 < v <= 2**53)
+        if bad_values:
+            err("N_j", f"values must be positive integers (keys {', '.join(bad_values)})")
+        if scales_ok:
+            expected = {str(s) for s in scales}
+            if set(nj) != expected:
+                missing = sorted(expected - set(nj), key=_scale_order)
+                extra = sorted(set(nj) - expected, key=_scale_order)
+                parts = []
+                if missing:
+                    parts.append(f"missing keys {', '.join(missing)}")
+                if extra:
+                    parts.append(f"unexpected keys {', '.join(extra)}")
+                err("N_j", "keys must be the scales written as strings: " + "; ".join(parts))
+
+
+def _scale_order(key: str) -> tuple[int, str]:
+    return (int(key), key) if key.isdigit() else (2**63, key)
+
+
+def _ft_errors(ft: Any) -> dict[str, list[str]] | list[str]:
+    if not isinstance(ft, dict):
+        return [f"must be an object, got {_json_type(ft)}"]
+    errors: dict[str, list[str]] = {}
+    if "degraded" in ft and not isinstance(ft["degraded"], bool):
+        errors["degraded"] = ["must be a boolean"]
+    for name in ("outbox_seq", "clock_skew_ms"):
+        if name in ft and (not _is_int(ft[name]) or abs(ft[name]) > MAX_INT64):
+            errors[name] = ["must be an integer"]
+    if "outbox_seq" in ft and "outbox_seq" not in errors and ft["outbox_seq"] < 0:
+        errors["outbox_seq"] = ["must be ≥ 0"]
+    fb = ft.get("fallbacks", [])
+    if not isinstance(fb, list) or not all(isinstance(x, str) for x in fb):
+        errors["fallbacks"] = ["must be a list of strings"]
+    return errors
+
+
+PCS_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A Proof-of-Computation Summary. Unknown fields are ignored.",
+    "required": list(REQUIRED),
+    "properties": {
+        "pcs_id": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                   "description": "sha256_hex(merkle_root + '|' + epoch + '|' + shard_id)"},
+        "schema": {"type": "string", "enum": [SCHEMA_NAME]},
+        "version": {"type": "string", "example": "0.1", "description": "major version 0"},
+        "shard_id": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[ -~]+$"},
+        "epoch": {"type": "integer", "minimum": 0},
+        "attempt": {"type": "integer", "minimum": 1},
+        "sent_at": {"type": "string", "format": "date-time"},
+        "seed": {"type": "integer", "minimum": 0},
+        "scales": {"type": "array", "items": {"type": "integer", "minimum": 1},
+                   "minItems": 2, "maxItems": MAX_SCALES, "uniqueItems": True},
+        "N_j": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
+                "description": "box counts keyed by the scale written as a string"},
+        "coh_star": {"type": "number"},
+        "v_star": {"type": "array", "items": {"type": "number"}},
+        "D_hat": {"type": "number"},
+        "r": {"type": "number", "minimum": 0, "maximum": 1},
+        "regime": {"type": "string", "enum": list(REGIMES)},
+        "budget": {"type": "number", "minimum": 0, "maximum": 1},
+        "merkle_root": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "sig": {"type": "string", "description": "base64 HMAC-SHA256 or Ed25519 signature of the digest"},
+        "ft": {"type": "object", "properties": {
+            "outbox_seq": {"type": "integer", "minimum": 0},
+            "degraded": {"type": "boolean"},
+            "fallbacks": {"type": "array", "items": {"type": "string"}},
+            "clock_skew_ms": {"type": "integer"},
+        }},
+    },
+}  # fmt: skip

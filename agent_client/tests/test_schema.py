@@ -1,0 +1,172 @@
+"""Every malformed PCS is refused with the offending field named; valid ones pass unchanged."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent_client.canonical import pcs_id_for
+from agent_client.schema import NON_FIELD, PcsInvalid, parse_pcs
+from flk_site.testing import make_pcs
+
+
+def errors_of(pcs_or_body) -> dict:
+    raw = pcs_or_body if isinstance(pcs_or_body, (bytes, str)) else json.dumps(pcs_or_body)
+    with pytest.raises(PcsInvalid) as info:
+        parse_pcs(raw)
+    return info.value.errors
+
+
+def with_id(pcs: dict) -> dict:
+    """Recompute pcs_id after changing merkle_root, epoch or shard_id, so only the change is tested."""
+    pcs["pcs_id"] = pcs_id_for(pcs["merkle_root"], pcs["epoch"], pcs["shard_id"])
+    return pcs
+
+
+def test_a_valid_pcs_parses():
+    pcs = make_pcs()
+    assert parse_pcs(json.dumps(pcs))["pcs_id"] == pcs["pcs_id"]
+
+
+def test_unknown_fields_are_ignored():
+    pcs = make_pcs(extra_field={"anything": [1, 2]})
+    assert parse_pcs(json.dumps(pcs))["pcs_id"] == pcs["pcs_id"]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "pcs_id",
+        "schema",
+        "version",
+        "shard_id",
+        "epoch",
+        "scales",
+        "N_j",
+        "coh_star",
+        "D_hat",
+        "r",
+        "regime",
+        "budget",
+        "merkle_root",
+    ],
+)
+def test_each_missing_required_field_is_named(field):
+    pcs = make_pcs()
+    del pcs[field]
+    assert errors_of(pcs)[field] == ["This field is required."]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("epoch", "7"),
+        ("epoch", 1.5),
+        ("D_hat", "0.8"),
+        ("coh_star", None),
+        ("r", []),
+        ("scales", "2,4"),
+        ("N_j", [3, 5]),
+        ("shard_id", 17),
+        ("regime", 1),
+        ("attempt", "1"),
+        ("ft", "ok"),
+        ("sig", 12),
+    ],
+)
+def test_mistyped_fields_are_named(field, value):
+    assert field in errors_of(make_pcs() | {field: value})
+
+
+@pytest.mark.parametrize("field", ["D_hat", "coh_star", "r", "budget", "epoch"])
+def test_booleans_are_not_numbers(field):
+    assert field in errors_of(make_pcs() | {field: True})
+
+
+def test_a_pcs_id_that_is_not_the_hash_of_root_epoch_shard_is_refused():
+    pcs = make_pcs()
+    pcs["epoch"] += 1
+    assert errors_of(pcs)["pcs_id"] == ["does not equal sha256(merkle_root|epoch|shard_id)"]
+
+
+def test_wrong_schema_name_and_unknown_major_version():
+    errors = errors_of(make_pcs(schema="other", version="1.0"))
+    assert "schema" in errors
+    assert "unknown major version" in errors["version"][0]
+
+
+def test_a_minor_version_bump_is_accepted():
+    assert parse_pcs(json.dumps(make_pcs(version="0.7.2")))
+
+
+def test_non_hex_merkle_root():
+    pcs = make_pcs()
+    pcs["merkle_root"] = "z" * 64
+    assert "merkle_root" in errors_of(pcs)
+
+
+@pytest.mark.parametrize(("scales", "problem"), [([2, 0, 8], "positive"), ([2, -4], "positive"), ([2, 2, 8], "repeat")])
+def test_non_positive_or_duplicate_scales(scales, problem):
+    pcs = make_pcs(scales=scales, N_j={str(s): 3 for s in scales})
+    assert problem in errors_of(pcs)["scales"][0]
+
+
+def test_more_than_64_scales():
+    scales = list(range(1, 66))
+    assert "scales" in errors_of(make_pcs(scales=scales, N_j={str(s): 1 for s in scales}))
+
+
+def test_n_j_keys_must_match_the_scales():
+    errors = errors_of(make_pcs(N_j={"2": 3, "4": 5, "8": 9, "16": 17, "64": 31}))
+    assert "missing keys 32" in errors["N_j"][0] and "unexpected keys 64" in errors["N_j"][0]
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, "9", True])
+def test_n_j_values_must_be_positive_integers(value):
+    assert "N_j" in errors_of(make_pcs(N_j={"2": 3, "4": value, "8": 9, "16": 17, "32": 31}))
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_are_refused_per_field(literal):
+    raw = json.dumps(make_pcs()).replace('"D_hat": 0.857365188', f'"D_hat": {literal}')
+    assert errors_of(raw)["D_hat"] == ["must be a finite number"]
+
+
+@pytest.mark.parametrize("field", ["r", "budget"])
+@pytest.mark.parametrize("value", [-0.01, 1.01])
+def test_r_and_budget_outside_the_unit_interval(field, value):
+    assert errors_of(make_pcs() | {field: value})[field] == ["must be within [0, 1]"]
+
+
+def test_unknown_regime():
+    assert "regime" in errors_of(make_pcs(regime="slippery"))
+
+
+@pytest.mark.parametrize("shard_id", ["", "x" * 129, "tab\there", "naïve"])
+def test_shard_id_must_be_1_to_128_printable_ascii(shard_id):
+    pcs = with_id(make_pcs(shard_id="placeholder") | {"shard_id": shard_id})
+    assert "shard_id" in errors_of(pcs)
+
+
+def test_shard_id_of_128_printable_characters_is_fine():
+    assert parse_pcs(json.dumps(with_id(make_pcs() | {"shard_id": "~" * 128})))
+
+
+def test_negative_epoch():
+    assert errors_of(with_id(make_pcs() | {"epoch": -1}))["epoch"] == ["must be ≥ 0"]
+
+
+def test_duplicate_json_keys_are_refused():
+    raw = json.dumps(make_pcs())[:-1] + ', "r": 0.1}'
+    assert "duplicate JSON key 'r'" in errors_of(raw)[NON_FIELD][0]
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"", b"\xff\xfe", b"[1, 2]", b'"a string"', b"null"])
+def test_invalid_json_or_a_non_object_body(raw):
+    assert NON_FIELD in errors_of(raw)
+
+
+def test_all_problems_are_reported_at_once():
+    errors = errors_of(make_pcs(r=2.0, budget=-1.0, regime="x", schema="y"))
+    assert {"r", "budget", "regime", "schema"} <= errors.keys()

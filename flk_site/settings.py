@@ -1,0 +1,213 @@
+"""Settings of the FLK verifier, every one read from the environment (README "Configuration").
+
+With nothing set the service runs on an embedded SQLite file under ``var/`` with in-process tasks and a
+per-process rate limiter, so one command brings it up; production sets ``DATABASE_URL`` and ``REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from flk_site.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("FLK_VAR_DIR") or BASE_DIR / "var")
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+_DEV_SECRET = "dev-only-insecure-secret-key-never-use-in-production-0123456789"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or ""
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off")
+    SECRET_KEY = _DEV_SECRET
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_prometheus",
+    "calibration",
+    "ingest",
+    "review",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "flk_site.urls"
+WSGI_APPLICATION = "flk_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "flk.sqlite3",
+            "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+        }
+    }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast instead of hanging a worker when the database is unreachable: the submit path answers
+    # 503 + Retry-After and keeps the body in the WAL.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("FLK_DB_CONNECT_TIMEOUT", 3, minimum=1)
+    )
+    if os.environ.get("FLK_TEST_DB_NAME"):
+        DATABASES["default"]["TEST"] = {"NAME": os.environ["FLK_TEST_DB_NAME"]}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis, cache and Celery -------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_DEFAULT_QUEUE = env_str("FLK_CELERY_QUEUE") or "flk"
+
+# --- Auth, i18n, static ------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/review/"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env_str("FLK_STATIC_ROOT") or VAR_DIR / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = True
+try:  # whitenoise warns at every start when the directory is missing (before the first collectstatic)
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+except OSError:
+    pass
+
+# --- REST framework and OpenAPI ----------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "FLK verifier API",
+    "DESCRIPTION": "Verification of Proof-of-Computation Summaries (PCS) sent by agents.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI served from our own static files: nothing is loaded from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- The verifier ------------------------------------------------------------------------------------
+PCS_SIGN_ALG = env_choice("PCS_SIGN_ALG", "none", ("none", "hmac", "ed25519"))
+PCS_HMAC_KEYS = env_list("PCS_HMAC_KEYS") + ([k] if (k := env_str("PCS_HMAC_KEY")) else [])
+PCS_ED25519_PUB_KEYS = env_list("PCS_ED25519_PUB_KEYS") + ([k] if (k := env_str("PCS_ED25519_PUB_B64")) else [])
+FLK_ALLOW_UNSIGNED = env_bool("FLK_ALLOW_UNSIGNED", False)
+if PCS_SIGN_ALG == "none" and not DEBUG and not FLK_ALLOW_UNSIGNED:
+    raise ImproperlyConfigured(
+        "PCS_SIGN_ALG=none accepts unsigned PCS: set PCS_SIGN_ALG=hmac or ed25519 with its keys, "
+        "or FLK_ALLOW_UNSIGNED=1 to run unsigned on purpose"
+    )
+if PCS_SIGN_ALG == "hmac" and not PCS_HMAC_KEYS:
+    raise ImproperlyConfigured("PCS_SIGN_ALG=hmac needs PCS_HMAC_KEY or PCS_HMAC_KEYS")
+if PCS_SIGN_ALG == "ed25519" and not PCS_ED25519_PUB_KEYS:
+    raise ImproperlyConfigured("PCS_SIGN_ALG=ed25519 needs PCS_ED25519_PUB_B64 or PCS_ED25519_PUB_KEYS")
+
+FLK_MAX_BODY_BYTES = env_int("FLK_MAX_BODY_BYTES", 65536, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = FLK_MAX_BODY_BYTES
+FLK_WAL_DIR = Path(env_str("FLK_WAL_DIR") or VAR_DIR / "wal")
+FLK_WAL_RETENTION_DAYS = env_int("FLK_WAL_RETENTION_DAYS", 14, minimum=1)
+TOKEN_RATE = env_float("TOKEN_RATE", 100.0, minimum=0.001)
+TOKEN_BURST = env_float("TOKEN_BURST", 2 * TOKEN_RATE, minimum=1)
+FLK_RETRY_AFTER_SECONDS = env_int("FLK_RETRY_AFTER_SECONDS", 5, minimum=1)
+# How long a process may serve tenants, keys and VerifyParams from memory before re-reading them when
+# no change was announced (announcements travel through the cache; this bounds staleness if one is lost).
+FLK_CONFIG_MAX_AGE_SECONDS = env_float("FLK_CONFIG_MAX_AGE_SECONDS", 30.0, minimum=0.0)
+
+METRICS_USER = env_str("METRICS_USER")
+METRICS_PASS = env_str("METRICS_PASS")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("FLK_LOG_LEVEL") or "INFO"},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

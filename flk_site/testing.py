@@ -1,0 +1,83 @@
+"""Factories shared by the test suite: valid PCS, signatures, request bodies."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+from typing import Any
+
+from agent_client import signing
+from agent_client.pcs import assemble_pcs, sign_pcs
+
+HMAC_KEY = b"testkey"
+ED25519_SEED = bytes(range(32))
+_counter = itertools.count(1)
+
+
+def make_pcs(
+    *,
+    shard_id: str | None = None,
+    epoch: int | None = None,
+    counts: dict | None = None,
+    coh_star: float = 0.73,
+    r: float = 0.87,
+    degraded: bool = False,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """A valid, consistent, unsigned PCS with a fresh pcs_id unless ``shard_id``/``epoch`` pin it."""
+    n = next(_counter)
+    scales = [2, 4, 8, 16, 32]
+    pcs = assemble_pcs(
+        merkle_root=hashlib.sha256(f"events-{n}".encode()).hexdigest(),
+        epoch=n if epoch is None else epoch,
+        shard_id=shard_id or f"shard-{n:04d}",
+        scales=scales,
+        counts=counts or {2: 3, 4: 5, 8: 9, 16: 17, 32: 31},
+        coh_star=coh_star,
+        r=r,
+        v_star=[0.12, 0.98, -0.05],
+        seed=42,
+        degraded=degraded,
+        fallbacks=["coh_star"] if degraded else [],
+    )
+    pcs.update(overrides)
+    return pcs
+
+
+def signed(pcs: dict[str, Any], alg: str = "hmac", key: bytes | None = None) -> dict[str, Any]:
+    key = key if key is not None else (HMAC_KEY if alg == "hmac" else ED25519_SEED)
+    return sign_pcs(pcs, alg, key)
+
+
+def ed25519_public_b64(seed: bytes = ED25519_SEED) -> str:
+    return signing.ed25519_public_key_b64(seed)
+
+
+def body(pcs: dict[str, Any]) -> bytes:
+    return json.dumps(pcs).encode()
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def ensure_defaults() -> None:
+    """Recreate what the data migration made (the default tenant, active VerifyParams v1).
+
+    Transactional tests flush the database, migration data included.
+    """
+    from ingest.models import Tenant, VerifyParams
+
+    Tenant.objects.get_or_create(name="default", defaults={"sign_alg": "none"})
+    if not VerifyParams.objects.filter(is_active=True).exists():
+        VerifyParams.objects.get_or_create(version=1, defaults={"is_active": True, "reason": "Protocol defaults."})
+
+
+def reset_config_memos() -> None:
+    from ingest.keyring import credentials_memo
+    from ingest.params import active_params_memo
+
+    credentials_memo.clear()
+    active_params_memo.clear()

@@ -1,0 +1,167 @@
+"""Tenants and their keys, the versioned verification parameters, and stored PCS outcomes."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from agent_client.regime import BudgetWeights, RegimeThresholds
+
+TENANT_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+DEFAULT_TENANT = "default"
+
+
+class SignAlg(models.TextChoices):
+    NONE = "none", "unsigned"
+    HMAC = "hmac", "HMAC-SHA256"
+    ED25519 = "ed25519", "Ed25519"
+
+
+class Tenant(models.Model):
+    """A customer whose agents submit PCS; named by the ``X-Tenant-Id`` header."""
+
+    name = models.CharField(max_length=64, unique=True, validators=[RegexValidator(TENANT_NAME_PATTERN)])
+    enabled = models.BooleanField(default=True, help_text="A disabled tenant's requests get 401.")
+    sign_alg = models.CharField(
+        "signature algorithm",
+        max_length=8,
+        choices=SignAlg.choices,
+        default=SignAlg.HMAC,
+        help_text="For the 'default' tenant the PCS_SIGN_ALG environment variable decides.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SigningKey(models.Model):
+    """One key a tenant's agents may sign with; several valid at once make a rotation overlap."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="signing_keys")
+    key_id = models.CharField(max_length=64, help_text="Named in errors; never the key itself.")
+    algorithm = models.CharField(max_length=8, choices=SignAlg.choices[1:])
+    # An HMAC secret must be readable to verify with; restrict database access accordingly.
+    secret = models.TextField(blank=True, help_text="HMAC secret (UTF-8).")
+    public_key_b64 = models.CharField(
+        max_length=64, blank=True, help_text="Ed25519 public key, standard base64 of 32 bytes."
+    )
+    valid_from = models.DateTimeField(null=True, blank=True)
+    valid_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tenant", "key_id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "key_id"], name="signing_key_unique_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}/{self.key_id} ({self.algorithm})"
+
+
+def _unit() -> list:
+    return [MinValueValidator(0.0), MaxValueValidator(1.0)]
+
+
+class VerifyParams(models.Model):
+    """One version of the verification parameters. Rows are never edited in place; one is active."""
+
+    version = models.PositiveIntegerField(unique=True)
+    is_active = models.BooleanField(default=False)
+    # Tolerances of the claimed signals.
+    tol_d = models.FloatField("tolD", default=0.15, validators=[MinValueValidator(0.0)])
+    tol_coh = models.FloatField("tolCoh", default=0.05, validators=[MinValueValidator(0.0)])
+    budget_tol = models.FloatField("budget tolerance", default=0.01, validators=[MinValueValidator(0.0)])
+    # Budget formula.
+    base = models.FloatField(default=BudgetWeights.base, validators=_unit())
+    alpha = models.FloatField(default=BudgetWeights.alpha, validators=_unit())
+    beta = models.FloatField(default=BudgetWeights.beta, validators=_unit())
+    gamma = models.FloatField(default=BudgetWeights.gamma, validators=_unit())
+    d0 = models.FloatField("D0", default=BudgetWeights.d0)
+    # Regime thresholds.
+    sticky_coh_min = models.FloatField(default=RegimeThresholds.sticky_coh_min)
+    sticky_d_max = models.FloatField(default=RegimeThresholds.sticky_d_max)
+    non_sticky_d_min = models.FloatField(default=RegimeThresholds.non_sticky_d_min)
+    # Conformal scoring and decision.
+    w_d = models.FloatField("weight of D̂ in the score", default=0.35, validators=_unit())
+    w_coh = models.FloatField("weight of coh★ in the score", default=0.40, validators=_unit())
+    w_r = models.FloatField("weight of r in the score", default=0.25, validators=_unit())
+    r0 = models.FloatField("reference r", default=0.65, validators=[MinValueValidator(1e-9)])
+    delta = models.FloatField(default=0.05)
+    reject_delta = models.FloatField(default=0.005)
+    n_min = models.PositiveIntegerField("minimum calibration size", default=100)
+    audit_rate = models.FloatField("audit sample share of accepted PCS", default=0.02, validators=_unit())
+    dedup_ttl_days = models.PositiveIntegerField("dedup TTL (days)", default=14)
+    # Audit of the change.
+    reason = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+        verbose_name = "verify params version"
+        constraints = [
+            # Exactly one active version: at most one by this index, at least one by activation being a
+            # single transaction that switches the flag from one row to another.
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_verify_params"),
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.version}{' (active)' if self.is_active else ''}"
+
+
+class Decision(models.TextChoices):
+    ACCEPT = "accept"
+    ESCALATE = "escalate"
+    REJECT = "reject"
+
+
+class PcsRecord(models.Model):
+    """The stored outcome of one PCS; the unique (tenant, pcs_id) is the dedup key. Never updated."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="records")
+    pcs_id = models.CharField(max_length=64)
+    shard_id = models.CharField(max_length=128)
+    epoch = models.BigIntegerField()
+    attempt = models.BigIntegerField(default=1)
+    signed_digest = models.CharField(
+        max_length=64, help_text="SHA-256 of the canonical signed subset; a replay must match it."
+    )
+    key_id = models.CharField(max_length=64, blank=True)
+    body = models.JSONField(help_text="The PCS as received.")
+    d_hat = models.FloatField()
+    coh_star = models.FloatField()
+    r = models.FloatField()
+    budget = models.FloatField()
+    regime = models.CharField(max_length=16)
+    recomputed_d_hat = models.FloatField()
+    score = models.FloatField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField()
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    response = models.JSONField(help_text="The answer given on first delivery (dedup false).")
+    params_version = models.PositiveIntegerField()
+    received_at = models.DateTimeField()
+    verified_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "PCS record"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "pcs_id"], name="pcs_unique_per_tenant"),
+        ]
+        indexes = [
+            models.Index(fields=["received_at"], name="pcs_received_at"),
+            models.Index(fields=["tenant", "shard_id"], name="pcs_tenant_shard"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}:{self.pcs_id[:12]}"

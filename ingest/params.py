@@ -1,0 +1,47 @@
+"""The active VerifyParams version as values, for the request path and tasks."""
+
+from __future__ import annotations
+
+from agent_client.regime import BudgetWeights, RegimeThresholds
+from ingest.config_cache import ProcessMemo
+from ingest.models import VerifyParams
+from ingest.verification import VerifyParamsValues
+
+
+def params_values(row: VerifyParams) -> VerifyParamsValues:
+    """Detach a VerifyParams row into the values the pure verification uses."""
+    return VerifyParamsValues(
+        version=row.version,
+        tol_d=row.tol_d,
+        tol_coh=row.tol_coh,
+        budget_tol=row.budget_tol,
+        budget=BudgetWeights(base=row.base, alpha=row.alpha, beta=row.beta, gamma=row.gamma, d0=row.d0),
+        regimes=RegimeThresholds(
+            sticky_coh_min=row.sticky_coh_min,
+            sticky_d_max=row.sticky_d_max,
+            non_sticky_d_min=row.non_sticky_d_min,
+        ),
+        w_d=row.w_d,
+        w_coh=row.w_coh,
+        w_r=row.w_r,
+        r0=row.r0,
+        delta=row.delta,
+        reject_delta=row.reject_delta,
+        n_min=row.n_min,
+        audit_rate=row.audit_rate,
+        dedup_ttl_days=row.dedup_ttl_days,
+    )
+
+
+class NoActiveParams(RuntimeError):
+    """No VerifyParams version is active: the service cannot verify until an admin activates one."""
+
+
+def _load_active(_key: str) -> VerifyParamsValues:
+    row = VerifyParams.objects.filter(is_active=True).first()
+    if row is None:
+        raise NoActiveParams("no active VerifyParams version")
+    return params_values(row)
+
+
+active_params_memo: ProcessMemo[VerifyParamsValues] = ProcessMemo(_load_active)

@@ -1,0 +1,213 @@
+"""The business operations of ingest: ``submit_pcs`` (the request path) and ``get_outcome``.
+
+Order matters (DESIGN.md section 3): size and rate limits and the durable WAL append come before any
+parsing; the signature is checked before dedup; the verdict is computed by a pure function; the outcome
+is stored by one ``INSERT ... ON CONFLICT DO NOTHING`` so that concurrent identical submissions produce
+one row and identical answers. Views, the WAL replay and tests all call these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.utils import timezone
+
+from agent_client.canonical import signing_digest
+from agent_client.schema import PcsInvalid, parse_pcs
+from ingest import keyring, store
+from ingest.config_cache import current_generation
+from ingest.keyring import SignatureRejected, TenantCredentials
+from ingest.params import NoActiveParams, active_params_memo
+from ingest.signals import outcome_stored
+from ingest.verification import Verdict, VerifyParamsValues, verify_pcs
+
+log = logging.getLogger("flk.ingest")
+TENANT_HEADER_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+DEFAULT_TENANT = "default"
+
+
+@dataclass
+class Answer:
+    """An HTTP answer as values: the view turns it into a response."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    # Set once the outcome is known, for logs and metrics; never the body.
+    pcs_id: str = ""
+    tenant: str = ""
+    dedup: bool = False
+
+
+def error(status: int, code: str, detail: str, **extra: Any) -> Answer:
+    return Answer(status, {"detail": detail, "code": code, **extra})
+
+
+def unavailable(detail: str, code: str) -> Answer:
+    answer = error(503, code, detail)
+    answer.headers["Retry-After"] = str(settings.FLK_RETRY_AFTER_SECONDS)
+    return answer
+
+
+def resolve_tenant(header: str | None) -> TenantCredentials | Answer:
+    """The credentials of the tenant named by ``X-Tenant-Id`` (``default`` when absent), or an error."""
+    name = DEFAULT_TENANT if header is None else header
+    if not TENANT_HEADER_PATTERN.fullmatch(name):
+        return Answer(400, {"X-Tenant-Id": ["must be 1–64 characters of A-Z a-z 0-9 _ . -"]})
+    creds = keyring.credentials_memo.get(name, current_generation())
+    if creds is None:
+        return error(401, "unknown_tenant", f"unknown tenant {name!r}")
+    if not creds.enabled:
+        return error(401, "tenant_disabled", f"tenant {name!r} is disabled")
+    return creds
+
+
+def is_json_content_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def submit_pcs(tenant_header: str | None, content_type: str | None, body: bytes) -> Answer:
+    """POST /v1/pcs/submit after the size limit: tenant, WAL, parse, signature, dedup, verify, store."""
+    if not is_json_content_type(content_type):
+        return error(
+            415, "unsupported_media_type", f"Unsupported media type {content_type or ''!r}: send application/json."
+        )
+    try:
+        creds = resolve_tenant(tenant_header)
+        if isinstance(creds, Answer):
+            return creds
+        # Step 2 (rate limit) and step 3 (durable WAL append) stand here, before anything is parsed.
+        received_at = timezone.now()
+        return process_body(creds, body, received_at)
+    except (OperationalError, InterfaceError):
+        log.warning("database_unavailable", extra={"event": "database_unavailable"})
+        return unavailable("the database is unavailable; the PCS was not stored, retry later", "database_unavailable")
+    except NoActiveParams:
+        log.error("no_active_verify_params")
+        return unavailable("no VerifyParams version is active; an admin must activate one", "no_active_params")
+
+
+def process_body(creds: TenantCredentials, body: bytes, received_at: datetime) -> Answer:
+    """Steps 4–9 for one body already made durable: shared by the request path and the WAL replay."""
+    try:
+        pcs = parse_pcs(body)
+    except PcsInvalid as exc:
+        return Answer(400, exc.errors, tenant=creds.name)
+
+    digest = signing_digest(pcs)
+    try:
+        key_id = keyring.check_signature(creds, digest, pcs.get("sig"), received_at)
+    except SignatureRejected as exc:
+        log.info("signature_rejected", extra={"event": "signature_rejected", "pcs_id": pcs["pcs_id"],
+                                              "tenant": creds.name, "code": exc.code})  # fmt: skip
+        return error(401, exc.code, exc.detail, key_ids=list(exc.key_ids), pcs_id=pcs["pcs_id"])
+
+    params = active_params_memo.get("active", current_generation())
+    verdict = verify_pcs(pcs, params)
+    return store_verdict(creds, pcs, digest.hex(), key_id, params, verdict, received_at)
+
+
+def first_response(pcs: dict[str, Any], verdict: Verdict, params: VerifyParamsValues) -> dict[str, Any]:
+    return {
+        "pcs_id": pcs["pcs_id"],
+        "accepted": verdict.accepted,
+        "decision": verdict.decision,
+        "reasons": [c.as_dict() for c in verdict.failed_checks],
+        "recomputed": {"D_hat": verdict.recomputed_d_hat, "regime": verdict.regime, "budget": verdict.budget},
+        "params_version": params.version,
+        "dedup": False,
+    }
+
+
+def store_verdict(
+    creds: TenantCredentials,
+    pcs: dict[str, Any],
+    signed_digest: str,
+    key_id: str,
+    params: VerifyParamsValues,
+    verdict: Verdict,
+    received_at: datetime,
+) -> Answer:
+    """Store the first outcome for (tenant, pcs_id), or answer with the one already stored."""
+    response = first_response(pcs, verdict, params)
+    record = store.NewRecord(
+        tenant_id=creds.tenant_id,
+        pcs_id=pcs["pcs_id"],
+        shard_id=pcs["shard_id"],
+        epoch=pcs["epoch"],
+        attempt=pcs.get("attempt", 1),
+        signed_digest=signed_digest,
+        key_id=key_id,
+        body=pcs,
+        d_hat=pcs["D_hat"],
+        coh_star=pcs["coh_star"],
+        r=pcs["r"],
+        budget=pcs["budget"],
+        regime=pcs["regime"],
+        recomputed_d_hat=verdict.recomputed_d_hat,
+        score=None,
+        status_code=verdict.http_status,
+        decision=verdict.decision,
+        response=response,
+        params_version=params.version,
+        received_at=received_at,
+        verified_at=timezone.now(),
+    )
+    record_id = store.insert_first(record)
+    if record_id is not None:
+        _announce_outcome(creds, record_id, pcs, verdict, params)
+        return Answer(verdict.http_status, response, pcs_id=pcs["pcs_id"], tenant=creds.name)
+    return replay_answer(creds, pcs["pcs_id"], signed_digest)
+
+
+def replay_answer(creds: TenantCredentials, pcs_id: str, signed_digest: str) -> Answer:
+    """The stored answer for a replay (``dedup: true``), or 409 when the signed subset differs."""
+    stored = store.stored_outcome(creds.tenant_id, pcs_id)
+    if stored is None:  # only if the row was purged between the insert and this read
+        return unavailable("the stored outcome changed during the request; retry", "dedup_race")
+    if stored.signed_digest != signed_digest:
+        return error(
+            409,
+            "pcs_id_conflict",
+            "a PCS with this pcs_id and a different signed subset was already stored; a replay must be the same PCS",
+            pcs_id=pcs_id,
+        )
+    return Answer(stored.status_code, {**stored.response, "dedup": True}, pcs_id=pcs_id, tenant=creds.name, dedup=True)
+
+
+def _announce_outcome(
+    creds: TenantCredentials, record_id: int, pcs: dict[str, Any], verdict: Verdict, params: VerifyParamsValues
+) -> None:
+    # Step 9 (metrics and follow-up work) never fails the request: receivers' errors are only logged.
+    for receiver, result in outcome_stored.send_robust(
+        sender=store.NewRecord, record_id=record_id, tenant_id=creds.tenant_id, tenant=creds.name,
+        pcs_id=pcs["pcs_id"], decision=verdict.decision, verdict=verdict, params=params,
+    ):  # fmt: skip
+        if isinstance(result, Exception):
+            log.error("outcome_follow_up_failed", extra={"event": "outcome_follow_up_failed",
+                      "pcs_id": pcs["pcs_id"], "receiver": getattr(receiver, "__name__", str(receiver))},
+                      exc_info=result)  # fmt: skip
+
+
+def get_outcome(tenant_header: str | None, pcs_id: str) -> Answer:
+    """GET /v1/pcs/<pcs_id>: the stored outcome of the tenant's PCS."""
+    try:
+        creds = resolve_tenant(tenant_header)
+        if isinstance(creds, Answer):
+            return creds
+        stored = store.stored_outcome(creds.tenant_id, pcs_id)
+    except (OperationalError, InterfaceError):
+        return unavailable("the database is unavailable, retry later", "database_unavailable")
+    if stored is None:
+        return error(404, "not_found", "no PCS with this pcs_id for this tenant")
+    return Answer(200, {**stored.response, "status_code": stored.status_code, "dedup": False},
+                  pcs_id=pcs_id, tenant=creds.name)  # fmt: skip

@@ -1,0 +1,117 @@
+"""POST /v1/pcs/submit: verdicts, answers and what is stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flk_site.testing import make_pcs, signed
+from ingest.models import PcsRecord
+
+VECTORS = json.loads((Path(__file__).parents[2] / "agent_client/tests/vectors/pcs_vectors.json").read_text())
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("case", VECTORS["pcs"], ids=lambda c: c["name"])
+def test_golden_pcs_get_their_expected_answer(hmac_default_tenant, submit, case):
+    response = submit(case["pcs"])
+    answer = response.json()
+    assert response.status_code == case["verify"]["http_status"]
+    assert answer["decision"] == case["verify"]["decision"]
+    assert answer["accepted"] is (case["verify"]["decision"] == "accept")
+    assert [r["code"] for r in answer["reasons"]] == case["verify"]["failed_checks"]
+    assert answer["recomputed"] == {
+        "D_hat": case["verify"]["recomputed_D_hat"],
+        "regime": case["verify"]["expected_regime"],
+        "budget": case["verify"]["expected_budget"],
+    }
+    assert answer["params_version"] == 1
+    assert answer["dedup"] is False
+    assert PcsRecord.objects.get(pcs_id=case["pcs"]["pcs_id"]).status_code == response.status_code
+
+
+def test_the_record_keeps_the_body_and_outcome(hmac_default_tenant, submit):
+    pcs = signed(make_pcs())
+    submit(pcs)
+    record = PcsRecord.objects.get(pcs_id=pcs["pcs_id"])
+    assert record.tenant.name == "default"
+    assert record.body == pcs
+    assert record.decision == "accept"
+    assert record.key_id == "env-hmac-1"
+    assert record.response["pcs_id"] == pcs["pcs_id"]
+    assert record.params_version == 1
+
+
+def test_field_errors_come_back_drf_style_and_store_nothing(hmac_default_tenant, submit):
+    pcs = signed(make_pcs(r=1.5))
+    response = submit(pcs)
+    assert response.status_code == 400
+    assert response.json() == {"r": ["must be within [0, 1]"]}
+    assert not PcsRecord.objects.exists()
+
+
+@pytest.mark.parametrize("raw", [b"{oops", b"[]", b"42", b"   "])
+def test_invalid_json_or_non_object_is_400(unsigned_default_tenant, submit, raw):
+    response = submit(raw)
+    assert response.status_code == 400
+    assert "non_field_errors" in response.json()
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_a_body_that_is_not_declared_json_is_415(unsigned_default_tenant, submit, content_type):
+    response = submit(make_pcs(), content_type=content_type)
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsupported_media_type"
+
+
+def test_json_with_a_charset_is_accepted(unsigned_default_tenant, submit):
+    assert submit(make_pcs(), content_type="application/json; charset=utf-8").status_code == 200
+
+
+def test_a_body_over_the_limit_is_413_and_not_stored(unsigned_default_tenant, submit, settings):
+    settings.FLK_MAX_BODY_BYTES = 2048
+    pcs = make_pcs(padding="x" * 4096)
+    response = submit(pcs)
+    assert response.status_code == 413
+    assert not PcsRecord.objects.exists()
+
+
+@pytest.mark.parametrize("header", ["", "a" * 65, "bad tenant", "tenant/1", "ü"])
+def test_a_malformed_tenant_header_is_400(unsigned_default_tenant, submit, header):
+    response = submit(make_pcs(), tenant=header)
+    assert response.status_code == 400
+    assert "X-Tenant-Id" in response.json()
+
+
+def test_an_unknown_tenant_is_401(unsigned_default_tenant, submit):
+    response = submit(make_pcs(), tenant="nobody")
+    assert response.status_code == 401
+    assert response.json()["code"] == "unknown_tenant"
+
+
+def test_a_disabled_tenant_is_401(make_tenant, submit):
+    make_tenant("paused", sign_alg="none", enabled=False)
+    response = submit(make_pcs(), tenant="paused")
+    assert response.status_code == 401
+    assert response.json()["code"] == "tenant_disabled"
+
+
+def test_a_liar_is_escalated_with_202_and_the_reason(hmac_default_tenant, submit):
+    pcs = make_pcs()
+    pcs["D_hat"] = 1.4
+    response = submit(signed(pcs))
+    assert response.status_code == 202
+    assert response.json()["decision"] == "escalate"
+    assert response.json()["reasons"][0]["code"] == "D_hat_tolerance"
+
+
+def test_unsigned_submissions_are_accepted_when_signing_is_off(unsigned_default_tenant, submit):
+    assert submit(make_pcs()).status_code == 200
+
+
+def test_the_accept_path_makes_one_query_after_warm_up(hmac_default_tenant, submit, django_assert_num_queries):
+    submit(signed(make_pcs()))  # loads tenant, keys and params into the process
+    with django_assert_num_queries(1):
+        assert submit(signed(make_pcs())).status_code == 200

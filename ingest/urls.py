@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from ingest import views
+
+urlpatterns = [
+    path("v1/pcs/submit", views.SubmitView.as_view(), name="pcs-submit"),
+    path("v1/pcs/<str:pcs_id>", views.OutcomeView.as_view(), name="pcs-outcome"),
+]

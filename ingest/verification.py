@@ -1,0 +1,127 @@
+"""Verification of a validated PCS against one version of VerifyParams: a pure function of values.
+
+No ORM and no settings here, so the same code runs in a request, in WAL replay, in a what-if over a draft
+version and in tests. Every failing check is reported with a stable code (the golden vectors'
+``failed_checks`` names) and a sentence for people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent_client.canonical import round9
+from agent_client.dimension import theil_sen_dhat
+from agent_client.regime import BudgetWeights, RegimeThresholds, classify_regime, compute_budget
+
+ACCEPT = "accept"
+ESCALATE = "escalate"
+REJECT = "reject"
+
+D_HAT_TOLERANCE = "D_hat_tolerance"
+COH_STAR_BOUNDS = "coh_star_bounds"
+REGIME_MISMATCH = "regime_mismatch"
+BUDGET_DEVIATION = "budget_deviation"
+DEGRADED = "degraded"
+
+
+@dataclass(frozen=True)
+class VerifyParamsValues:
+    """The values of one VerifyParams version, detached from the database row."""
+
+    version: int = 0
+    tol_d: float = 0.15
+    tol_coh: float = 0.05
+    budget_tol: float = 0.01
+    budget: BudgetWeights = field(default_factory=BudgetWeights)
+    regimes: RegimeThresholds = field(default_factory=RegimeThresholds)
+    w_d: float = 0.35
+    w_coh: float = 0.40
+    w_r: float = 0.25
+    r0: float = 0.65
+    delta: float = 0.05
+    reject_delta: float = 0.005
+    n_min: int = 100
+    audit_rate: float = 0.02
+    dedup_ttl_days: int = 14
+
+
+@dataclass(frozen=True)
+class FailedCheck:
+    code: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: str
+    failed_checks: tuple[FailedCheck, ...]
+    recomputed_d_hat: float
+    regime: str
+    budget: float
+
+    @property
+    def accepted(self) -> bool:
+        return self.decision == ACCEPT
+
+    @property
+    def http_status(self) -> int:
+        return 200 if self.accepted else 202
+
+
+def verify_pcs(pcs: Mapping[str, Any], params: VerifyParamsValues) -> Verdict:
+    """Recompute D̂, regime and budget and check the claims; any failed check escalates.
+
+    Regime and budget are recomputed from the *claimed* D̂ so that each lie shows up in exactly one
+    check: a wrong D̂ fails ``D_hat_tolerance``; a budget inconsistent with the claimed signals fails
+    ``budget_deviation``.
+    """
+    d_claimed = pcs["D_hat"]
+    coh = pcs["coh_star"]
+    d_recomputed = theil_sen_dhat(pcs["scales"], pcs["N_j"])
+    regime = classify_regime(d_claimed, coh, params.regimes)
+    budget = compute_budget(d_claimed, coh, pcs["r"], params.budget)
+
+    failed: list[FailedCheck] = []
+    if abs(d_claimed - d_recomputed) > params.tol_d:
+        failed.append(
+            FailedCheck(
+                D_HAT_TOLERANCE,
+                f"claimed D_hat {d_claimed:.6g} differs from the recomputed {d_recomputed:.6g} "
+                f"by more than tolD {params.tol_d:g}",
+            )
+        )
+    coh_max = 1.0 + params.tol_coh
+    if not 0.0 <= coh <= coh_max:
+        failed.append(FailedCheck(COH_STAR_BOUNDS, f"coh_star {coh:.6g} is outside [0, {coh_max:g}]"))
+    if pcs["regime"] != regime:
+        failed.append(
+            FailedCheck(
+                REGIME_MISMATCH,
+                f"claimed regime {pcs['regime']!r} but the claimed signals give {regime!r}",
+            )
+        )
+    if abs(pcs["budget"] - budget) > params.budget_tol:
+        failed.append(
+            FailedCheck(
+                BUDGET_DEVIATION,
+                f"claimed budget {pcs['budget']:.6g} differs from the recomputed {budget:.6g} "
+                f"by more than {params.budget_tol:g}",
+            )
+        )
+    ft = pcs.get("ft")
+    if isinstance(ft, dict) and ft.get("degraded") is True:
+        fallbacks = ", ".join(ft.get("fallbacks") or []) or "none named"
+        failed.append(FailedCheck(DEGRADED, f"the agent marked this PCS degraded (fallbacks: {fallbacks})"))
+
+    return Verdict(
+        decision=ESCALATE if failed else ACCEPT,
+        failed_checks=tuple(failed),
+        recomputed_d_hat=round9(d_recomputed),
+        regime=regime,
+        budget=round9(budget),
+    )

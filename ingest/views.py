@@ -1,0 +1,99 @@
+"""HTTP views of the ingest API: thin wrappers that call one service and render its Answer."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.views import APIView
+
+from agent_client.schema import PCS_JSON_SCHEMA
+from ingest.services import Answer, error, get_outcome, submit_pcs
+
+_PCS_ID = re.compile(r"[0-9a-f]{64}")
+TENANT_PARAMETER = OpenApiParameter(
+    "X-Tenant-Id", str, OpenApiParameter.HEADER, required=False,
+    description="The tenant, 1–64 characters of [A-Za-z0-9_.-]; `default` when absent.",
+)  # fmt: skip
+_VERDICT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "pcs_id": {"type": "string"},
+        "accepted": {"type": "boolean"},
+        "decision": {"type": "string", "enum": ["accept", "escalate", "reject"]},
+        "reasons": {"type": "array", "items": {"type": "object", "properties": {
+            "code": {"type": "string"}, "detail": {"type": "string"}}}},
+        "recomputed": {"type": "object", "properties": {
+            "D_hat": {"type": "number"}, "regime": {"type": "string"}, "budget": {"type": "number"}}},
+        "params_version": {"type": "integer"},
+        "dedup": {"type": "boolean", "description": "true when this answer is a replay of the stored one"},
+    },
+}  # fmt: skip
+_ERROR_SCHEMA = {"type": "object", "properties": {"detail": {"type": "string"}, "code": {"type": "string"}}}
+
+
+def render(answer: Answer) -> HttpResponse:
+    response = HttpResponse(
+        json.dumps(answer.body, separators=(",", ":"), ensure_ascii=False),
+        status=answer.status,
+        content_type="application/json",
+    )
+    for name, value in answer.headers.items():
+        response[name] = value
+    return response
+
+
+class SubmitView(APIView):
+    """Reads the raw body itself: the WAL must hold the bytes as sent, and parsing is the schema's job."""
+
+    @extend_schema(
+        operation_id="pcs_submit",
+        summary="Submit a PCS for verification",
+        description=(
+            "200 when accepted, 202 when escalated or rejected; a replay of the same PCS returns the "
+            "stored answer with `dedup: true`. 400 field errors, 401 signature or tenant, 409 same "
+            "pcs_id with a different signed subset, 413 body too large, 415 not JSON, 429 rate limited, "
+            "503 retry later (`Retry-After`)."
+        ),
+        parameters=[TENANT_PARAMETER],
+        request={"application/json": PCS_JSON_SCHEMA},
+        responses={
+            200: OpenApiResponse(_VERDICT_SCHEMA, description="accepted"),
+            202: OpenApiResponse(_VERDICT_SCHEMA, description="escalated or rejected"),
+            400: OpenApiResponse({"type": "object"}, description="field errors, DRF format"),
+            401: OpenApiResponse(_ERROR_SCHEMA, description="unknown tenant or bad signature"),
+            409: OpenApiResponse(_ERROR_SCHEMA, description="pcs_id reused with a different signed subset"),
+            413: OpenApiResponse(_ERROR_SCHEMA), 415: OpenApiResponse(_ERROR_SCHEMA),
+            429: OpenApiResponse(_ERROR_SCHEMA), 503: OpenApiResponse(_ERROR_SCHEMA),
+        },
+        examples=[OpenApiExample("401", value={"detail": "...", "code": "signature_invalid", "key_ids": ["k1"]},
+                                 response_only=True, status_codes=["401"])],
+    )  # fmt: skip
+    def post(self, request: HttpRequest) -> HttpResponse:
+        raw = request._request if hasattr(request, "_request") else request
+        limit = settings.FLK_MAX_BODY_BYTES
+        too_large = error(413, "body_too_large", f"body exceeds {limit} bytes")
+        # Refuse on the declared length without reading; read at most one byte past the limit otherwise.
+        length = raw.META.get("CONTENT_LENGTH") or ""
+        if length.isdigit() and int(length) > limit:
+            return render(too_large)
+        body = raw.read(limit + 1)
+        if len(body) > limit:
+            return render(too_large)
+        return render(submit_pcs(raw.META.get("HTTP_X_TENANT_ID"), raw.META.get("CONTENT_TYPE"), body))
+
+
+class OutcomeView(APIView):
+    @extend_schema(
+        operation_id="pcs_outcome",
+        summary="The stored outcome of a PCS",
+        parameters=[TENANT_PARAMETER],
+        responses={200: OpenApiResponse(_VERDICT_SCHEMA), 404: OpenApiResponse(_ERROR_SCHEMA)},
+    )
+    def get(self, request: HttpRequest, pcs_id: str) -> HttpResponse:
+        if not _PCS_ID.fullmatch(pcs_id):
+            return render(error(404, "not_found", "pcs_id must be 64 lowercase hexadecimal characters"))
+        return render(get_outcome(request.META.get("HTTP_X_TENANT_ID"), pcs_id))
