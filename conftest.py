@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.core.servers.basehttp import ThreadedWSGIServer
 
-from flk_site.testing import HMAC_KEY, body, ensure_defaults, reset_config_memos
+from flk_site.testing import HMAC_KEY, ServiceProcess, body, ensure_defaults, reset_config_memos
 
 # The live test server listens with socketserver's backlog of 5; tests that open fifty connections at once
 # would see resets from the kernel, not from the service.
@@ -75,3 +75,38 @@ def make_tenant(db):
         return tenant
 
     return _make
+
+
+@pytest.fixture
+def gunicorn_service(transactional_db, tmp_path):
+    """Start ``gunicorn flk_site.wsgi`` against the test database: gunicorn_service(PCS_SIGN_ALG="hmac", ...).
+
+    The default tenant signs with HMAC key "testkey" unless overridden. Returns a ServiceProcess; every
+    started service is stopped after the test.
+    """
+    import os
+
+    from django.db import connection
+
+    ensure_defaults()
+    started: list[ServiceProcess] = []
+    db = connection.settings_dict
+
+    def _start(workers: int = 2, **env: str) -> ServiceProcess:
+        base = {
+            "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
+            "DJANGO_SECRET_KEY": "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+            "DJANGO_DEBUG": "0",
+            "PCS_SIGN_ALG": "hmac",
+            "PCS_HMAC_KEY": HMAC_KEY.decode(),
+            "FLK_VAR_DIR": str(tmp_path / "var"),
+            "FLK_WAL_DIR": str(tmp_path / "wal"),
+        }
+        service = ServiceProcess({**base, **env}, workers=workers)
+        started.append(service)
+        return service
+
+    yield _start
+    for service in started:
+        service.stop()

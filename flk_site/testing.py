@@ -81,3 +81,67 @@ def reset_config_memos() -> None:
 
     credentials_memo.clear()
     active_params_memo.clear()
+
+
+class ServiceProcess:
+    """``gunicorn flk_site.wsgi`` in a subprocess on a free loopback port, configured by environment.
+
+    Used by tests that need the service as operators run it: several workers, real signals, SIGKILL.
+    """
+
+    def __init__(self, env: dict[str, str], workers: int = 2, cwd: str | None = None):
+        import os
+        import socket
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        root = Path(__file__).resolve().parent.parent
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "flk_site.settings", "WEB_CONCURRENCY": str(workers), **env}
+        self.log_path = Path(env.get("FLK_VAR_DIR", "/tmp")) / f"gunicorn-{self.port}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [gunicorn, "flk_site.wsgi", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers)],
+            cwd=cwd or root,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        import time
+
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                requests.get(f"{self.url}/v1/pcs/{'0' * 64}", timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError(f"gunicorn did not answer in {timeout}s: {self.log_path.read_text()[-3000:]}")
+
+    def kill(self, sig: int = 9) -> None:
+        """Send ``sig`` to gunicorn's whole process group (master and workers)."""
+        import os
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        import signal
+
+        self.kill(signal.SIGTERM)
+        self._log.close()

@@ -31,6 +31,14 @@ class Tenant(models.Model):
         default=SignAlg.HMAC,
         help_text="For the 'default' tenant the PCS_SIGN_ALG environment variable decides.",
     )
+    rate_per_second = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.001)],
+        help_text="Token-bucket refill rate for this tenant; empty uses TOKEN_RATE.",
+    )  # fmt: skip
+    burst = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(1.0)],
+        help_text="Token-bucket size for this tenant; empty uses TOKEN_BURST.",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -145,7 +153,10 @@ class PcsRecord(models.Model):
     budget = models.FloatField()
     regime = models.CharField(max_length=16)
     recomputed_d_hat = models.FloatField()
-    score = models.FloatField(null=True, blank=True)
+    score = models.FloatField(null=True, blank=True, help_text="Nonconformity score of the signals.")
+    audit_sample = models.BooleanField(
+        default=False, help_text="Chosen at random among accepted PCS to be labelled for calibration."
+    )
     status_code = models.PositiveSmallIntegerField()
     decision = models.CharField(max_length=16, choices=Decision.choices)
     response = models.JSONField(help_text="The answer given on first delivery (dedup false).")

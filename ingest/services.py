@@ -155,6 +155,7 @@ def store_verdict(
         regime=pcs["regime"],
         recomputed_d_hat=verdict.recomputed_d_hat,
         score=None,
+        audit_sample=False,
         status_code=verdict.http_status,
         decision=verdict.decision,
         response=response,

@@ -14,7 +14,7 @@ from ingest.models import PcsRecord
 _TABLE = PcsRecord._meta.db_table
 _COLUMNS = (
     "tenant_id", "pcs_id", "shard_id", "epoch", "attempt", "signed_digest", "key_id", "body",
-    "d_hat", "coh_star", "r", "budget", "regime", "recomputed_d_hat", "score", "status_code",
+    "d_hat", "coh_star", "r", "budget", "regime", "recomputed_d_hat", "score", "audit_sample", "status_code",
     "decision", "response", "params_version", "received_at", "verified_at",
 )  # fmt: skip
 # One statement, one round trip: the first writer inserts; a concurrent or later writer of the same
@@ -52,6 +52,7 @@ class NewRecord:
     regime: str
     recomputed_d_hat: float
     score: float | None
+    audit_sample: bool
     status_code: int
     decision: str
     response: dict[str, Any]
