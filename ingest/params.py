@@ -45,3 +45,30 @@ def _load_active(_key: str) -> VerifyParamsValues:
 
 
 active_params_memo: ProcessMemo[VerifyParamsValues] = ProcessMemo(_load_active)
+
+
+def calibration_params():
+    """The active version's values calibration needs (FLK_CALIBRATION_PARAMS_PROVIDER points here)."""
+    from calibration.services import CalibrationParams
+    from ingest.config_cache import current_generation
+
+    params = active_params_memo.get("active", current_generation())
+    return CalibrationParams(
+        delta=params.delta,
+        reject_delta=params.reject_delta,
+        n_min=params.n_min,
+        audit_rate=params.audit_rate,
+        params_version=params.version,
+    )
+
+
+def recent_traffic_scores(tenant: str, since, limit: int) -> list[float]:
+    """The newest scores of a tenant's stored PCS since ``since`` (FLK_CALIBRATION_TRAFFIC_PROVIDER)."""
+    from ingest.models import PcsRecord
+
+    rows = (
+        PcsRecord.objects.filter(tenant__name=tenant, received_at__gte=since, score__isnull=False)
+        .order_by("-received_at")
+        .values_list("score", flat=True)[:limit]
+    )
+    return list(rows)

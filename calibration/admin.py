@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from calibration.models import CalibrationLabel, CalibrationSnapshot, DriftReport, MiscoverageReport, TenantCalibration
+
+
+@admin.register(TenantCalibration)
+class TenantCalibrationAdmin(admin.ModelAdmin):
+    list_display = ["tenant", "include_escalation_labels"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Written by the services and tasks only; admins read."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(CalibrationLabel)
+class CalibrationLabelAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "pcs_id", "label", "provenance", "score", "labelled_at"]
+    list_filter = ["label", "provenance", "tenant"]
+    search_fields = ["pcs_id"]
+
+
+@admin.register(CalibrationSnapshot)
+class CalibrationSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ["id", "tenant", "n", "delta", "threshold", "params_version", "created_at"]
+    list_filter = ["tenant"]
+    exclude = ["scores"]
+
+
+@admin.register(DriftReport)
+class DriftReportAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "p_value", "statistic", "n_recent", "n_calibration", "drift_detected", "created_at"]
+    list_filter = ["drift_detected", "tenant"]
+
+
+@admin.register(MiscoverageReport)
+class MiscoverageReportAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "rate", "delta", "escalated", "total", "p_value", "created_at"]
+    list_filter = ["tenant"]

@@ -1,0 +1,396 @@
+"""The business operations of calibration: labels in, snapshots out, and the monitors.
+
+Views, Celery tasks, the ``recalibrate`` command and the review queue call these functions; none of them
+re-implements one. Calibration never imports ingest or review: tenants are names, scores are values, and
+what it needs from VerifyParams comes through the provider named by ``FLK_CALIBRATION_PARAMS_PROVIDER``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from calibration import conformal
+from calibration.models import (
+    GLOBAL_SET,
+    CalibrationLabel,
+    CalibrationSnapshot,
+    DriftReport,
+    Label,
+    MiscoverageReport,
+    Provenance,
+    Source,
+    TenantCalibration,
+)
+
+log = logging.getLogger("flk.calibration")
+GENERATION_KEY = "flk:calibration-generation"
+PENDING_KEY = "flk:calibration-pending:{tenant}"
+
+
+@dataclass(frozen=True)
+class CalibrationParams:
+    """What calibration needs from the active VerifyParams version."""
+
+    delta: float = 0.05
+    reject_delta: float = 0.005
+    n_min: int = 100
+    audit_rate: float = 0.02
+    params_version: int = 0
+
+
+def params_provider() -> Callable[[], CalibrationParams]:
+    return import_string(getattr(settings, "FLK_CALIBRATION_PARAMS_PROVIDER", "ingest.params.calibration_params"))
+
+
+def traffic_scores_provider() -> Callable[[str, datetime, int], list[float]]:
+    return import_string(getattr(settings, "FLK_CALIBRATION_TRAFFIC_PROVIDER", "ingest.params.recent_traffic_scores"))
+
+
+# --- Labels ------------------------------------------------------------------------------------------
+
+
+def record_label(
+    *,
+    tenant: str,
+    pcs_id: str,
+    score: float | None,
+    label: str,
+    provenance: str,
+    labelled_at: datetime | None = None,
+) -> None:
+    """Store a label of one PCS (a relabel replaces the previous one) and schedule the tenant's recalibration."""
+    if label not in Label.values:
+        raise ValueError(f"label must be one of {Label.values}, got {label!r}")
+    if provenance not in Provenance.values:
+        raise ValueError(f"provenance must be one of {Provenance.values}, got {provenance!r}")
+    row = CalibrationLabel(
+        tenant=tenant,
+        pcs_id=pcs_id,
+        score=score,
+        label=label,
+        provenance=provenance,
+        labelled_at=labelled_at or timezone.now(),
+    )
+    # INSERT ... ON CONFLICT (tenant, pcs_id) DO UPDATE: two reviewers labelling at once leave one row, the
+    # last writer's, without a read-then-write race.
+    CalibrationLabel.objects.bulk_create(
+        [row],
+        update_conflicts=True,
+        unique_fields=["tenant", "pcs_id"],
+        update_fields=["score", "label", "provenance", "labelled_at"],
+    )
+    log.info("calibration_label_recorded", extra={"event": "calibration_label_recorded", "tenant": tenant,
+                                                  "pcs_id": pcs_id, "label": label, "provenance": provenance})  # fmt: skip
+    transaction.on_commit(lambda: schedule_recalibration(tenant))
+
+
+def withdraw_label(*, tenant: str, pcs_id: str) -> None:
+    """Remove the label of one PCS (a reviewer's undo) and schedule the tenant's recalibration."""
+    deleted, _ = CalibrationLabel.objects.filter(tenant=tenant, pcs_id=pcs_id).delete()
+    if deleted:
+        log.info("calibration_label_withdrawn", extra={"event": "calibration_label_withdrawn", "tenant": tenant,
+                                                       "pcs_id": pcs_id})  # fmt: skip
+        transaction.on_commit(lambda: schedule_recalibration(tenant))
+
+
+def label_for(tenant: str, pcs_id: str) -> dict[str, Any] | None:
+    """The label of one PCS for GET /v1/pcs/<pcs_id>: {"label", "provenance", "labelled_at"} or None."""
+    row = (
+        CalibrationLabel.objects.filter(tenant=tenant, pcs_id=pcs_id)
+        .values("label", "provenance", "labelled_at")
+        .first()
+    )
+    if row is None:
+        return None
+    return {"label": row["label"], "provenance": row["provenance"], "labelled_at": row["labelled_at"].isoformat()}
+
+
+def schedule_recalibration(tenant: str) -> None:
+    """Enqueue one recalibration of ``tenant`` for a burst of labels (debounced through the shared cache)."""
+    from calibration.tasks import recalibrate
+
+    debounce = float(getattr(settings, "FLK_CALIBRATION_DEBOUNCE_SECONDS", 10.0))
+    try:
+        # cache.add is atomic (SET NX on Redis): the first label of a burst wins and enqueues; later labels
+        # find the key and rely on that task, which clears the key before reading the labels.
+        first = cache.add(PENDING_KEY.format(tenant=tenant), "1", timeout=max(1, int(debounce * 6)))
+    except Exception:  # the cache is down: enqueue anyway, recalibration is idempotent
+        log.warning("calibration_debounce_unavailable", exc_info=True)
+        first = True
+    if first:
+        recalibrate.apply_async(kwargs={"tenant": tenant}, countdown=debounce)
+
+
+def clear_pending(tenant: str) -> None:
+    try:
+        cache.delete(PENDING_KEY.format(tenant=tenant))
+    except Exception:
+        log.warning("calibration_debounce_unavailable", exc_info=True)
+
+
+# --- Recalibration ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecalibrationResult:
+    tenant: str
+    n: int
+    n_min: int
+    old_threshold: float | None
+    new_threshold: float
+    source: str  # "own" when the tenant's n >= n_min, else "global" (the fallback set answers for it)
+    snapshot_id: int | None
+    changed: bool
+    dry_run: bool
+
+
+def _window_start() -> datetime:
+    return timezone.now() - timedelta(days=float(getattr(settings, "FLK_CALIBRATION_WINDOW_DAYS", 180)))
+
+
+def calibration_labels(tenant: str) -> list[tuple[str, str, float]]:
+    """The labels that form ``tenant``'s quantile: benign, scored, within the window, newest first, capped.
+
+    Only audit samples unless the tenant's switch includes escalation labels. ``GLOBAL_SET`` takes every
+    tenant's audit samples.
+    """
+    query = CalibrationLabel.objects.filter(label=Label.BENIGN, score__isnull=False, labelled_at__gte=_window_start())
+    if tenant == GLOBAL_SET:
+        query = query.filter(provenance=Provenance.AUDIT)
+    else:
+        query = query.filter(tenant=tenant)
+        include = TenantCalibration.objects.filter(tenant=tenant, include_escalation_labels=True).exists()
+        if not include:
+            query = query.filter(provenance=Provenance.AUDIT)
+    max_size = int(getattr(settings, "FLK_CALIBRATION_MAX_SIZE", 5000))
+    # Oldest out first: the newest max_size labels form the set.
+    rows = query.order_by("-labelled_at", "-id").values_list("tenant", "pcs_id", "score")[:max_size]
+    return list(rows)
+
+
+def _content_hash(rows: Sequence[tuple[str, str, float]]) -> str:
+    digest = hashlib.sha256()
+    for tenant, pcs_id, score in sorted(rows):
+        digest.update(f"{tenant}|{pcs_id}|{score!r}\n".encode())
+    return digest.hexdigest()
+
+
+def _latest_row(tenant: str) -> CalibrationSnapshot | None:
+    return CalibrationSnapshot.objects.filter(tenant=tenant).order_by("-id").first()
+
+
+def recalibrate_tenant(
+    tenant: str, *, delta: float, n_min: int, params_version: int, dry_run: bool = False
+) -> RecalibrationResult:
+    """Rebuild the snapshot of ``tenant`` (or of ``GLOBAL_SET``) from its labels.
+
+    Idempotent: when the labels, delta, n_min and params version are those of the latest snapshot, nothing
+    is written. The new snapshot is announced to every process after the commit.
+    """
+    conformal.conformal_rank(0, delta)  # validates delta before anything is read
+    rows = calibration_labels(tenant)
+    scores = sorted(float(score) for _t, _p, score in rows)
+    threshold = conformal.conformal_threshold(scores, delta)
+    content_hash = _content_hash(rows)
+    latest = _latest_row(tenant)
+    old_threshold = None
+    if latest is not None:
+        old_threshold = float("inf") if latest.threshold is None else latest.threshold
+    source = Source.OWN if tenant == GLOBAL_SET or len(scores) >= n_min else Source.GLOBAL
+    unchanged = latest is not None and (
+        latest.content_hash == content_hash
+        and latest.delta == delta
+        and latest.n_min == n_min
+        and latest.params_version == params_version
+    )
+    snapshot_id = latest.pk if latest is not None else None
+    if not dry_run and not unchanged:
+        row = CalibrationSnapshot.objects.create(
+            tenant=tenant,
+            source=Source.OWN,
+            n=len(scores),
+            n_min=n_min,
+            delta=delta,
+            threshold=None if threshold == float("inf") else threshold,
+            scores=scores,
+            content_hash=content_hash,
+            params_version=params_version,
+        )
+        snapshot_id = row.pk
+        transaction.on_commit(announce_snapshot)
+        log.info("calibration_snapshot_stored", extra={"event": "calibration_snapshot_stored", "tenant": tenant,
+                 "n": len(scores), "threshold": threshold, "snapshot_id": row.pk})  # fmt: skip
+    return RecalibrationResult(
+        tenant=tenant,
+        n=len(scores),
+        n_min=n_min,
+        old_threshold=old_threshold,
+        new_threshold=threshold,
+        source=source,
+        snapshot_id=snapshot_id,
+        changed=not unchanged,
+        dry_run=dry_run,
+    )
+
+
+def calibrated_tenants() -> list[str]:
+    """Every tenant with a label or a snapshot (not the global set), sorted."""
+    names = set(CalibrationLabel.objects.values_list("tenant", flat=True).distinct())
+    names |= set(CalibrationSnapshot.objects.exclude(tenant=GLOBAL_SET).values_list("tenant", flat=True).distinct())
+    return sorted(names)
+
+
+# --- The current snapshot, read by the request path ----------------------------------------------------
+
+
+def announce_snapshot() -> None:
+    """Tell every process that a snapshot changed (call after the commit)."""
+    try:
+        cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+    except Exception:  # copies expire by age instead
+        log.warning("calibration_generation_announce_failed", exc_info=True)
+    _local_generation[0] += 1
+
+
+_local_generation = [0]
+
+
+def _generation() -> str:
+    try:
+        shared = cache.get(GENERATION_KEY)
+    except Exception:
+        shared = "unavailable"
+    return f"{shared}:{_local_generation[0]}"
+
+
+def _values(row: CalibrationSnapshot, source: str) -> conformal.SnapshotValues:
+    return conformal.SnapshotValues(
+        id=row.pk,
+        tenant=row.tenant,
+        n=row.n,
+        delta=row.delta,
+        threshold=float("inf") if row.threshold is None else row.threshold,
+        scores=tuple(row.scores),
+        source=source,
+        created_at=row.created_at,
+        params_version=row.params_version,
+        content_hash=row.content_hash,
+    )
+
+
+def _load_snapshot(tenant: str) -> conformal.SnapshotValues | None:
+    own = _latest_row(tenant)
+    if own is not None and own.n >= own.n_min:
+        return _values(own, Source.OWN)
+    fallback = _latest_row(GLOBAL_SET)
+    if fallback is not None and fallback.n >= fallback.n_min:
+        return _values(fallback, Source.GLOBAL)
+    return _values(own, Source.OWN) if own is not None else None
+
+
+class _SnapshotMemo:
+    """Per-process copies of each tenant's snapshot (misses included), rebuilt when a snapshot is announced."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, tuple[conformal.SnapshotValues | None, str, float]] = {}
+
+    def get(self, tenant: str) -> conformal.SnapshotValues | None:
+        generation = _generation()
+        now = time.monotonic()
+        entry = self._values.get(tenant)
+        max_age = float(getattr(settings, "FLK_CONFIG_MAX_AGE_SECONDS", 30.0))
+        if entry is not None and entry[1] == generation and now - entry[2] < max_age:
+            return entry[0]
+        value = _load_snapshot(tenant)
+        with self._lock:
+            self._values[tenant] = (value, generation, now)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+snapshot_memo = _SnapshotMemo()
+
+
+def current_snapshot(tenant: str) -> conformal.SnapshotValues | None:
+    """The snapshot that decides for ``tenant``: its own once n >= n_min, else the global set's, else its own.
+
+    Read through a per-process copy invalidated by ``announce_snapshot``: no query on the warm request path.
+    The caller still checks ``n`` against the active n_min.
+    """
+    return snapshot_memo.get(tenant)
+
+
+# --- Monitors -----------------------------------------------------------------------------------------
+
+
+def check_drift_tenant(tenant: str, *, level: float, since: datetime, limit: int = 5000) -> DriftReport | None:
+    """KS test of the tenant's recent traffic scores against its current calibration scores; store a report."""
+    snapshot = _load_snapshot(tenant)
+    if snapshot is None or snapshot.n == 0:
+        return None
+    recent = traffic_scores_provider()(tenant, since, limit)
+    if not recent:
+        return None
+    test = conformal.ks_drift(recent, snapshot.scores)
+    report = DriftReport.objects.create(
+        tenant=tenant,
+        snapshot_id=snapshot.id,
+        n_recent=test.n_recent,
+        n_calibration=test.n_calibration,
+        statistic=test.statistic,
+        p_value=test.p_value,
+        level=level,
+        drift_detected=test.p_value < level,
+    )
+    if report.drift_detected:
+        log.warning("calibration_drift_detected", extra={"event": "calibration_drift_detected", "tenant": tenant,
+                    "p_value": test.p_value, "statistic": test.statistic, "n_recent": test.n_recent})  # fmt: skip
+    return report
+
+
+def check_miscoverage_tenant(tenant: str, *, delta: float, audit_rate: float) -> MiscoverageReport | None:
+    """The empirical false-escalation rate of benign PCS against delta, with a one-sided binomial test.
+
+    Benign labels of escalated PCS are all reviewed; benign accepted PCS are seen only through the audit
+    sample, so each benign audit label stands for 1/audit_rate accepted PCS. The rate is
+    escalated / (escalated + benign_audit / audit_rate) within the calibration window: an estimate whose
+    precision is limited by the audit sample's size, reported for humans.
+    """
+    window = CalibrationLabel.objects.filter(tenant=tenant, label=Label.BENIGN, labelled_at__gte=_window_start())
+    escalated = window.filter(provenance=Provenance.ESCALATION).count()
+    benign_audit = window.filter(provenance=Provenance.AUDIT).count()
+    if benign_audit == 0 or audit_rate <= 0:
+        return None
+    total = escalated + max(1, round(benign_audit / audit_rate))
+    test = conformal.miscoverage_test(escalated, total, delta)
+    report = MiscoverageReport.objects.create(
+        tenant=tenant,
+        escalated=escalated,
+        benign_audit=benign_audit,
+        total=total,
+        rate=test.rate,
+        delta=delta,
+        p_value=test.p_value,
+    )
+    if test.p_value < float(getattr(settings, "FLK_MISCOVERAGE_LEVEL", 0.01)):
+        log.warning("calibration_miscoverage", extra={"event": "calibration_miscoverage", "tenant": tenant,
+                    "rate": test.rate, "delta": delta, "p_value": test.p_value})  # fmt: skip
+    return report
