@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from scipy import stats
 
 # (n+1)(1-delta) computed in binary floating point can land a hair above an integer (20 * 0.95 ->
 # 19.000000000000004); the rank is meant for the decimal delta an admin typed, so round that noise away.
@@ -118,6 +117,8 @@ def ks_drift(recent: Sequence[float], calibration: Sequence[float]) -> DriftTest
     """
     if not recent or not calibration:
         raise ValueError("both samples must be non-empty")
+    from scipy import stats  # imported here: scipy.stats costs a second at start, the request path needs none of it
+
     result = stats.ks_2samp(np.asarray(recent, dtype=float), np.asarray(calibration, dtype=float))
     return DriftTest(float(result.statistic), float(result.pvalue), len(recent), len(calibration))
 
@@ -140,5 +141,7 @@ def miscoverage_test(escalated: int, total: int, delta: float) -> MiscoverageTes
         raise ValueError("total must be positive")
     if not 0 <= escalated <= total:
         raise ValueError("escalated must be within [0, total]")
+    from scipy import stats
+
     result = stats.binomtest(escalated, total, delta, alternative="greater")
     return MiscoverageTest(escalated, total, escalated / total, float(result.pvalue))

@@ -76,11 +76,13 @@ def ensure_defaults() -> None:
 
 
 def reset_config_memos() -> None:
+    from calibration.services import snapshot_memo
     from ingest.keyring import credentials_memo
     from ingest.params import active_params_memo
 
     credentials_memo.clear()
     active_params_memo.clear()
+    snapshot_memo.clear()
 
 
 class ServiceProcess:

@@ -9,7 +9,9 @@ one row and identical answers. Views, the WAL replay and tests all call these fu
 from __future__ import annotations
 
 import logging
+import random
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +22,8 @@ from django.utils import timezone
 
 from agent_client.canonical import signing_digest
 from agent_client.schema import PcsInvalid, parse_pcs
-from ingest import keyring, store
+from calibration.services import current_snapshot
+from ingest import keyring, metrics, ratelimit, store
 from ingest.config_cache import current_generation
 from ingest.keyring import SignatureRejected, TenantCredentials
 from ingest.params import NoActiveParams, active_params_memo
@@ -85,7 +88,16 @@ def submit_pcs(tenant_header: str | None, content_type: str | None, body: bytes)
         creds = resolve_tenant(tenant_header)
         if isinstance(creds, Answer):
             return creds
-        # Step 2 (rate limit) and step 3 (durable WAL append) stand here, before anything is parsed.
+        # Step 2: the tenant's token bucket, before the body costs a WAL append or any parsing.
+        metrics.ingested(creds.name)
+        limit = ratelimit.take_token(creds.name, creds.rate_per_second, creds.burst)
+        if not limit.allowed:
+            metrics.rate_limited(creds.name)
+            answer = error(429, "rate_limited", f"tenant {creds.name!r} is over its rate limit; retry later")
+            answer.headers["Retry-After"] = str(limit.retry_after)
+            answer.tenant = creds.name
+            return answer
+        # Step 3 (durable WAL append) stands here, before anything is parsed.
         received_at = timezone.now()
         return process_body(creds, body, received_at)
     except (OperationalError, InterfaceError):
@@ -109,10 +121,14 @@ def process_body(creds: TenantCredentials, body: bytes, received_at: datetime) -
     except SignatureRejected as exc:
         log.info("signature_rejected", extra={"event": "signature_rejected", "pcs_id": pcs["pcs_id"],
                                               "tenant": creds.name, "code": exc.code})  # fmt: skip
+        metrics.signature_failed(creds.name, exc.code)
         return error(401, exc.code, exc.detail, key_ids=list(exc.key_ids), pcs_id=pcs["pcs_id"])
 
     params = active_params_memo.get("active", current_generation())
-    verdict = verify_pcs(pcs, params)
+    started = time.perf_counter()
+    # The tenant's calibration snapshot comes from a per-process copy: no query on the warm path.
+    verdict = verify_pcs(pcs, params, current_snapshot(creds.name))
+    metrics.verify_observed(time.perf_counter() - started)
     return store_verdict(creds, pcs, digest.hex(), key_id, params, verdict, received_at)
 
 
@@ -124,6 +140,8 @@ def first_response(pcs: dict[str, Any], verdict: Verdict, params: VerifyParamsVa
         "reasons": [c.as_dict() for c in verdict.failed_checks],
         "recomputed": {"D_hat": verdict.recomputed_d_hat, "regime": verdict.regime, "budget": verdict.budget},
         "params_version": params.version,
+        "score": verdict.score,
+        "conformal": verdict.conformal.as_dict() if verdict.conformal is not None else None,
         "dedup": False,
     }
 
@@ -154,8 +172,10 @@ def store_verdict(
         budget=pcs["budget"],
         regime=pcs["regime"],
         recomputed_d_hat=verdict.recomputed_d_hat,
-        score=None,
-        audit_sample=False,
+        score=verdict.score,
+        # A random share of *accepted* PCS goes to review so that benign labels form an exchangeable sample
+        # of accepted traffic (labels of escalated PCS alone would be the top of the score distribution).
+        audit_sample=verdict.accepted and random.random() < params.audit_rate,
         status_code=verdict.http_status,
         decision=verdict.decision,
         response=response,
@@ -165,7 +185,8 @@ def store_verdict(
     )
     record_id = store.insert_first(record)
     if record_id is not None:
-        _announce_outcome(creds, record_id, pcs, verdict, params)
+        metrics.outcome(creds.name, verdict.decision)
+        _announce_outcome(creds, record_id, pcs, verdict, params, record.audit_sample)
         return Answer(verdict.http_status, response, pcs_id=pcs["pcs_id"], tenant=creds.name)
     return replay_answer(creds, pcs["pcs_id"], signed_digest)
 
@@ -182,16 +203,23 @@ def replay_answer(creds: TenantCredentials, pcs_id: str, signed_digest: str) -> 
             "a PCS with this pcs_id and a different signed subset was already stored; a replay must be the same PCS",
             pcs_id=pcs_id,
         )
+    metrics.dedup_hit(creds.name)
     return Answer(stored.status_code, {**stored.response, "dedup": True}, pcs_id=pcs_id, tenant=creds.name, dedup=True)
 
 
 def _announce_outcome(
-    creds: TenantCredentials, record_id: int, pcs: dict[str, Any], verdict: Verdict, params: VerifyParamsValues
+    creds: TenantCredentials,
+    record_id: int,
+    pcs: dict[str, Any],
+    verdict: Verdict,
+    params: VerifyParamsValues,
+    audit_sample: bool = False,
 ) -> None:
     # Step 9 (metrics and follow-up work) never fails the request: receivers' errors are only logged.
     for receiver, result in outcome_stored.send_robust(
         sender=store.NewRecord, record_id=record_id, tenant_id=creds.tenant_id, tenant=creds.name,
         pcs_id=pcs["pcs_id"], decision=verdict.decision, verdict=verdict, params=params,
+        audit_sample=audit_sample, score=verdict.score,
     ):  # fmt: skip
         if isinstance(result, Exception):
             log.error("outcome_follow_up_failed", extra={"event": "outcome_follow_up_failed",

@@ -14,6 +14,8 @@ from typing import Any
 from agent_client.canonical import round9
 from agent_client.dimension import theil_sen_dhat
 from agent_client.regime import BudgetWeights, RegimeThresholds, classify_regime, compute_budget
+from calibration.conformal import SnapshotValues
+from calibration.scoring import nonconformity_score
 
 ACCEPT = "accept"
 ESCALATE = "escalate"
@@ -24,6 +26,7 @@ COH_STAR_BOUNDS = "coh_star_bounds"
 REGIME_MISMATCH = "regime_mismatch"
 BUDGET_DEVIATION = "budget_deviation"
 DEGRADED = "degraded"
+CONFORMAL = "conformal_p_value"
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,36 @@ class FailedCheck:
 
 
 @dataclass(frozen=True)
+class ConformalResult:
+    """The conformal part of a verdict: the score against one calibration snapshot."""
+
+    score: float
+    threshold: float
+    p_value: float
+    n: int
+    snapshot_id: int
+    source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "threshold": self.threshold if self.threshold != float("inf") else None,  # JSON has no infinity
+            "p_value": self.p_value,
+            "n": self.n,
+            "snapshot_id": self.snapshot_id,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
 class Verdict:
     decision: str
     failed_checks: tuple[FailedCheck, ...]
     recomputed_d_hat: float
     regime: str
     budget: float
+    score: float | None = None
+    conformal: ConformalResult | None = None
 
     @property
     def accepted(self) -> bool:
@@ -73,12 +100,17 @@ class Verdict:
         return 200 if self.accepted else 202
 
 
-def verify_pcs(pcs: Mapping[str, Any], params: VerifyParamsValues) -> Verdict:
+def verify_pcs(pcs: Mapping[str, Any], params: VerifyParamsValues, snapshot: SnapshotValues | None = None) -> Verdict:
     """Recompute D̂, regime and budget and check the claims; any failed check escalates.
 
     Regime and budget are recomputed from the *claimed* D̂ so that each lie shows up in exactly one
     check: a wrong D̂ fails ``D_hat_tolerance``; a budget inconsistent with the claimed signals fails
     ``budget_deviation``.
+
+    Every PCS gets its nonconformity score. When ``snapshot`` holds at least ``n_min`` benign scores and no
+    check failed, the conformal p-value decides: p > delta accepts, reject_delta < p <= delta escalates,
+    p <= reject_delta rejects. Under exchangeability a benign PCS is escalated or rejected with probability
+    at most delta; nothing is guaranteed about accepting an anomalous one.
     """
     d_claimed = pcs["D_hat"]
     coh = pcs["coh_star"]
@@ -118,10 +150,29 @@ def verify_pcs(pcs: Mapping[str, Any], params: VerifyParamsValues) -> Verdict:
         fallbacks = ", ".join(ft.get("fallbacks") or []) or "none named"
         failed.append(FailedCheck(DEGRADED, f"the agent marked this PCS degraded (fallbacks: {fallbacks})"))
 
+    score = round9(
+        nonconformity_score(
+            d_claimed, coh, pcs["r"], w_d=params.w_d, w_coh=params.w_coh, w_r=params.w_r, r0=params.r0,
+            tol_coh=params.tol_coh,
+        )
+    )  # fmt: skip
+    decision = ESCALATE if failed else ACCEPT
+    conformal = None
+    if snapshot is not None and snapshot.n >= params.n_min:
+        p = snapshot.p_value(score)
+        conformal = ConformalResult(score, snapshot.threshold, round9(p), snapshot.n, snapshot.id, snapshot.source)
+        if not failed and p <= params.delta:
+            decision = REJECT if p <= params.reject_delta else ESCALATE
+            level = f"reject_delta {params.reject_delta:g}" if decision == REJECT else f"delta {params.delta:g}"
+            detail = f"score {score:.6g} has conformal p-value {p:.6g} <= {level} against {snapshot.n} benign scores"
+            failed.append(FailedCheck(CONFORMAL, detail))
+
     return Verdict(
-        decision=ESCALATE if failed else ACCEPT,
+        decision=decision,
         failed_checks=tuple(failed),
         recomputed_d_hat=round9(d_recomputed),
         regime=regime,
         budget=round9(budget),
+        score=score,
+        conformal=conformal,
     )
