@@ -1,42 +1,389 @@
+"""The admin console: VerifyParams versions (drafts, what-if, activation, diff), tenants and keys, records.
+
+A wrong parameter silently widens what is accepted, so changes here are deliberate (a reason, a confirmation
+when a tolerance widens), explained (author, time, diff, what-if) and reversible (activate an older version).
+"""
+
 from __future__ import annotations
 
-from django.contrib import admin
+import json
+import secrets
 
-from ingest.models import PcsRecord, SigningKey, Tenant, VerifyParams
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from agent_client import signing
+from ingest import versions, whatif
+from ingest.models import PcsRecord, SignAlg, SigningKey, Tenant, VerifyParams, WhatIfReport
+from ingest.params_rules import PARAM_FIELDS, changed_fields, widened_fields
+
+CONFIRM_WIDENING = "_confirm_widening"
+
+# --- Tenants and their signing keys ------------------------------------------------------------------------
+
+
+class SigningKeyForm(forms.ModelForm):
+    class Meta:
+        model = SigningKey
+        fields = ("key_id", "algorithm", "public_key_b64", "valid_from", "valid_until")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        alg = data.get("algorithm")
+        pub = (data.get("public_key_b64") or "").strip()
+        if alg == SignAlg.ED25519:
+            if not pub:
+                self.add_error("public_key_b64", "an Ed25519 key needs its public key (standard base64 of 32 bytes)")
+            else:
+                try:
+                    signing.load_ed25519_public_key(pub)
+                except ValueError:
+                    self.add_error("public_key_b64", "not an Ed25519 public key: standard base64 of 32 bytes expected")
+        elif alg == SignAlg.HMAC and pub:
+            self.add_error("public_key_b64", "an HMAC key has no public key; its secret is generated on save")
+        start, end = data.get("valid_from"), data.get("valid_until")
+        if start and end and end <= start:
+            self.add_error("valid_until", "must be later than valid from")
+        if self.instance.pk and alg != self.instance.algorithm:
+            self.add_error("algorithm", "the algorithm of a key cannot change; add a new key instead")
+        return data
 
 
 class SigningKeyInline(admin.TabularInline):
     model = SigningKey
+    form = SigningKeyForm
     extra = 0
-    fields = ("key_id", "algorithm", "secret", "public_key_b64", "valid_from", "valid_until")
+    fields = ("key_id", "algorithm", "public_key_b64", "secret_state", "valid_from", "valid_until", "created_at")
+    readonly_fields = ("secret_state", "created_at")
+
+    @admin.display(description="HMAC secret")
+    def secret_state(self, obj: SigningKey) -> str:
+        if obj.pk is None or obj.algorithm != SignAlg.HMAC:
+            return "—"
+        return "stored (shown once, when the key was added)"
 
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ("name", "enabled", "sign_alg", "created_at")
+    list_display = ("name", "enabled", "sign_alg", "rate_per_second", "burst", "key_count", "created_at")
     list_filter = ("enabled", "sign_alg")
     search_fields = ("name",)
+    fields = ("name", "enabled", "sign_alg", "rate_per_second", "burst")
     inlines = [SigningKeyInline]
+    actions = ["disable_tenants", "enable_tenants"]
+
+    @admin.display(description="signing keys")
+    def key_count(self, obj: Tenant) -> int:
+        return obj.signing_keys.count()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> tuple[str, ...]:
+        return ("name",) if obj else ()  # the name is what agents send in X-Tenant-Id
+
+    def has_delete_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
+        return False  # records keep their tenant; disable instead
+
+    @admin.action(description="Disable the selected tenants (their requests get 401)")
+    def disable_tenants(self, request: HttpRequest, queryset) -> None:
+        count = queryset.update(enabled=False)  # AnnouncingQuerySet: every process drops its copies
+        self.message_user(request, f"{count} tenant(s) disabled.")
+
+    @admin.action(description="Enable the selected tenants")
+    def enable_tenants(self, request: HttpRequest, queryset) -> None:
+        count = queryset.update(enabled=True)
+        self.message_user(request, f"{count} tenant(s) enabled.")
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        keys = formset.save(commit=False)
+        for key in keys:
+            if isinstance(key, SigningKey) and key.pk is None and key.algorithm == SignAlg.HMAC:
+                # Generated here, shown once below, never rendered again by the console.
+                key.secret = secrets.token_urlsafe(32)
+                key.save()
+                self.message_user(
+                    request,
+                    f"HMAC secret of key {key.key_id!r}: {key.secret} — copy it now into the agent's PCS signing "
+                    f"configuration; it will not be shown again.",
+                    messages.WARNING,
+                )
+            else:
+                key.save()
+        for key in formset.deleted_objects:
+            key.delete()
+        formset.save_m2m()
+
+
+# --- VerifyParams versions ---------------------------------------------------------------------------------
+
+
+class VerifyParamsForm(forms.ModelForm):
+    reason = forms.CharField(
+        label="reason for this version",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required: why this change. Saving creates a new draft version; nothing is edited in place.",
+    )
+
+    class Meta:
+        model = VerifyParams
+        fields = (*PARAM_FIELDS, "reason")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["reason"] = ""  # each version states its own reason
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise ValidationError("say why this version is needed")
+        return reason
 
 
 @admin.register(VerifyParams)
 class VerifyParamsAdmin(admin.ModelAdmin):
-    list_display = ("version", "is_active", "tol_d", "tol_coh", "delta", "created_by", "created_at", "reason")
-    readonly_fields = ("is_active", "created_by", "created_at", "activated_by", "activated_at")
+    form = VerifyParamsForm
+    change_form_template = "admin/ingest/verifyparams/change_form.html"
+    list_display = ("__str__", "state", "tol_d", "tol_coh", "budget_tol", "delta", "reject_delta",
+                    "created_by", "created_at", "activated_by", "activated_at", "reason")  # fmt: skip
+    list_display_links = ("__str__",)
+    list_filter = ("is_active",)
+    readonly_fields = ("version", "is_active", "created_by", "created_at", "activated_by", "activated_at")
+    fieldsets = (
+        ("Version", {"fields": ("version", "is_active", "created_by", "created_at", "activated_by", "activated_at")}),
+        ("Tolerances", {"fields": ("tol_d", "tol_coh", "budget_tol")}),
+        ("Budget formula", {"fields": ("base", "alpha", "beta", "gamma", "d0")}),
+        ("Regimes", {"fields": ("sticky_coh_min", "sticky_d_max", "non_sticky_d_min")}),
+        (
+            "Scoring and decision",
+            {"fields": ("w_d", "w_coh", "w_r", "r0", "delta", "reject_delta", "n_min", "audit_rate", "dedup_ttl_days")},
+        ),
+        ("Change", {"fields": ("reason",)}),
+    )
+    actions = ["activate_selected"]
+
+    @admin.display(description="state")
+    def state(self, obj: VerifyParams) -> str:
+        if obj.is_active:
+            return "active"
+        return "previously active" if obj.activated_at else "draft"
+
+    def has_delete_permission(self, request: HttpRequest, obj: VerifyParams | None = None) -> bool:
+        return False  # versions are the audit history
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        source = versions.active_version()
+        if request.GET.get("from", "").isdigit():
+            source = VerifyParams.objects.filter(pk=int(request.GET["from"])).first() or source
+        return source.param_values() if source else {}
+
+    # Saving never updates a row: the edited values become a new draft version.
+    def save_model(self, request: HttpRequest, obj: VerifyParams, form, change: bool) -> None:
+        try:
+            versions.store_draft(obj, request.user)
+        except IntegrityError as exc:  # pragma: no cover - see store_draft
+            raise ValidationError(str(exc)) from exc
+
+    def _after_save(self, request: HttpRequest, obj: VerifyParams) -> HttpResponse:
+        self.message_user(
+            request,
+            f"Saved as draft v{obj.version}. It is not in service until you activate it; run a what-if first.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:ingest_verifyparams_change", args=[obj.pk]))
+
+    def response_add(self, request: HttpRequest, obj: VerifyParams, post_url_continue=None) -> HttpResponse:
+        return self._after_save(request, obj)
+
+    def response_change(self, request: HttpRequest, obj: VerifyParams) -> HttpResponse:
+        return self._after_save(request, obj)
+
+    def changeform_view(self, request: HttpRequest, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST" and CONFIRM_WIDENING not in request.POST:
+            page = self._widening_confirmation(request, object_id)
+            if page is not None:
+                return page
+        extra_context = {**(extra_context or {}), "active_version": versions.active_version()}
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _widening_confirmation(self, request: HttpRequest, object_id) -> HttpResponse | None:
+        """An intermediate page when a valid change widens a tolerance relative to the version in service."""
+        obj = self.get_object(request, object_id) if object_id else None
+        form = self.get_form(request, obj, change=obj is not None)(request.POST, instance=obj)
+        if not form.is_valid():
+            return None  # the normal form shows the errors
+        base = versions.active_version()
+        if base is None:
+            return None
+        new_values = {name: form.cleaned_data[name] for name in PARAM_FIELDS}
+        widened = widened_fields(base.param_values(), new_values)
+        if not widened:
+            return None
+        rows = [(VerifyParams._meta.get_field(n).verbose_name, getattr(base, n), new_values[n]) for n in widened]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Confirm a wider tolerance",
+            "opts": self.model._meta,
+            "base": base,
+            "rows": rows,
+            "post_items": [(k, v) for k in request.POST for v in request.POST.getlist(k) if k != "csrfmiddlewaretoken"],
+            "confirm_name": CONFIRM_WIDENING,
+        }
+        return TemplateResponse(request, "admin/ingest/verifyparams/confirm_widening.html", context)
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:pk>/activate/",
+                self.admin_site.admin_view(self.activate_view),
+                name="ingest_verifyparams_activate",
+            ),
+            path("<int:pk>/whatif/", self.admin_site.admin_view(self.whatif_view), name="ingest_verifyparams_whatif"),
+            path("<int:pk>/diff/", self.admin_site.admin_view(self.diff_view), name="ingest_verifyparams_diff"),
+        ]
+        return own + super().get_urls()
+
+    @admin.action(description="Activate the selected version (exactly one; rollback = activate an older one)")
+    def activate_selected(self, request: HttpRequest, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
+            return None
+        return HttpResponseRedirect(reverse("admin:ingest_verifyparams_activate", args=[queryset.get().pk]))
+
+    def _context(self, request: HttpRequest, obj: VerifyParams, title: str, **extra) -> dict:
+        return {**self.admin_site.each_context(request), "title": title, "opts": self.model._meta,
+                "original": obj, **extra}  # fmt: skip
+
+    def activate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        obj = get_object_or_404(VerifyParams, pk=pk)
+        active = versions.active_version()
+        if request.method == "POST":
+            try:
+                obj = versions.activate_version(obj.pk, request.user)
+            except versions.ActivationRefused as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"v{obj.version} is now active; the next submission uses it.", messages.SUCCESS
+                )
+            return HttpResponseRedirect(reverse("admin:ingest_verifyparams_changelist"))
+        diff = _diff_rows(active, obj) if active else []
+        widened = widened_fields(active.param_values(), obj.param_values()) if active else []
+        return TemplateResponse(request, "admin/ingest/verifyparams/activate.html",
+                                self._context(request, obj, f"Activate v{obj.version}?", active=active, diff=diff,
+                                              widened=widened, reports=obj.whatif_reports.all()[:3]))  # fmt: skip
+
+    def whatif_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        obj = get_object_or_404(VerifyParams, pk=pk)
+        error = ""
+        size = str(whatif.DEFAULT_SAMPLE_SIZE)
+        if request.method == "POST":
+            size = request.POST.get("sample_size", "").strip()
+            if size.isdigit() and 1 <= int(size) <= whatif.MAX_SAMPLE_SIZE:
+                report = whatif.request_whatif(obj, int(size), request.user)
+                self.message_user(request, f"What-if of v{obj.version} on the last {size} PCS started.")
+                return HttpResponseRedirect(reverse("admin:ingest_whatifreport_change", args=[report.pk]))
+            error = f"a whole number within [1, {whatif.MAX_SAMPLE_SIZE}]"
+        return TemplateResponse(request, "admin/ingest/verifyparams/whatif.html",
+                                self._context(request, obj, f"What-if of v{obj.version}", size=size, error=error,
+                                              reports=obj.whatif_reports.all()[:10]))  # fmt: skip
+
+    def diff_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        obj = get_object_or_404(VerifyParams, pk=pk)
+        other_pk = request.GET.get("against", "")
+        other = (VerifyParams.objects.filter(pk=int(other_pk)).first() if other_pk.isdigit() else None) or (
+            versions.active_version()
+        )
+        return TemplateResponse(request, "admin/ingest/verifyparams/diff.html",
+                                self._context(request, obj, f"v{obj.version} compared with v{other.version if other else '?'}",
+                                              other=other, diff=_diff_rows(other, obj) if other else [],
+                                              choices=VerifyParams.objects.all()))  # fmt: skip
+
+
+def _diff_rows(old: VerifyParams, new: VerifyParams) -> list[dict]:
+    old_values, new_values = old.param_values(), new.param_values()
+    widened = set(widened_fields(old_values, new_values))
+    return [
+        {"field": VerifyParams._meta.get_field(name).verbose_name, "name": name, "old": old_values[name],
+         "new": new_values[name], "widens": name in widened}
+        for name in changed_fields(old_values, new_values)
+    ]  # fmt: skip
+
+
+@admin.register(WhatIfReport)
+class WhatIfReportAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "params",
+        "baseline_version",
+        "status",
+        "examined",
+        "changed",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("status",)
+    readonly_fields = ("params", "baseline_version", "sample_size", "status", "examined", "changed",
+                       "transition_table", "example_table", "error", "created_by", "created_at", "finished_at")  # fmt: skip
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # started from a version's What-if page
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="decision changes")
+    def transition_table(self, obj: WhatIfReport) -> str:
+        if not obj.transitions:
+            return "none" if obj.status == WhatIfReport.Status.DONE else "—"
+        items = format_html_join("", "<li>{}: {}</li>", sorted(obj.transitions.items()))
+        return format_html("<ul class='whatif-transitions'>{}</ul>", items)
+
+    @admin.display(description="examples")
+    def example_table(self, obj: WhatIfReport) -> str:
+        return (
+            format_html("<pre>{}</pre>", json.dumps(obj.examples, indent=2, ensure_ascii=False))
+            if obj.examples
+            else "—"
+        )
+
+
+# --- Stored outcomes ---------------------------------------------------------------------------------------
 
 
 @admin.register(PcsRecord)
 class PcsRecordAdmin(admin.ModelAdmin):
-    list_display = ("pcs_id", "tenant", "shard_id", "epoch", "decision", "regime", "status_code", "received_at")
-    list_filter = ("tenant", "decision", "regime", "received_at")
+    list_display = ("pcs_id", "tenant", "shard_id", "epoch", "decision", "regime", "status_code", "params_version",
+                    "received_at")  # fmt: skip
+    list_filter = ("tenant", "decision", "regime", "params_version", "received_at")
     search_fields = ("=pcs_id", "shard_id")
     date_hierarchy = "received_at"
+    list_select_related = ("tenant",)
+    exclude = ("body", "response")
+    readonly_fields = ("pretty_response", "pretty_body")
 
-    def has_add_permission(self, request):  # outcomes come only from verification
+    def has_add_permission(self, request: HttpRequest) -> bool:  # outcomes come only from verification
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    @admin.display(description="answer given")
+    def pretty_response(self, obj: PcsRecord) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.response, indent=2, ensure_ascii=False))
+
+    @admin.display(description="body as received (staff only)")
+    def pretty_body(self, obj: PcsRecord) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.body, indent=2, ensure_ascii=False))

@@ -10,3 +10,4 @@ class IngestConfig(AppConfig):
 
     def ready(self) -> None:
         from ingest import signals  # noqa: F401  (connects the change announcements)
+        from ingest import whatif_tasks  # noqa: F401  (registers the what-if task with Celery)

@@ -4,13 +4,31 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 
 from agent_client.regime import BudgetWeights, RegimeThresholds
 
 TENANT_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 DEFAULT_TENANT = "default"
+
+
+class AnnouncingQuerySet(models.QuerySet):
+    """Bulk updates and deletes skip post_save/post_delete; announce them too so cached copies are dropped."""
+
+    def update(self, **kwargs):
+        from ingest.config_cache import announce_change
+
+        count = super().update(**kwargs)
+        transaction.on_commit(announce_change)
+        return count
+
+    def delete(self):
+        from ingest.config_cache import announce_change
+
+        result = super().delete()
+        transaction.on_commit(announce_change)
+        return result
 
 
 class SignAlg(models.TextChoices):
@@ -41,6 +59,8 @@ class Tenant(models.Model):
     )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = AnnouncingQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
@@ -62,6 +82,8 @@ class SigningKey(models.Model):
     valid_from = models.DateTimeField(null=True, blank=True)
     valid_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AnnouncingQuerySet.as_manager()
 
     class Meta:
         ordering = ["tenant", "key_id"]
@@ -115,6 +137,8 @@ class VerifyParams(models.Model):
     )
     activated_at = models.DateTimeField(null=True, blank=True)
 
+    objects = AnnouncingQuerySet.as_manager()
+
     class Meta:
         ordering = ["-version"]
         verbose_name = "verify params version"
@@ -126,6 +150,21 @@ class VerifyParams(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.version}{' (active)' if self.is_active else ''}"
+
+    def param_values(self) -> dict[str, float]:
+        from ingest.params_rules import PARAM_FIELDS
+
+        return {name: getattr(self, name) for name in PARAM_FIELDS}
+
+    def clean(self) -> None:
+        # The invariants live in ingest.params_rules so the admin, the policy DSL and tests share them.
+        from django.core.exceptions import ValidationError
+
+        from ingest.params_rules import invariant_errors
+
+        errors = invariant_errors(self.param_values())
+        if errors:
+            raise ValidationError(errors)
 
 
 class Decision(models.TextChoices):
@@ -176,3 +215,35 @@ class PcsRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}:{self.pcs_id[:12]}"
+
+
+class WhatIfReport(models.Model):
+    """What a draft VerifyParams version would change on recent stored PCS; stored outcomes are untouched."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    params = models.ForeignKey(VerifyParams, on_delete=models.CASCADE, related_name="whatif_reports")
+    baseline_version = models.PositiveIntegerField(null=True, blank=True, help_text="The active version compared against.")
+    sample_size = models.PositiveIntegerField("last N stored PCS", default=10_000)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    examined = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    transitions = models.JSONField(default=dict, blank=True, help_text="{'accept→escalate': count, ...}")
+    examples = models.JSONField(default=list, blank=True, help_text="A few changed PCS per transition.")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "what-if report"
+
+    def __str__(self) -> str:
+        return f"what-if of v{self.params.version} on {self.sample_size} PCS ({self.status})"

@@ -1,0 +1,92 @@
+"""The business operations on VerifyParams versions: create a draft, activate one (rollback is the same).
+
+A version is never edited in place: a change is a new draft row with its author, time and reason, and only
+an explicit activation puts it into service. Every write goes through ``Model.save()`` so the post_save hook
+(ingest.signals) announces the change and every process picks up the new version on its next submission.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from ingest.models import VerifyParams
+from ingest.params_rules import PARAM_FIELDS
+
+log = logging.getLogger("flk.params")
+
+
+class ActivationRefused(Exception):
+    """The version cannot be activated (it breaks an invariant, e.g. a row written before the rules)."""
+
+
+def create_draft(values: Mapping[str, float], reason: str, user: object | None) -> VerifyParams:
+    """Store ``values`` as a new inactive version numbered after the highest; raise ValidationError if invalid."""
+    draft = VerifyParams(**{name: values[name] for name in PARAM_FIELDS}, reason=(reason or "").strip())
+    draft.version = 1  # placeholder for full_clean; the real number is taken when it is stored
+    draft.full_clean(exclude=["version", "is_active"])
+    return store_draft(draft, user)
+
+
+def store_draft(draft: VerifyParams, user: object | None) -> VerifyParams:
+    """Insert ``draft`` (already validated) as a new inactive version, whatever row it was loaded from."""
+    draft.pk = None
+    draft._state.adding = True
+    draft.is_active = False
+    draft.activated_by = None
+    draft.activated_at = None
+    draft.created_by = user if getattr(user, "pk", None) else None
+    # Two admins saving at once both read the same maximum; the unique version makes the loser retry.
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                draft.version = (VerifyParams.objects.aggregate(top=Max("version"))["top"] or 0) + 1
+                draft.save(force_insert=True)
+            break
+        except IntegrityError:
+            draft.pk = None
+            continue
+    else:  # pragma: no cover - needs five concurrent saves in a row
+        raise ValidationError("could not number the new version; try again")
+    log.info("verify_params_draft_created", extra={"event": "verify_params_draft_created", "version": draft.version})
+    return draft
+
+
+def activate_version(pk: int, user: object | None) -> VerifyParams:
+    """Make version ``pk`` the one in service, recording who and when; activating an older one is the rollback.
+
+    One transaction: both rows are locked (select_for_update) so two concurrent activations serialise, and the
+    old row is switched off before the new one is switched on, because the partial unique index on
+    ``is_active`` is checked per statement.
+    """
+    with transaction.atomic():
+        locked = VerifyParams.objects.select_for_update().filter(Q(is_active=True) | Q(pk=pk))
+        rows = {row.pk: row for row in locked}
+        target = rows.get(pk)
+        if target is None:
+            raise VerifyParams.DoesNotExist(pk)
+        try:
+            target.clean()
+        except ValidationError as exc:
+            raise ActivationRefused(f"v{target.version} breaks an invariant: {exc.messages}") from exc
+        if target.is_active:
+            return target
+        for row in rows.values():
+            if row.is_active:
+                row.is_active = False
+                row.save(update_fields=["is_active"])
+        target.is_active = True
+        target.activated_by = user if getattr(user, "pk", None) else None
+        target.activated_at = timezone.now()
+        target.save(update_fields=["is_active", "activated_by", "activated_at"])
+    log.info("verify_params_activated", extra={"event": "verify_params_activated", "version": target.version})
+    return target
+
+
+def active_version() -> VerifyParams | None:
+    return VerifyParams.objects.filter(is_active=True).first()

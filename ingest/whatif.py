@@ -1,0 +1,89 @@
+"""What-if before activation: re-verify recent stored PCS under a draft VerifyParams version.
+
+The same pure ``verify_pcs`` decides under the version in service and under the draft, so a change in the
+report is caused by the parameters alone; the stored outcomes (which may also carry a conformal decision
+or older parameters) are read, never written. Known limit: only the parameter checks are re-run; the
+conformal score of the draft's weights is not recomputed here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from ingest.models import PcsRecord, VerifyParams, WhatIfReport
+from ingest.params import params_values
+from ingest.verification import verify_pcs
+
+log = logging.getLogger("flk.whatif")
+DEFAULT_SAMPLE_SIZE = 10_000
+MAX_SAMPLE_SIZE = 1_000_000
+EXAMPLES_PER_TRANSITION = 5
+
+
+def request_whatif(params: VerifyParams, sample_size: int, user: object | None) -> WhatIfReport:
+    """Create a pending report for ``params`` and enqueue its computation once the row is committed."""
+    from ingest.whatif_tasks import run_whatif_report
+
+    if not 1 <= sample_size <= MAX_SAMPLE_SIZE:
+        raise ValueError(f"the number of PCS must be within [1, {MAX_SAMPLE_SIZE}]")
+    report = WhatIfReport.objects.create(
+        params=params, sample_size=sample_size, created_by=user if getattr(user, "pk", None) else None
+    )
+    # The worker must find the row: enqueue only after the commit.
+    transaction.on_commit(lambda: run_whatif_report.delay(report.pk))
+    return report
+
+
+def compute_whatif(report_id: int) -> WhatIfReport:
+    """Fill in report ``report_id``: how the last N stored PCS would be decided under its draft. Idempotent."""
+    # A conditional UPDATE claims the report: a redelivered task finds it no longer pending and stops.
+    claimed = WhatIfReport.objects.filter(pk=report_id, status=WhatIfReport.Status.PENDING).update(
+        status=WhatIfReport.Status.RUNNING
+    )
+    report = WhatIfReport.objects.select_related("params").get(pk=report_id)
+    if not claimed:
+        return report
+    try:
+        active = VerifyParams.objects.filter(is_active=True).first()
+        baseline = params_values(active if active is not None else report.params)
+        draft = params_values(report.params)
+        transitions: dict[str, int] = {}
+        examples: list[dict] = []
+        per_transition: dict[str, int] = {}
+        examined = 0
+        recent = PcsRecord.objects.order_by("-received_at", "-id").values_list("pcs_id", "tenant__name", "body")[
+            : report.sample_size
+        ]
+        for pcs_id, tenant, body in recent.iterator(chunk_size=1000):
+            examined += 1
+            before = verify_pcs(body, baseline)
+            after = verify_pcs(body, draft)
+            if before.decision == after.decision:
+                continue
+            key = f"{before.decision}→{after.decision}"
+            transitions[key] = transitions.get(key, 0) + 1
+            if per_transition.get(key, 0) < EXAMPLES_PER_TRANSITION:
+                per_transition[key] = per_transition.get(key, 0) + 1
+                examples.append({
+                    "pcs_id": pcs_id, "tenant": tenant, "transition": key,
+                    "reasons_before": [c.code for c in before.failed_checks],
+                    "reasons_after": [c.code for c in after.failed_checks],
+                })  # fmt: skip
+        report.baseline_version = baseline.version
+        report.examined = examined
+        report.changed = sum(transitions.values())
+        report.transitions = transitions
+        report.examples = examples
+        report.status = WhatIfReport.Status.DONE
+    except Exception as exc:
+        log.exception("whatif_failed", extra={"event": "whatif_failed", "report_id": report_id})
+        report.status = WhatIfReport.Status.FAILED
+        report.error = f"{type(exc).__name__}: {exc}"
+    report.finished_at = timezone.now()
+    report.save()
+    log.info("whatif_done", extra={"event": "whatif_done", "report_id": report_id, "examined": report.examined,
+                                   "changed": report.changed, "status": report.status})  # fmt: skip
+    return report
