@@ -28,6 +28,8 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Probes and scrapers inside the cluster speak plain HTTP to the pod.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
@@ -51,6 +53,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "ingest.requestlog.RequestLogMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -202,12 +205,30 @@ FLK_CONFIG_MAX_AGE_SECONDS = env_float("FLK_CONFIG_MAX_AGE_SECONDS", 30.0, minim
 
 METRICS_USER = env_str("METRICS_USER")
 METRICS_PASS = env_str("METRICS_PASS")
+# Scrape-time collectors added to /metrics: dotted paths of callables returning a prometheus_client collector.
+FLK_METRICS_COLLECTORS: list[str] = []
+FLK_BENCH_NOOP = env_bool("FLK_BENCH_NOOP", False)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # One JSON object per line (FLK_LOG_FORMAT=plain for reading by eye); e-mails and phone numbers redacted.
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+        },
+    },
+    "filters": {"redact": {"()": "ingest.logging_redaction.RedactPersonalData"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env_choice("FLK_LOG_FORMAT", "json", ("json", "plain")),
+            "filters": ["redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("FLK_LOG_LEVEL") or "INFO"},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

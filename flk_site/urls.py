@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from ingest import health
+
 urlpatterns = [
     path("", include("ingest.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
+if settings.FLK_BENCH_NOOP:  # the benchmark's framework ceiling; never mounted otherwise
+    urlpatterns.append(path("v1/bench/noop", health.BenchNoopView.as_view(), name="bench-noop"))

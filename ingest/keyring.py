@@ -35,6 +35,9 @@ class TenantCredentials:
     enabled: bool
     sign_alg: str
     keys: tuple[VerificationKey, ...]
+    # Token-bucket overrides of TOKEN_RATE / TOKEN_BURST; None uses the settings.
+    rate_per_second: float | None = None
+    burst: float | None = None
 
 
 class SignatureRejected(Exception):
@@ -82,7 +85,8 @@ def load_credentials(name: str) -> TenantCredentials | None:
         sign_alg = settings.PCS_SIGN_ALG
         keys = _environment_keys() + keys
     keys = [k for k in keys if k.algorithm == sign_alg]
-    return TenantCredentials(tenant.pk, tenant.name, tenant.enabled, sign_alg, tuple(keys))
+    return TenantCredentials(tenant.pk, tenant.name, tenant.enabled, sign_alg, tuple(keys),
+                             tenant.rate_per_second, tenant.burst)  # fmt: skip
 
 
 credentials_memo: ProcessMemo[TenantCredentials | None] = ProcessMemo(load_credentials)

@@ -83,7 +83,9 @@ class SubmitView(APIView):
         body = raw.read(limit + 1)
         if len(body) > limit:
             return render(too_large)
-        return render(submit_pcs(raw.META.get("HTTP_X_TENANT_ID"), raw.META.get("CONTENT_TYPE"), body))
+        answer = submit_pcs(raw.META.get("HTTP_X_TENANT_ID"), raw.META.get("CONTENT_TYPE"), body)
+        raw.flk_answer = answer  # pcs_id and tenant for the request log line (ingest.requestlog)
+        return render(answer)
 
 
 class OutcomeView(APIView):

@@ -1,0 +1,158 @@
+"""Token-bucket rate limit per tenant, shared by every worker and replica through Redis (step 2).
+
+One atomic round trip per request: a Lua script, loaded once and then called by its SHA (EVALSHA), refills
+the tenant's bucket from the time elapsed, takes a token if there is one, and otherwise says how long until
+there will be. Redis's own clock is used, so replicas with skewed clocks share one bucket consistently.
+
+Known limits, stated plainly: when ``REDIS_URL`` is unset, or Redis does not answer within a quarter of a
+second, each process keeps its own bucket, so the effective limit is the per-tenant rate multiplied by the
+number of processes. That degradation is logged (at most once per ``_WARN_EVERY`` seconds) and counted
+(``flk_rate_limit_degraded_total``); after a failure Redis is left alone for ``_REDIS_BACKOFF`` seconds so
+that a dead Redis costs one timeout every few seconds, not one per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+
+from ingest import metrics
+
+log = logging.getLogger("flk.ratelimit")
+
+_KEY_PREFIX = "flk:bucket:"
+_REDIS_TIMEOUT = 0.25
+_REDIS_BACKOFF = 5.0
+_WARN_EVERY = 60.0
+
+# KEYS[1] bucket; ARGV rate (tokens/s), burst (bucket size). Returns {allowed (0/1), seconds to wait}.
+# The wait is returned as a string: Redis would truncate a Lua number to an integer.
+_TOKEN_BUCKET_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 't', 'ts')
+local tokens = tonumber(state[1]) or burst
+local ts = tonumber(state[2]) or now
+if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate) end
+local allowed = 0
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, tostring(wait)}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: int  # whole seconds, rounded up; 0 when allowed
+
+
+def retry_after_seconds(wait: float) -> int:
+    """``Retry-After`` for a wait in seconds: whole seconds rounded up, at least 1 (RFC 9110 10.2.3)."""
+    return max(1, math.ceil(wait - 1e-9))
+
+
+class LocalBuckets:
+    """Per-process token buckets: the fallback when Redis is absent or down."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, rate: float, burst: float) -> Decision:
+        now = time.monotonic()
+        with self._lock:  # gthread workers share this dict
+            tokens, ts = self._buckets.get(key, (burst, now))
+            tokens = min(burst, tokens + max(0.0, now - ts) * rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                return Decision(True, 0)
+            self._buckets[key] = (tokens, now)
+        return Decision(False, retry_after_seconds((1 - tokens) / rate))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._buckets.clear()
+
+
+class RateLimiter:
+    def __init__(self) -> None:
+        self.local = LocalBuckets()
+        self._lock = threading.Lock()
+        self._url: str | None = None
+        self._script: redis.commands.core.Script | None = None
+        self._redis_down_until = 0.0
+        self._last_warning = -math.inf
+
+    def _redis_script(self) -> redis.commands.core.Script | None:
+        url = settings.REDIS_URL
+        if not url:
+            return None
+        if self._script is None or self._url != url:
+            with self._lock:
+                # Short timeouts: a dead Redis must not stall the request path.
+                client = redis.Redis.from_url(
+                    url, socket_connect_timeout=_REDIS_TIMEOUT, socket_timeout=_REDIS_TIMEOUT, retry_on_timeout=False
+                )
+                # register_script keeps the SHA and sends EVALSHA, loading the script only on NOSCRIPT.
+                self._script, self._url = client.register_script(_TOKEN_BUCKET_LUA), url
+        return self._script
+
+    def take(self, tenant: str, rate: float, burst: float) -> Decision:
+        """Take one token from ``tenant``'s bucket; say how long to wait when it is empty."""
+        key = _KEY_PREFIX + tenant
+        script = self._redis_script()
+        if script is not None and time.monotonic() >= self._redis_down_until:
+            try:
+                allowed, wait = script(keys=[key], args=[rate, burst])
+                if int(allowed):
+                    return Decision(True, 0)
+                return Decision(False, retry_after_seconds(float(wait)))
+            except redis.RedisError as exc:
+                self._redis_down_until = time.monotonic() + _REDIS_BACKOFF
+                self._warn(exc)
+        elif script is not None:
+            self._warn(None)
+        metrics.rate_limit_degraded()
+        return self.local.take(key, rate, burst)
+
+    def _warn(self, exc: Exception | None) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= _WARN_EVERY:
+            self._last_warning = now
+            log.warning(
+                "rate_limit_degraded",
+                extra={"event": "rate_limit_degraded", "error": type(exc).__name__ if exc else "backoff",
+                       "backoff_seconds": _REDIS_BACKOFF},
+            )  # fmt: skip
+
+    def reset(self) -> None:
+        """Forget local buckets and Redis back-off (tests and settings changes)."""
+        self.local.clear()
+        self._redis_down_until = 0.0
+        self._script = None
+
+
+limiter = RateLimiter()
+
+
+def take_token(tenant: str, rate: float | None, burst: float | None) -> Decision:
+    """The rate-limit decision for one submission of ``tenant`` (overrides of TOKEN_RATE/TOKEN_BURST)."""
+    rate = rate or settings.TOKEN_RATE
+    burst = burst or settings.TOKEN_BURST
+    return limiter.take(tenant, rate, burst)
