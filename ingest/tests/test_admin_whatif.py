@@ -1,0 +1,103 @@
+"""What-if from a draft: counts the decisions the draft would change on recent PCS and changes no stored outcome."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from flk_site.celery import app as celery_app
+from flk_site.testing import make_pcs
+from ingest.models import PcsRecord, VerifyParams, WhatIfReport
+from ingest.versions import create_draft
+
+
+def draft_with(**changes) -> VerifyParams:
+    active = VerifyParams.objects.get(is_active=True)
+    return create_draft({**active.param_values(), **changes}, "what if", None)
+
+
+def stored_outcomes() -> list[tuple]:
+    return list(PcsRecord.objects.order_by("id").values_list("pcs_id", "decision", "status_code", "response"))
+
+
+@pytest.mark.django_db
+def test_the_report_counts_changed_decisions_with_examples_and_stores_nothing_else(
+    admin_client, unsigned_default_tenant, submit, django_capture_on_commit_callbacks
+):
+    for _ in range(4):
+        submit(make_pcs())
+    submit(make_pcs(degraded=True))  # escalated under any parameters
+    before = stored_outcomes()
+    draft = draft_with(base=0.2)  # every claimed budget now deviates by 0.1 > the 0.01 tolerance
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/admin/ingest/verifyparams/{draft.pk}/whatif/", {"sample_size": "3"})
+    report = WhatIfReport.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"/whatifreport/{report.pk}/change/")
+    assert (report.status, report.examined, report.baseline_version) == ("done", 3, 1)
+    # the three most recent: the degraded one stays escalated, two accepted ones become escalated
+    assert report.transitions == {"accept→escalate": 2}
+    assert report.changed == 2
+    assert {e["reasons_after"][0] for e in report.examples} == {"budget_deviation"}
+    assert stored_outcomes() == before
+    page = admin_client.get(f"/admin/ingest/whatifreport/{report.pk}/change/")
+    assert "accept→escalate: 2" in page.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("size", ["0", "-5", "ten", "2000000"])
+def test_a_bad_sample_size_is_refused(admin_client, size):
+    draft = draft_with(tol_d=0.1)
+    response = admin_client.post(f"/admin/ingest/verifyparams/{draft.pk}/whatif/", {"sample_size": size})
+    assert response.status_code == 200 and b"whole number" in response.content
+    assert not WhatIfReport.objects.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_computes_the_report(admin_client, unsigned_default_tenant, submit, tmp_path):
+    for _ in range(3):
+        submit(make_pcs())
+    draft = draft_with(base=0.2)
+    queue = f"flk-whatif-test-{uuid.uuid4().hex[:8]}"
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "flk_site.settings",
+        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/8"),
+        "FLK_CELERY_QUEUE": queue,
+        "DJANGO_SECRET_KEY": "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "FLK_ALLOW_UNSIGNED": "1",
+        "FLK_VAR_DIR": str(tmp_path),
+    }
+    celery = str(Path(sys.executable).with_name("celery"))
+    log = open(tmp_path / "worker.log", "wb")
+    worker = subprocess.Popen(
+        [celery, "-A", "flk_site", "worker", "-Q", queue, "--pool", "solo", "--concurrency", "1", "--without-heartbeat",
+         "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    saved = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
+    celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = False, queue
+    try:
+        admin_client.post(f"/admin/ingest/verifyparams/{draft.pk}/whatif/", {"sample_size": "10000"})
+        report = WhatIfReport.objects.get()
+        deadline = time.monotonic() + 60
+        while report.status in ("pending", "running") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            report.refresh_from_db()
+    finally:
+        celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = saved
+        worker.terminate()
+        worker.wait(timeout=30)
+        log.close()
+    assert report.status == "done", (tmp_path / "worker.log").read_text()[-3000:]
+    assert (report.examined, report.transitions) == (3, {"accept→escalate": 3})
+    assert set(PcsRecord.objects.values_list("decision", flat=True)) == {"accept"}
