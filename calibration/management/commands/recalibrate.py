@@ -1,0 +1,65 @@
+"""manage.py recalibrate: rebuild calibration snapshots from the labels now."""
+
+from __future__ import annotations
+
+import math
+import signal
+
+from django.core.management.base import BaseCommand, CommandError
+
+from calibration import services
+from calibration.models import GLOBAL_SET
+
+
+def _fmt(threshold: float | None) -> str:
+    if threshold is None:
+        return "none"
+    return "inf" if math.isinf(threshold) else f"{threshold:.6f}"
+
+
+class Command(BaseCommand):
+    help = (
+        "Rebuild each tenant's calibration snapshot (and the global fallback set) from its labels. Run after "
+        "bulk-importing labels, after changing delta or n_min, or to preview a delta with --dry-run; the "
+        "recalibrate task does the same after new labels and on its schedule."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tenant", help="Only this tenant (the global set is rebuilt too).")
+        parser.add_argument("--delta", type=float, help="Level to use instead of the active VerifyParams delta.")
+        parser.add_argument("--dry-run", action="store_true", help="Print what would change; store nothing.")
+
+    def handle(self, *args, tenant=None, delta=None, dry_run=False, **options):
+        params = services.params_provider()()
+        delta = params.delta if delta is None else delta
+        if not 0.0 < delta < 1.0:
+            raise CommandError(f"--delta must be within (0, 1), got {delta}")
+        self._stop = False
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            tenants = [tenant] if tenant else services.calibrated_tenants()
+            changed = done = 0
+            for name in [*tenants, GLOBAL_SET]:
+                if self._stop:
+                    self.stderr.write("stopped by SIGTERM; the remaining tenants keep their snapshots")
+                    break
+                result = services.recalibrate_tenant(
+                    name, delta=delta, n_min=params.n_min, params_version=params.params_version, dry_run=dry_run
+                )
+                done += 1
+                changed += result.changed
+                label = "global set" if name == GLOBAL_SET else name
+                uses = "own set" if result.source == "own" else f"global fallback (own n < {result.n_min})"
+                self.stdout.write(
+                    f"{label}: n={result.n} threshold {_fmt(result.old_threshold)} -> {_fmt(result.new_threshold)} "
+                    f"uses {uses}{'' if result.changed else ' (unchanged)'}"
+                )
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        verb = "would change" if dry_run else "changed"
+        self.stdout.write(
+            f"recalibrated {done} sets at delta {delta:g}: {changed} {verb}{' (dry run)' if dry_run else ''}"
+        )
+
+    def _on_sigterm(self, signum, frame):
+        self._stop = True
