@@ -43,8 +43,9 @@ preload_app = False
 accesslog = os.environ.get("FLK_ACCESS_LOG", "-") or None
 errorlog = "-"
 # Behind a TLS-terminating proxy Django decides whether X-Forwarded-Proto is trusted
-# (DJANGO_TRUST_X_FORWARDED_PROTO); gunicorn passes headers through and does not rewrite the scheme.
-forwarded_allow_ips = os.environ.get("FLK_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# (DJANGO_TRUST_X_FORWARDED_PROTO) alone: gunicorn passes the header through and never rewrites the scheme,
+# gunicorn would otherwise mark a request https on its own from a loopback proxy's header.
+secure_scheme_headers: dict[str, str] = {}
 
 
 def _prepare_multiproc_dir() -> str:

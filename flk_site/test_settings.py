@@ -8,6 +8,8 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/flk")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("FLK_ALLOW_UNSIGNED", "1")
+# Tests other than the rate-limit ones send bursts far above the production default; those set their own.
+os.environ.setdefault("TOKEN_RATE", "100000")
 os.environ.setdefault("FLK_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
 
 from flk_site.settings import *  # noqa: F403

@@ -41,7 +41,9 @@ local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 't', 'ts')
 local tokens = tonumber(state[1]) or burst
 local ts = tonumber(state[2]) or now
-if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate) end
+if now > ts then tokens = tokens + (now - ts) * rate end
+-- Clamped on every call: the bucket may have been filled under a larger burst before an admin lowered it.
+tokens = math.min(burst, tokens)
 local allowed = 0
 local wait = 0
 if tokens >= 1 then

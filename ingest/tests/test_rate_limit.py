@@ -1,0 +1,103 @@
+"""The token bucket per tenant: 429 with an accurate Retry-After once it is empty, shared through Redis."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import pytest
+import redis
+from django.conf import settings as django_settings
+from prometheus_client import REGISTRY
+
+from flk_site.testing import make_pcs
+from ingest import ratelimit
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limiter():
+    ratelimit.limiter.reset()
+    yield
+    ratelimit.limiter.reset()
+
+
+@pytest.fixture
+def limited_tenant(make_tenant):
+    """An unsigned tenant with its own bucket of ``burst`` tokens refilled at ``rate`` per second."""
+
+    def _make(rate: float, burst: float):
+        name = f"rl-{uuid.uuid4().hex[:12]}"
+        tenant = make_tenant(name, sign_alg="none")
+        tenant.rate_per_second, tenant.burst = rate, burst
+        tenant.save()
+        return name
+
+    return _make
+
+
+def _degraded_count() -> float:
+    return REGISTRY.get_sample_value("flk_rate_limit_degraded_total") or 0.0
+
+
+def test_the_request_after_the_burst_gets_429_with_retry_after(submit, limited_tenant):
+    tenant = limited_tenant(rate=1, burst=2)
+    assert [submit(make_pcs(), tenant=tenant).status_code for _ in range(2)] == [200, 200]
+    refused = submit(make_pcs(), tenant=tenant)
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "1"
+    assert refused.json()["code"] == "rate_limited"
+
+
+def test_a_submission_succeeds_after_waiting_retry_after(submit, limited_tenant):
+    tenant = limited_tenant(rate=2, burst=1)
+    assert submit(make_pcs(), tenant=tenant).status_code == 200
+    refused = submit(make_pcs(), tenant=tenant)
+    assert refused.status_code == 429
+    time.sleep(int(refused["Retry-After"]))
+    assert submit(make_pcs(), tenant=tenant).status_code == 200
+
+
+def test_retry_after_is_the_wait_rounded_up_to_whole_seconds(submit, limited_tenant):
+    # One token every 2.5 s: right after the burst the next token is about 2.5 s away, so 3 seconds.
+    tenant = limited_tenant(rate=0.4, burst=1)
+    assert submit(make_pcs(), tenant=tenant).status_code == 200
+    assert submit(make_pcs(), tenant=tenant)["Retry-After"] == "3"
+
+
+def test_a_refused_submission_is_not_stored(submit, limited_tenant, client):
+    tenant = limited_tenant(rate=0.01, burst=1)
+    submit(make_pcs(), tenant=tenant)
+    pcs = make_pcs()
+    assert submit(pcs, tenant=tenant).status_code == 429
+    assert client.get(f"/v1/pcs/{pcs['pcs_id']}", HTTP_X_TENANT_ID=tenant).status_code == 404
+
+
+def test_the_bucket_lives_in_redis(submit, limited_tenant):
+    tenant = limited_tenant(rate=0.01, burst=3)
+    submit(make_pcs(), tenant=tenant)
+    stored = redis.Redis.from_url(django_settings.REDIS_URL).hgetall(f"flk:bucket:{tenant}")
+    assert float(stored[b"t"]) == pytest.approx(2, abs=0.01)
+
+
+def test_with_redis_unreachable_ingest_keeps_working_on_a_per_process_bucket(submit, limited_tenant, settings, caplog):
+    tenant = limited_tenant(rate=0.01, burst=2)
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused
+    before = _degraded_count()
+    with caplog.at_level(logging.WARNING, logger="flk.ratelimit"):
+        answers = [submit(make_pcs(), tenant=tenant).status_code for _ in range(3)]
+    assert answers == [200, 200, 429]
+    assert _degraded_count() - before == 3
+    warnings = [r for r in caplog.records if r.getMessage() == "rate_limit_degraded"]
+    assert len(warnings) == 1  # logged once per minute, not once per request
+
+
+def test_a_dead_redis_does_not_stall_requests(submit, limited_tenant, settings):
+    tenant = limited_tenant(rate=100, burst=100)
+    settings.REDIS_URL = "redis://10.255.255.1:6379/0"  # unroutable: the connect times out
+    started = time.monotonic()
+    for _ in range(20):
+        assert submit(make_pcs(), tenant=tenant).status_code == 200
+    # One short connect timeout, then Redis is left alone during the back-off; without the back-off
+    # twenty requests would wait twenty timeouts (5 s).
+    assert time.monotonic() - started < 2.5
