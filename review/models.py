@@ -1,0 +1,126 @@
+"""The review queue: items waiting for a human label, the labels, reviewer scopes and the audit trail."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+REVIEWERS_GROUP = "reviewers"
+
+
+class ReviewItem(models.Model):
+    """One stored PCS that needs a label: an escalation, a rejection or an audit sample.
+
+    ``stage`` moves first -> second (when picked for a blind second opinion) -> done. A claim is the pair
+    (claimed_by, claimed_at); it lapses after FLK_REVIEW_CLAIM_SECONDS without being cleared.
+    """
+
+    class Stage(models.TextChoices):
+        FIRST = "first", "waiting for a label"
+        SECOND = "second", "waiting for a second opinion"
+        DONE = "done", "labelled"
+
+    record = models.OneToOneField("ingest.PcsRecord", on_delete=models.CASCADE, related_name="review_item")
+    tenant = models.CharField(max_length=64)
+    pcs_id = models.CharField(max_length=64)
+    shard_id = models.CharField(max_length=128)
+    decision = models.CharField(max_length=16)
+    regime = models.CharField(max_length=16)
+    reasons = models.JSONField(default=list, blank=True, help_text="Codes of the failed checks.")
+    score = models.FloatField(null=True, blank=True)
+    audit_sample = models.BooleanField(default=False)
+    received_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    stage = models.CharField(max_length=8, choices=Stage.choices, default=Stage.FIRST)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    disagreement = models.BooleanField(default=False, help_text="The second opinion differs from the first label.")
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        indexes = [
+            models.Index(fields=["stage", "received_at", "id"], name="review_queue_order"),
+            models.Index(fields=["tenant", "shard_id"], name="review_tenant_shard"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}:{self.pcs_id[:12]} ({self.decision}, {self.stage})"
+
+    @property
+    def provenance(self) -> str:
+        return "audit" if self.audit_sample else "escalation"
+
+
+class ReviewLabel(models.Model):
+    """One reviewer's label of one item; an undo marks it withdrawn (rows are never deleted)."""
+
+    class Value(models.TextChoices):
+        BENIGN = "benign"
+        ANOMALOUS = "anomalous"
+
+    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="labels")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    label = models.CharField(max_length=16, choices=Value.choices)
+    note = models.TextField(blank=True)
+    second_opinion = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # At most one standing label per item and round: two submits of the same form cannot both count.
+            models.UniqueConstraint(
+                fields=["item", "second_opinion"],
+                condition=models.Q(withdrawn_at__isnull=True),
+                name="review_one_standing_label_per_round",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} by {self.reviewer} on {self.item}"
+
+
+class ReviewerTenant(models.Model):
+    """A tenant a reviewer may see. A reviewer with no rows sees every tenant."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_tenants")
+    tenant = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="review_tenant_unique_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.tenant}"
+
+
+class AuditEvent(models.Model):
+    """Append-only trail of what reviewers did; never edited or deleted from the application."""
+
+    class Action(models.TextChoices):
+        CLAIM = "claim"
+        LABEL = "label"
+        UNDO = "undo"
+        SKIP = "skip"
+
+    item = models.ForeignKey(ReviewItem, on_delete=models.PROTECT, related_name="events")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    detail = models.CharField(max_length=200, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.user} {self.action} {self.item_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("audit events are append-only")
