@@ -130,6 +130,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = env_str("FLK_CELERY_QUEUE") or "flk"
+CELERY_BEAT_SCHEDULE = {
+    "calibration-recalibrate": {"task": "calibration.tasks.recalibrate", "schedule": 3600.0},
+    "calibration-check-drift": {"task": "calibration.tasks.check_drift", "schedule": 3600.0},
+    "calibration-check-miscoverage": {"task": "calibration.tasks.check_miscoverage", "schedule": 6 * 3600.0},
+    # A sweep catches any body a crashed worker left without an outcome; a no-op when all are stored.
+    "ingest-replay-wal": {"task": "ingest.tasks.replay_wal", "schedule": 900.0},
+    "ingest-purge-wal-segments": {"task": "ingest.tasks.purge_wal_segments", "schedule": 6 * 3600.0},
+    "ingest-purge-expired-outcomes": {"task": "ingest.tasks.purge_expired_outcomes", "schedule": 6 * 3600.0},
+}
 
 # --- Auth, i18n, static ------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -203,10 +212,24 @@ FLK_RETRY_AFTER_SECONDS = env_int("FLK_RETRY_AFTER_SECONDS", 5, minimum=1)
 # no change was announced (announcements travel through the cache; this bounds staleness if one is lost).
 FLK_CONFIG_MAX_AGE_SECONDS = env_float("FLK_CONFIG_MAX_AGE_SECONDS", 30.0, minimum=0.0)
 
+# Calibration (README "Calibration"): set size and window, label debounce, drift and miscoverage alarm levels.
+FLK_CALIBRATION_MAX_SIZE = env_int("FLK_CALIBRATION_MAX_SIZE", 5000, minimum=1)
+FLK_CALIBRATION_WINDOW_DAYS = env_float("FLK_CALIBRATION_WINDOW_DAYS", 180.0, minimum=1.0)
+FLK_CALIBRATION_DEBOUNCE_SECONDS = env_float("FLK_CALIBRATION_DEBOUNCE_SECONDS", 10.0, minimum=0.0)
+FLK_DRIFT_WINDOW_HOURS = env_float("FLK_DRIFT_WINDOW_HOURS", 24.0, minimum=0.1)
+FLK_DRIFT_LEVEL = env_float("FLK_DRIFT_LEVEL", 0.01, minimum=0.0)
+FLK_MISCOVERAGE_LEVEL = env_float("FLK_MISCOVERAGE_LEVEL", 0.01, minimum=0.0)
+FLK_CALIBRATION_PARAMS_PROVIDER = "ingest.params.calibration_params"
+FLK_CALIBRATION_TRAFFIC_PROVIDER = "ingest.params.recent_traffic_scores"
+
 METRICS_USER = env_str("METRICS_USER")
 METRICS_PASS = env_str("METRICS_PASS")
 # Scrape-time collectors added to /metrics: dotted paths of callables returning a prometheus_client collector.
-FLK_METRICS_COLLECTORS: list[str] = []
+FLK_METRICS_COLLECTORS: list[str] = ["calibration.metrics.calibration_collector", "review.metrics.review_queue_collector"]
+# Review queue: how long a claim holds, how long a label can be undone, the share sent for a second opinion.
+FLK_REVIEW_CLAIM_SECONDS = env_int("FLK_REVIEW_CLAIM_SECONDS", 600, minimum=10)
+FLK_REVIEW_UNDO_SECONDS = env_int("FLK_REVIEW_UNDO_SECONDS", 300, minimum=1)
+FLK_REVIEW_SECOND_OPINION_RATE = env_float("FLK_REVIEW_SECOND_OPINION_RATE", 0.1, minimum=0.0)
 FLK_BENCH_NOOP = env_bool("FLK_BENCH_NOOP", False)
 
 LOGGING = {
