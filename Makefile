@@ -25,6 +25,8 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
 
 install: $(RUN_STAMP)
 install-dev: $(DEV_STAMP)
+	@# the agent package, editable, so its console script `flk-agent` exists for the tests
+	@test -x $(VENV)/bin/flk-agent || $(PIP) install --quiet -e ./agent_client
 
 ## make run: install into .venv and serve on http://$(HOST):$(PORT) with the embedded SQLite default.
 run: install

@@ -1,0 +1,294 @@
+"""``flk-agent``: build PCS from data files, submit them, and look after the outbox and the DLQ.
+
+Errors are one line on stderr and a non-zero exit code: 2 for a bad command line or input, 1 when some
+PCS could not be delivered (they are in the DLQ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent_client import signals
+from agent_client.builder import build_pcs, signing_key_from_env
+from agent_client.outbox import Outbox, OutboxCorrupt
+from agent_client.schema import PcsInvalid, parse_pcs
+
+DEFAULT_OUTBOX = os.path.join("~", ".local", "state", "flk-agent")
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def load_points(path: str) -> np.ndarray:
+    """A point cloud from a ``.npy`` array or a CSV of numeric columns (one point per row, optional header)."""
+    p = Path(path)
+    if not p.is_file():
+        raise CliError(f"no such file: {path}")
+    if p.suffix.lower() == ".npy":
+        try:
+            cloud = np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise CliError(f"{path} is not a readable .npy array: {exc}") from None
+        if not np.issubdtype(cloud.dtype, np.number) or cloud.ndim not in (1, 2):
+            raise CliError(f"{path} must hold a 1-D or 2-D numeric array, got {cloud.dtype} with {cloud.ndim} dims")
+        return cloud.astype(np.float64)
+    try:
+        with open(p, encoding="utf-8") as handle:
+            first = handle.readline()
+    except UnicodeDecodeError:
+        raise CliError(f"{path} is neither a .npy file nor a UTF-8 CSV") from None
+    header = 1 if first.strip() and not _is_numeric_row(first) else 0
+    try:
+        cloud = np.loadtxt(p, delimiter=",", skiprows=header, ndmin=2, dtype=np.float64)
+    except ValueError as exc:
+        raise CliError(f"{path}: every row after the optional header must be numbers: {exc}") from None
+    return cloud
+
+
+def _is_numeric_row(line: str) -> bool:
+    try:
+        [float(cell) for cell in line.strip().split(",")]
+    except ValueError:
+        return False
+    return True
+
+
+def _scales(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("scales are comma-separated integers, e.g. 2,4,8,16,32") from None
+    if len(set(values)) < 2 or min(values) < 1:
+        raise argparse.ArgumentTypeError("give at least two distinct positive scales")
+    return values
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    cloud = load_points(args.input)
+    try:
+        alg, key = signing_key_from_env()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        pcs = build_pcs(
+            shard_id=args.shard_id,
+            epoch=args.epoch,
+            seed=args.seed,
+            points=cloud,
+            embeddings=cloud if args.r_from == "pq" else None,
+            scales=args.scales,
+            alg=alg,
+            key=key,
+        )
+        parse_pcs(json.dumps(pcs))  # never hand out a PCS the service would refuse as malformed
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    text = json.dumps(pcs, ensure_ascii=False, separators=(",", ":")) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _load_pcs_file(path: str) -> dict[str, Any]:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return parse_pcs(raw)
+    except PcsInvalid as exc:
+        raise CliError(f"{path} is not a valid PCS: {json.dumps(exc.errors, ensure_ascii=False)}") from None
+
+
+def _sender(args: argparse.Namespace, outbox: Outbox):
+    from agent_client.sender import Sender
+
+    return Sender(args.endpoint, outbox, tenant=args.tenant, max_attempts=args.max_attempts)
+
+
+def _progress(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="pcs", disable=total < 2, file=sys.stderr)
+
+
+def _report(summary: Any) -> int:
+    print(f"delivered {summary.delivered}, dead letters {summary.dead}", file=sys.stderr)
+    return 0 if summary.dead == 0 else 1
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    bodies = [_load_pcs_file(path) for path in args.files]  # all checked before any is queued
+    with Outbox(args.outbox) as outbox:
+        entries = outbox.append_many(bodies)
+        sender = _sender(args, outbox)
+        from agent_client.sender import DrainSummary
+
+        summary = DrainSummary()
+        with _progress(len(entries)) as bar:
+            for entry in entries:
+                result = sender.send(entry)
+                summary.delivered += result.outcome == "delivered"
+                summary.dead += result.outcome == "dead"
+                if result.outcome == "dead":
+                    print(f"dead letter {result.pcs_id}: {result.status} {result.body}", file=sys.stderr)
+                bar.update(1)
+    return _report(summary)
+
+
+def cmd_outbox_drain(args: argparse.Namespace) -> int:
+    with Outbox(args.outbox) as outbox:
+        sender = _sender(args, outbox)
+        with _progress(len(outbox.pending())) as bar:
+            summary = sender.drain(concurrency=args.concurrency, on_result=lambda _r: bar.update(1))
+        outbox.compact(args.horizon)
+    return _report(summary)
+
+
+def cmd_outbox_status(args: argparse.Namespace) -> int:
+    with Outbox(args.outbox) as outbox:
+        print(json.dumps(outbox.status(), indent=2))
+    return 0
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    with Outbox(args.outbox) as outbox:
+        letters = outbox.dead_letters()
+    for d in letters:
+        print(json.dumps({"pcs_id": d.pcs_id, "seq": d.seq, "status": d.status, "error": d.error}, ensure_ascii=False))
+    return 0
+
+
+def cmd_dlq_retry(args: argparse.Namespace) -> int:
+    with Outbox(args.outbox) as outbox:
+        entries = outbox.retry_dead(args.pcs_ids or None)
+        if args.pcs_ids and len(entries) < len(set(args.pcs_ids)):
+            print(f"only {len(entries)} of the named pcs_ids were in the DLQ", file=sys.stderr)
+        sender = _sender(args, outbox)
+        from agent_client.sender import DrainSummary
+
+        summary = DrainSummary()
+        for entry in entries:
+            result = sender.send(entry)
+            summary.delivered += result.outcome == "delivered"
+            summary.dead += result.outcome == "dead"
+    return _report(summary)
+
+
+def _add_outbox(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--outbox",
+        default=os.environ.get("FLK_AGENT_OUTBOX", DEFAULT_OUTBOX),
+        type=lambda s: os.path.expanduser(s),
+        help="outbox directory (env FLK_AGENT_OUTBOX; default ~/.local/state/flk-agent)",
+    )
+
+
+def _add_delivery(p: argparse.ArgumentParser, endpoint_required: bool = True) -> None:
+    p.add_argument("--endpoint", required=endpoint_required, help="the verifier's base URL, e.g. http://host:8000")
+    p.add_argument("--tenant", default=os.environ.get("FLK_TENANT"), help="X-Tenant-Id to send (env FLK_TENANT)")
+    p.add_argument("--max-attempts", type=int, default=8, help="tries per PCS before it goes to the DLQ (default 8)")
+    _add_outbox(p)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flk-agent", description="Build, sign and deliver Proof-of-Computation Summaries (PCS)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser(
+        "build",
+        help="build a signed PCS from a .npy or CSV point cloud",
+        description="Build a PCS from a point cloud (.npy array, or CSV of numeric columns with an optional "
+        "header; one point per row). Signs with PCS_HMAC_KEY or PCS_ED25519_SEED_B64 when set. "
+        "The same file and arguments always give the same PCS.",
+    )
+    b.add_argument("--in", dest="input", required=True, metavar="PATH", help=".npy or .csv file")
+    b.add_argument("--shard-id", required=True, help="the shard this work belongs to")
+    b.add_argument("--epoch", type=int, required=True, help="the epoch (integer ≥ 0)")
+    b.add_argument("--seed", type=int, required=True, help="seed of the random directions; written to the PCS")
+    b.add_argument("--out", metavar="FILE", help="write the PCS JSON here instead of stdout")
+    b.add_argument(
+        "--scales", type=_scales, default=list(signals.DEFAULT_SCALES), help="box-counting scales (default 2,4,8,16,32)"
+    )
+    b.add_argument(
+        "--r-from",
+        choices=("bytes", "pq"),
+        default="bytes",
+        help="r from the zlib ratio of the data's bytes (default) or from product quantisation of the rows",
+    )
+    b.set_defaults(func=cmd_build)
+
+    s = sub.add_parser(
+        "submit",
+        help="queue PCS files in the outbox and deliver them",
+        description="Append each PCS file to the outbox (fsync'd), then POST them to the verifier with retries. "
+        "PCS refused for good go to the DLQ; exit code 1 if any did.",
+    )
+    _add_delivery(s)
+    s.add_argument("files", nargs="+", metavar="FILE", help="PCS JSON files")
+    s.set_defaults(func=cmd_submit)
+
+    o = sub.add_parser("outbox", help="drain the outbox or show its state", description="Outbox commands.")
+    osub = o.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
+    od = osub.add_parser(
+        "drain",
+        help="deliver every pending PCS",
+        description="Send every pending PCS (for instance after a crash or an outage), then compact acked entries.",
+    )
+    _add_delivery(od)
+    od.add_argument("--concurrency", type=int, default=4, help="parallel requests (default 4)")
+    od.add_argument("--horizon", type=float, default=3600.0, help="keep acked entries this many seconds (3600)")
+    od.set_defaults(func=cmd_outbox_drain)
+    os_ = osub.add_parser("status", help="show pending and dead-letter counts", description="Show the outbox state.")
+    _add_outbox(os_)
+    os_.set_defaults(func=cmd_outbox_status)
+
+    d = sub.add_parser("dlq", help="list or retry dead letters", description="Dead-letter queue commands.")
+    dsub = d.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    dl = dsub.add_parser(
+        "list", help="one JSON line per dead letter", description="List the DLQ with the server's error."
+    )
+    _add_outbox(dl)
+    dl.set_defaults(func=cmd_dlq_list)
+    dr = dsub.add_parser(
+        "retry",
+        help="send dead letters again",
+        description="Move dead letters (all, or the pcs_ids given) back to the outbox and send them.",
+    )
+    _add_delivery(dr)
+    dr.add_argument("pcs_ids", nargs="*", metavar="PCS_ID", help="only these (default: all)")
+    dr.set_defaults(func=cmd_dlq_retry)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"flk-agent: error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, OutboxCorrupt) as exc:
+        print(f"flk-agent: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("flk-agent: interrupted; pending PCS stay in the outbox", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

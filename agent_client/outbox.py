@@ -1,0 +1,278 @@
+"""The agent's outbox WAL and its dead-letter queue (DLQ), as append-only JSON-lines files in a directory.
+
+``outbox.log`` holds ``put`` records (a sequence number and the PCS) and ``ack`` records; an entry is
+pending until its ack is written. A PCS is appended and fsync'd *before* it is sent, so a crash at any
+point leaves it pending and a restarted agent sends it again (the server's dedup on ``pcs_id`` makes the
+second copy harmless). Acks are flushed but not fsync'd: losing one only causes a harmless resend.
+
+``dlq.log`` holds the PCS the server refused for good, with the server's answer; it is fsync'd, and a
+``pcs_id`` appears in it at most once however many times the same failure is recorded.
+
+Every writer takes an exclusive ``flock`` on ``outbox.lock`` (several agent processes may share one
+outbox directory), and compaction replaces the log by rename while holding it; an appender that finds the
+file replaced reopens it, so no write lands in an unlinked file. A torn last line (a crash mid-write) is
+ignored when reading and cut off before the next append.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OUTBOX_FILE = "outbox.log"
+DLQ_FILE = "dlq.log"
+LOCK_FILE = "outbox.lock"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A pending PCS and its outbox sequence number (equal to the PCS's ``ft.outbox_seq``)."""
+
+    seq: int
+    pcs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    seq: int
+    pcs_id: str
+    status: int | None
+    error: str
+    failed_at: float
+    pcs: dict[str, Any]
+
+
+def _dumps(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def _read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a JSON-lines file; an unterminated or undecodable *last* line is a torn write, skipped."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return
+    lines = raw.split(b"\n")
+    for i, line in enumerate(lines):
+        if not line:
+            continue
+        try:
+            yield json.loads(line)
+        except ValueError:
+            if i == len(lines) - 1 or (i == len(lines) - 2 and not lines[-1]):
+                return  # torn tail of a crashed write: the record never happened
+            raise OutboxCorrupt(f"{path}: line {i + 1} is not JSON") from None
+
+
+class OutboxCorrupt(RuntimeError):
+    """A record in the middle of a log file is unreadable: not a torn tail, so not safe to guess."""
+
+
+class Outbox:
+    """The outbox WAL and DLQ in ``directory`` (created when missing)."""
+
+    def __init__(self, directory: str | os.PathLike[str], fsync: bool = True):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / OUTBOX_FILE
+        self.dlq_path = self.dir / DLQ_FILE
+        self.fsync = fsync
+        self._thread_lock = threading.Lock()  # flock is per open file, so threads of one process queue here
+        self._lock_fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd: int | None = None
+        self._ino = -1
+        self._scanned = 0  # bytes of the current log file already folded into _last_seq
+        self._last_seq = 0
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        os.close(self._lock_fd)
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._thread_lock:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _sync_log(self) -> int:
+        """Under the lock: an fd on the current log, torn tail cut, and _last_seq up to date with other writers."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        ino = os.fstat(fd).st_ino
+        if self._fd is not None and ino == self._ino:
+            os.close(fd)
+        else:  # first use, or compaction replaced the file: start over on the new one
+            if self._fd is not None:
+                os.close(self._fd)
+            self._fd, self._ino, self._scanned = fd, ino, 0
+        size = os.fstat(self._fd).st_size
+        if size > self._scanned:
+            tail = os.pread(self._fd, size - self._scanned, self._scanned)
+            complete = tail.rfind(b"\n") + 1
+            for line in tail[:complete].split(b"\n"):
+                if line:
+                    self._last_seq = max(self._last_seq, int(json.loads(line).get("seq", 0)))
+            if complete < len(tail):  # a torn last line: drop it so the next record starts on its own line
+                os.ftruncate(self._fd, self._scanned + complete)
+            self._scanned += complete
+        return self._fd
+
+    def _write(self, fd: int, data: bytes, durable: bool) -> None:
+        os.write(fd, data)
+        if durable and self.fsync:
+            os.fsync(fd)
+        self._scanned += len(data)
+
+    def append(self, pcs: dict[str, Any]) -> Entry:
+        """Assign the next sequence number (set as ``ft.outbox_seq``), append and fsync; the PCS is pending."""
+        return self.append_many([pcs])[0]
+
+    def append_many(self, items: Iterable[dict[str, Any]]) -> list[Entry]:
+        """Append several PCS with one fsync (group commit); each gets its own sequence number."""
+        with self._locked():
+            fd = self._sync_log()
+            entries, data = [], bytearray()
+            for pcs in items:
+                self._last_seq += 1
+                pcs.setdefault("ft", {})["outbox_seq"] = self._last_seq
+                entries.append(Entry(self._last_seq, pcs))
+                data += _dumps({"op": "put", "seq": self._last_seq, "pcs": pcs})
+            if data:
+                self._write(fd, bytes(data), durable=True)
+            return entries
+
+    def ack(self, seq: int) -> None:
+        """Mark an entry delivered. Not fsync'd: a lost ack only means one harmless resend after a crash."""
+        with self._locked():
+            self._write(self._sync_log(), _dumps({"op": "ack", "seq": seq, "t": time.time()}), durable=False)
+
+    def pending(self) -> list[Entry]:
+        """Entries appended and not yet acked, oldest first."""
+        puts: dict[int, dict[str, Any]] = {}
+        acked: set[int] = set()
+        for rec in _read_records(self.path):
+            if rec.get("op") == "put":
+                puts[rec["seq"]] = rec["pcs"]
+            elif rec.get("op") == "ack":
+                acked.add(rec["seq"])
+        return [Entry(seq, pcs) for seq, pcs in sorted(puts.items()) if seq not in acked]
+
+    def status(self) -> dict[str, Any]:
+        """Counts for ``flk-agent outbox status``."""
+        puts = acks = 0
+        for rec in _read_records(self.path):
+            puts += rec.get("op") == "put"
+            acks += rec.get("op") == "ack"
+        pending = self.pending()
+        return {
+            "directory": str(self.dir),
+            "pending": len(pending),
+            "oldest_pending_seq": pending[0].seq if pending else None,
+            "records": puts + acks,
+            "log_bytes": self.path.stat().st_size if self.path.exists() else 0,
+            "dead_letters": len(self.dead_letters()),
+        }
+
+    def compact(self, horizon_seconds: float = 3600.0) -> int:
+        """Drop entries acked more than ``horizon_seconds`` ago; return how many were dropped.
+
+        Holds the lock while it rewrites the log into a temporary file and renames it over the old one, so
+        a concurrent appender either wrote before (its record is copied) or writes after (to the new file).
+        """
+        with self._locked():
+            self._sync_log()
+            cutoff = time.time() - horizon_seconds
+            records = list(_read_records(self.path))
+            old_acks = {r["seq"] for r in records if r.get("op") == "ack" and r.get("t", 0) <= cutoff}
+            kept = [r for r in records if r.get("op") != "seq" and r.get("seq") not in old_acks]
+            # The highest sequence number survives compaction so numbering never goes backwards.
+            kept.insert(0, {"op": "seq", "seq": self._last_seq})
+            tmp = self.dir / (OUTBOX_FILE + ".compact")
+            with open(tmp, "wb") as out:
+                out.write(b"".join(_dumps(r) for r in kept))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+            _fsync_dir(self.dir)
+            return len(old_acks)
+
+    # -- dead-letter queue -------------------------------------------------------------------------------
+
+    def dead_letters(self) -> list[DeadLetter]:
+        return [
+            DeadLetter(r["seq"], r["pcs_id"], r.get("status"), r.get("error", ""), r.get("failed_at", 0.0), r["pcs"])
+            for r in _read_records(self.dlq_path)
+        ]
+
+    def dead(self, entry: Entry, status: int | None, error: str) -> bool:
+        """Move an entry to the DLQ with the server's answer (fsync'd) and ack it; False if already there."""
+        pcs_id = str(entry.pcs.get("pcs_id", ""))
+        with self._locked():
+            known = {r.get("pcs_id") for r in _read_records(self.dlq_path)}
+            added = pcs_id not in known
+            if added:
+                record = {
+                    "seq": entry.seq,
+                    "pcs_id": pcs_id,
+                    "status": status,
+                    "error": error,
+                    "failed_at": time.time(),
+                    "pcs": entry.pcs,
+                }
+                with open(self.dlq_path, "ab") as out:
+                    out.write(_dumps(record))
+                    out.flush()
+                    os.fsync(out.fileno())
+            self._write(self._sync_log(), _dumps({"op": "ack", "seq": entry.seq, "t": time.time()}), durable=False)
+        return added
+
+    def retry_dead(self, pcs_ids: Iterable[str] | None = None) -> list[Entry]:
+        """Put dead letters (all, or those named) back in the outbox as new entries and remove them from the DLQ.
+
+        The outbox append is durable before the DLQ is rewritten, so a crash in between leaves a copy in both
+        (sent twice, deduplicated by the server) rather than in neither.
+        """
+        wanted = None if pcs_ids is None else set(pcs_ids)
+        letters = self.dead_letters()
+        chosen = [d for d in letters if wanted is None or d.pcs_id in wanted]
+        if not chosen:
+            return []
+        entries = self.append_many([dict(d.pcs, ft=dict(d.pcs.get("ft", {}))) for d in chosen])
+        chosen_ids = {d.pcs_id for d in chosen}
+        with self._locked():
+            remaining = [r for r in _read_records(self.dlq_path) if r.get("pcs_id") not in chosen_ids]
+            tmp = self.dir / (DLQ_FILE + ".tmp")
+            with open(tmp, "wb") as out:
+                out.write(b"".join(_dumps(r) for r in remaining))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.dlq_path)
+            _fsync_dir(self.dir)
+        return entries
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable: fsync the directory that holds the renamed file."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

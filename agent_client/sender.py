@@ -1,0 +1,198 @@
+"""Delivering outbox entries to the verifier: POST, backoff with full jitter, Retry-After, the DLQ.
+
+What happens to an entry depends only on the server's answer:
+
+- 200 or 202: delivered (202 is a verdict, not a failure: the PCS was escalated or rejected), acked.
+- 400, 401, 409 and any other 4xx except 429: the server will never accept this body; moved to the DLQ with
+  the status and the server's error, acked.
+- 429 and 503: the server asks to wait; the wait is its ``Retry-After`` (seconds) when given.
+- other 5xx and network errors: retried after an exponential backoff with full jitter
+  (a uniform wait in [0, min(cap, base·2^attempt)]).
+
+Every retry of any kind uses one of ``max_attempts``; when they are spent the entry goes to the DLQ with
+the last error. Delivery is at least once: a PCS is only acked after an answer, so a crash resends it,
+and the server's dedup on ``pcs_id`` returns the first answer to the copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from agent_client.outbox import Entry, Outbox
+
+log = logging.getLogger("agent_client.sender")
+
+SUBMIT_PATH = "/v1/pcs/submit"
+DELIVERED = "delivered"
+DEAD = "dead"
+RETRY_AFTER_MAX = 3600.0  # a Retry-After longer than an hour is treated as an hour
+
+
+@dataclass
+class Result:
+    seq: int
+    pcs_id: str
+    outcome: str  # DELIVERED or DEAD
+    status: int | None
+    attempts: int
+    body: Any = None
+
+
+@dataclass
+class DrainSummary:
+    delivered: int = 0
+    dead: int = 0
+    results: list[Result] = field(default_factory=list)
+
+
+def submit_url(endpoint: str) -> str:
+    """The submit URL for an endpoint given as the service's base URL or the full submit URL."""
+    endpoint = endpoint.rstrip("/")
+    return endpoint if endpoint.endswith(SUBMIT_PATH) else endpoint + SUBMIT_PATH
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - (time.time() if now is None else now)
+        except (TypeError, ValueError, IndexError):
+            return None
+    return min(RETRY_AFTER_MAX, max(0.0, seconds))
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Full jitter: uniform in [0, min(cap, base·2^(attempt−1))] for the attempt-th retry (1-based)."""
+    return rng.uniform(0.0, min(cap, base * (2 ** (attempt - 1))))
+
+
+class Sender:
+    """Sends outbox entries to ``endpoint`` (base URL of the service, or its submit URL)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        outbox: Outbox,
+        *,
+        tenant: str | None = None,
+        max_attempts: int = 8,
+        base_delay: float = 0.2,
+        max_delay: float = 30.0,
+        timeout: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ):
+        self.url = submit_url(endpoint)
+        self.outbox = outbox
+        self.tenant = tenant
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.timeout = timeout
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self._local = threading.local()  # one requests.Session per thread: sessions are not thread-safe
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.mount("http://", HTTPAdapter(pool_maxsize=4, max_retries=0))
+            session.mount("https://", HTTPAdapter(pool_maxsize=4, max_retries=0))
+            self._local.session = session
+        return session
+
+    def submit(self, pcs: dict[str, Any]) -> Result:
+        """Append ``pcs`` to the outbox (durably), then deliver it."""
+        return self.send(self.outbox.append(pcs))
+
+    def send(self, entry: Entry) -> Result:
+        """Deliver one entry: retry as the module docstring says, then ack it or move it to the DLQ."""
+        pcs_id = str(entry.pcs.get("pcs_id", ""))
+        headers = {"Content-Type": "application/json"}
+        if self.tenant:
+            headers["X-Tenant-Id"] = self.tenant
+        status: int | None = None
+        error = ""
+        for attempt in range(1, self.max_attempts + 1):
+            entry.pcs["attempt"] = attempt  # not signed: tells the server which try this is
+            body = json.dumps(entry.pcs, separators=(",", ":"), ensure_ascii=False).encode()
+            wait: float | None = None
+            try:
+                response = self._session().post(self.url, data=body, headers=headers, timeout=self.timeout)
+            except requests.RequestException as exc:
+                status, error = None, f"{type(exc).__name__}: {exc}"
+            else:
+                status = response.status_code
+                if status in (200, 202):
+                    self.outbox.ack(entry.seq)
+                    log.info("delivered pcs_id=%s seq=%d status=%d attempts=%d", pcs_id, entry.seq, status, attempt)
+                    return Result(entry.seq, pcs_id, DELIVERED, status, attempt, _json_or_text(response))
+                error = response.text[:2000]
+                if 400 <= status < 500 and status != 429:
+                    return self._dead(entry, pcs_id, status, error, attempt)
+                if status in (429, 503):
+                    wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if attempt == self.max_attempts:
+                break
+            if wait is None:
+                wait = backoff_delay(attempt, self.base_delay, self.max_delay, self.rng)
+            log.warning(
+                "retrying pcs_id=%s seq=%d status=%s attempt=%d wait=%.3fs", pcs_id, entry.seq, status, attempt, wait
+            )
+            self.sleep(wait)
+        return self._dead(
+            entry, pcs_id, status, f"gave up after {self.max_attempts} attempts: {error}", self.max_attempts
+        )
+
+    def _dead(self, entry: Entry, pcs_id: str, status: int | None, error: str, attempts: int) -> Result:
+        self.outbox.dead(entry, status, error)
+        log.error("dead letter pcs_id=%s seq=%d status=%s attempts=%d", pcs_id, entry.seq, status, attempts)
+        return Result(entry.seq, pcs_id, DEAD, status, attempts, error)
+
+    def drain(self, concurrency: int = 1, on_result: Callable[[Result], None] | None = None) -> DrainSummary:
+        """Send every pending entry (oldest first), ``concurrency`` at a time; return what happened."""
+        summary = DrainSummary()
+        pending = self.outbox.pending()
+
+        def record(result: Result) -> None:
+            summary.results.append(result)
+            if result.outcome == DELIVERED:
+                summary.delivered += 1
+            else:
+                summary.dead += 1
+            if on_result:
+                on_result(result)
+
+        if concurrency <= 1:
+            for entry in pending:
+                record(self.send(entry))
+        else:
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                for result in pool.map(self.send, pending):
+                    record(result)
+        return summary
+
+
+def _json_or_text(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
