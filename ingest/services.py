@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from agent_client.canonical import signing_digest
 from agent_client.schema import PcsInvalid, parse_pcs
-from calibration.services import current_snapshot
-from ingest import keyring, metrics, ratelimit, store
+from calibration.services import current_snapshot, label_for
+from ingest import keyring, metrics, ratelimit, store, wal
 from ingest.config_cache import current_generation
 from ingest.keyring import SignatureRejected, TenantCredentials
 from ingest.params import NoActiveParams, active_params_memo
@@ -86,6 +86,17 @@ def submit_pcs(tenant_header: str | None, content_type: str | None, body: bytes)
         )
     try:
         creds = resolve_tenant(tenant_header)
+    except (OperationalError, InterfaceError):
+        # The tenant cannot be looked up, but its name passed the header check: keep the body in the WAL so
+        # that replay stores it once the database is back, exactly as a later failure would.
+        received_at = timezone.now()
+        try:
+            wal.append(tenant_header or DEFAULT_TENANT, body, received_at)
+        except wal.WalUnavailable:
+            return _wal_unavailable(tenant_header or DEFAULT_TENANT)
+        log.warning("database_unavailable", extra={"event": "database_unavailable"})
+        return unavailable("the database is unavailable; the PCS was kept for replay, retry later", "database_unavailable")
+    try:
         if isinstance(creds, Answer):
             return creds
         # Step 2: the tenant's token bucket, before the body costs a WAL append or any parsing.
@@ -97,15 +108,26 @@ def submit_pcs(tenant_header: str | None, content_type: str | None, body: bytes)
             answer.headers["Retry-After"] = str(limit.retry_after)
             answer.tenant = creds.name
             return answer
-        # Step 3 (durable WAL append) stands here, before anything is parsed.
+        # Step 3: the raw body is on disk before anything in it is trusted; without that, nothing is accepted.
         received_at = timezone.now()
+        try:
+            wal.append(creds.name, body, received_at)
+        except wal.WalUnavailable:
+            return _wal_unavailable(creds.name)
         return process_body(creds, body, received_at)
     except (OperationalError, InterfaceError):
         log.warning("database_unavailable", extra={"event": "database_unavailable"})
-        return unavailable("the database is unavailable; the PCS was not stored, retry later", "database_unavailable")
+        return unavailable("the database is unavailable; the PCS was kept for replay, retry later", "database_unavailable")
     except NoActiveParams:
         log.error("no_active_verify_params")
         return unavailable("no VerifyParams version is active; an admin must activate one", "no_active_params")
+
+
+def _wal_unavailable(tenant: str) -> Answer:
+    log.error("wal_unavailable", extra={"event": "wal_unavailable", "tenant": tenant})
+    answer = unavailable("the inbox WAL cannot be written; nothing was accepted, retry later", "wal_unavailable")
+    answer.tenant = tenant
+    return answer
 
 
 def process_body(creds: TenantCredentials, body: bytes, received_at: datetime) -> Answer:
@@ -238,5 +260,6 @@ def get_outcome(tenant_header: str | None, pcs_id: str) -> Answer:
         return unavailable("the database is unavailable, retry later", "database_unavailable")
     if stored is None:
         return error(404, "not_found", "no PCS with this pcs_id for this tenant")
-    return Answer(200, {**stored.response, "status_code": stored.status_code, "dedup": False},
+    label = label_for(creds.name, pcs_id)
+    return Answer(200, {**stored.response, "status_code": stored.status_code, "dedup": False, "label": label},
                   pcs_id=pcs_id, tenant=creds.name)  # fmt: skip

@@ -1,0 +1,232 @@
+"""WAL replay and WAL retention: the operations that bring the stored outcomes in line with the inbox WAL.
+
+Replay verifies and stores every WAL body that has no stored outcome (after a crash, after a database
+outage) through the same ``process_body`` as the request path, with the body's original ``received_at``,
+so the stored answer is the one the first delivery would have had. Which records already have an outcome
+is found with one query per batch on the unique (tenant, pcs_id); a second run finds them all and changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from ingest import keyring, metrics, wal
+from ingest.config_cache import current_generation
+from ingest.keyring import TenantCredentials
+from ingest.models import PcsRecord
+from ingest.params import active_params_memo
+from ingest.services import process_body
+
+log = logging.getLogger("flk.ingest.replay")
+DEFAULT_BATCH = 1000
+_TABLE = PcsRecord._meta.db_table
+
+
+@dataclass
+class ReplayReport:
+    seen: int = 0  # intact WAL records read
+    already_stored: int = 0  # records whose (tenant, pcs_id) had an outcome before this run
+    stored: int = 0  # new outcomes stored by this run
+    skipped: int = 0  # bodies that never get an outcome (bad JSON or schema, bad signature, unknown tenant)
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def skip(self, reason: str) -> None:
+        self.skipped += 1
+        self.skipped_by_reason[reason] = self.skipped_by_reason.get(reason, 0) + 1
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "seen": self.seen,
+            "already_stored": self.already_stored,
+            "stored": self.stored,
+            "skipped": self.skipped,
+            "skipped_by_reason": dict(self.skipped_by_reason),
+            "interrupted": self.interrupted,
+        }
+
+
+def _pcs_id_of(body: bytes) -> str | None:
+    """The claimed pcs_id of a body, or None when it is not a JSON object with a string pcs_id."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    pcs_id = parsed.get("pcs_id") if isinstance(parsed, dict) else None
+    return pcs_id if isinstance(pcs_id, str) else None
+
+
+def stored_keys(keys: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which of the (tenant_id, pcs_id) pairs have a stored outcome: one indexed query for the whole batch."""
+    keys = list(keys)
+    if not keys:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.tenant_id, t.pcs_id FROM {_TABLE} t "
+            f"JOIN unnest(%s::bigint[], %s::text[]) AS k(tenant_id, pcs_id) "
+            f"ON t.tenant_id = k.tenant_id AND t.pcs_id = k.pcs_id",
+            [[k[0] for k in keys], [k[1] for k in keys]],
+        )
+        return {(row[0], row[1]) for row in cursor.fetchall()}
+
+
+def _batches(records: Iterator[wal.WalRecord], size: int) -> Iterator[list[wal.WalRecord]]:
+    batch: list[wal.WalRecord] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _credentials(name: str) -> TenantCredentials | None:
+    creds = keyring.credentials_memo.get(name, current_generation())
+    return creds if creds is not None and creds.enabled else None
+
+
+def _store_batch(todo: list[tuple[TenantCredentials, wal.WalRecord]], report: ReplayReport) -> None:
+    for creds, record in todo:
+        answer = process_body(creds, record.body, record.received_at)
+        if answer.status in (200, 202) and not answer.dedup:
+            report.stored += 1
+        elif answer.status in (200, 202):
+            report.already_stored += 1
+        else:
+            report.skip(f"http_{answer.status}")
+
+
+def replay_wal(
+    directory: Path | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> ReplayReport:
+    """Verify and store every WAL body without a stored outcome; idempotent, in bounded batches.
+
+    Each batch is one lookup of which (tenant, pcs_id) are stored and one transaction for the new
+    outcomes (one commit instead of one per record); the INSERT ... ON CONFLICT DO NOTHING of the store
+    keeps a concurrent request or a concurrent replay from producing a second row.
+    """
+    report = ReplayReport()
+    active_params_memo.get("active", current_generation())  # NoActiveParams now, not in the middle of a batch
+    backlog = 0
+    for batch in _batches(wal.iter_records(directory), batch_size):
+        if should_stop():
+            report.interrupted = True
+            break
+        report.seen += len(batch)
+        candidates: list[tuple[TenantCredentials, wal.WalRecord, str]] = []
+        for record in batch:
+            creds = _credentials(record.tenant)
+            if creds is None:
+                report.skip("unknown_tenant")
+                continue
+            pcs_id = _pcs_id_of(record.body)
+            if pcs_id is None:
+                report.skip("unparsable")
+                continue
+            candidates.append((creds, record, pcs_id))
+        stored = stored_keys({(c.tenant_id, p) for c, _, p in candidates})
+        todo: list[tuple[TenantCredentials, wal.WalRecord]] = []
+        pending: set[tuple[int, str]] = set()
+        for creds, record, pcs_id in candidates:
+            key = (creds.tenant_id, pcs_id)
+            if key in stored or key in pending:  # a resubmission of the same PCS is stored once
+                report.already_stored += 1
+                continue
+            pending.add(key)
+            todo.append((creds, record))
+        backlog += len(todo)
+        before = report.stored
+        try:
+            with transaction.atomic():
+                _store_batch(todo, report)
+        except DatabaseError:
+            # One bad row must not block the rest: redo this batch row by row (ON CONFLICT makes it safe).
+            log.warning("replay_batch_retry", extra={"event": "replay_batch_retry", "records": len(todo)})
+            report.stored = before
+            _store_batch(todo, report)
+        metrics.replayed(report.stored - before)
+    metrics.set_replay_backlog(backlog)
+    log.info("wal_replayed", extra={"event": "wal_replayed", **report.as_dict()})
+    return report
+
+
+@dataclass
+class RetentionReport:
+    deleted: list[str] = field(default_factory=list)
+    kept_unstored: list[str] = field(default_factory=list)
+
+
+def _segment_fully_stored(path: Path) -> bool:
+    keys: set[tuple[int, str]] = set()
+    for record in wal.read_segment(path):
+        creds = _credentials(record.tenant)
+        pcs_id = _pcs_id_of(record.body)
+        if creds is None or pcs_id is None:
+            continue  # such a body never gets an outcome; it does not hold the segment
+        keys.add((creds.tenant_id, pcs_id))
+    keys_list = list(keys)
+    for start in range(0, len(keys_list), DEFAULT_BATCH):
+        chunk = keys_list[start : start + DEFAULT_BATCH]
+        if len(stored_keys(chunk)) < len(chunk):
+            return False
+    return True
+
+
+def purge_wal_segments(directory: Path | None = None, retention_days: int | None = None) -> RetentionReport:
+    """Delete WAL segments last written more than FLK_WAL_RETENTION_DAYS ago whose bodies are all stored.
+
+    A segment that still holds a body without a stored outcome is kept (and logged): replay needs it.
+    A body that can never get an outcome (bad JSON, unknown tenant) does not hold its segment.
+    """
+    days = retention_days if retention_days is not None else settings.FLK_WAL_RETENTION_DAYS
+    cutoff = time.time() - days * 86400
+    report = RetentionReport()
+    open_here = wal.active_segments()
+    for path in wal.segments(directory):
+        try:
+            if path.stat().st_mtime >= cutoff or path.name in open_here:
+                continue
+            if not _segment_fully_stored(path):
+                report.kept_unstored.append(path.name)
+                log.warning("wal_segment_kept", extra={"event": "wal_segment_kept", "segment": path.name})
+                continue
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        report.deleted.append(path.name)
+    log.info("wal_segments_purged", extra={"event": "wal_segments_purged", "deleted": len(report.deleted),
+                                           "kept_unstored": len(report.kept_unstored)})  # fmt: skip
+    return report
+
+
+def purge_expired_outcomes(batch_size: int = 5000) -> int:
+    """Delete stored outcomes received more than the active VerifyParams.dedup_ttl_days ago; returns the count.
+
+    Deletes in bounded batches so a large backlog never holds one long transaction or lock.
+    """
+    params = active_params_memo.get("active", current_generation())
+    cutoff = timezone.now() - timedelta(days=params.dedup_ttl_days)
+    total = 0
+    while True:
+        ids = list(PcsRecord.objects.filter(received_at__lt=cutoff).values_list("id", flat=True)[:batch_size])
+        if not ids:
+            break
+        PcsRecord.objects.filter(id__in=ids).delete()
+        total += len(ids)
+    log.info("expired_outcomes_purged", extra={"event": "expired_outcomes_purged", "deleted": total})
+    return total

@@ -1,0 +1,305 @@
+"""The inbox WAL: every request body is made durable here before it is parsed or acknowledged.
+
+On-disk format. A WAL directory (``FLK_WAL_DIR``) holds segment files named
+``inbox-<start µs>-<pid>-<seq>.wal``; each process writes only its own segments, so the hot path takes
+no cross-process lock. A segment is a sequence of records::
+
+    magic  b"FLKW"          4 bytes
+    length uint32 BE        bytes of the payload that follows the header
+    crc32  uint32 BE        CRC32 of the payload
+    payload:
+        received_at  int64 BE   microseconds since the Unix epoch (UTC)
+        tenant_len   uint16 BE
+        tenant       UTF-8
+        body         the request body, byte for byte (any bytes, newlines included)
+
+A reader checks magic, a sane length and the CRC; a record that fails any check (a torn tail after a
+crash, a flipped bit) is skipped and the reader resynchronises on the next magic, so a bad record is
+never mis-parsed as a body.
+
+Durability (group commit). One writer thread per process owns the open segment. ``append`` queues its
+record and waits; the writer takes everything queued, writes it with one ``write`` and one ``fdatasync``,
+then wakes each waiting request. No request returns before its own record is on disk, yet concurrent
+requests share an fsync.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+
+from ingest import metrics
+
+MAGIC = b"FLKW"
+_HEADER = struct.Struct(">4sII")
+_PAYLOAD_PREFIX = struct.Struct(">qH")
+# A length above this is taken as corruption, not as a record: bodies are capped far lower (FLK_MAX_BODY_BYTES).
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+SEGMENT_SUFFIX = ".wal"
+
+
+class WalUnavailable(Exception):
+    """The WAL could not make a record durable (disk full, read-only or missing directory, I/O error)."""
+
+
+@dataclass(frozen=True, order=True)
+class WalPosition:
+    segment: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class WalRecord:
+    position: WalPosition
+    tenant: str
+    received_at: datetime
+    body: bytes
+
+
+def encode_record(tenant: str, body: bytes, received_at: datetime) -> bytes:
+    """Frame one record: header (magic, payload length, CRC32 of the payload) followed by the payload."""
+    tenant_bytes = tenant.encode("utf-8")
+    micros = int(received_at.timestamp() * 1_000_000)
+    payload = _PAYLOAD_PREFIX.pack(micros, len(tenant_bytes)) + tenant_bytes + body
+    return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def _decode_payload(payload: bytes) -> tuple[str, datetime, bytes] | None:
+    if len(payload) < _PAYLOAD_PREFIX.size:
+        return None
+    micros, tenant_len = _PAYLOAD_PREFIX.unpack_from(payload)
+    start = _PAYLOAD_PREFIX.size
+    if start + tenant_len > len(payload):
+        return None
+    try:
+        tenant = payload[start : start + tenant_len].decode("utf-8")
+        received_at = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+    except (UnicodeDecodeError, ValueError, OverflowError, OSError):
+        return None
+    return tenant, received_at, payload[start + tenant_len :]
+
+
+@dataclass
+class SegmentScan:
+    """What reading one segment found: good records are yielded, bad bytes are counted here."""
+
+    records: int = 0
+    skipped_bytes: int = 0
+    corrupt: int = 0
+
+
+def read_segment(path: Path, scan: SegmentScan | None = None) -> Iterator[WalRecord]:
+    """Yield the intact records of one segment in order, skipping torn or corrupt ones."""
+    scan = scan if scan is not None else SegmentScan()
+    data = path.read_bytes()
+    offset, end = 0, len(data)
+    while offset < end:
+        good = False
+        if end - offset >= _HEADER.size:
+            magic, length, crc = _HEADER.unpack_from(data, offset)
+            stop = offset + _HEADER.size + length
+            if magic == MAGIC and length <= MAX_RECORD_BYTES and stop <= end:
+                payload = data[offset + _HEADER.size : stop]
+                if zlib.crc32(payload) == crc and (decoded := _decode_payload(payload)) is not None:
+                    tenant, received_at, body = decoded
+                    scan.records += 1
+                    yield WalRecord(WalPosition(path.name, offset), tenant, received_at, body)
+                    offset = stop
+                    good = True
+        if not good:
+            # Resynchronise on the next magic after this byte; everything before it is unreadable.
+            scan.corrupt += 1
+            following = data.find(MAGIC, offset + 1)
+            following = end if following < 0 else following
+            scan.skipped_bytes += following - offset
+            offset = following
+
+
+def segments(directory: Path | None = None) -> list[Path]:
+    """The segment files of a WAL directory, oldest first (names start with the segment's start time)."""
+    directory = Path(directory or settings.FLK_WAL_DIR)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.name.startswith("inbox-") and p.name.endswith(SEGMENT_SUFFIX))
+
+
+def iter_records(directory: Path | None = None) -> Iterator[WalRecord]:
+    """Every intact record of every segment, oldest segment first."""
+    for path in segments(directory):
+        try:
+            yield from read_segment(path)
+        except FileNotFoundError:  # deleted by retention while we listed
+            continue
+
+
+class _Pending:
+    __slots__ = ("data", "done", "error", "position")
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.done = False
+        self.error: OSError | None = None
+        self.position: WalPosition | None = None
+
+
+class WalWriter:
+    """The single writer of one process for one directory: batches appends into one write + fdatasync."""
+
+    def __init__(self, directory: Path, segment_bytes: int, segment_seconds: float):
+        self.directory = Path(directory)
+        self.segment_bytes = segment_bytes
+        self.segment_seconds = segment_seconds
+        self.pid = os.getpid()
+        self._cond = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._fd: int | None = None
+        self._segment_name = ""
+        self._segment_size = 0
+        self._segment_opened = 0.0
+        self._seq = 0
+        self._thread = threading.Thread(target=self._run, name="flk-wal-writer", daemon=True)
+        self._thread.start()
+
+    def append(self, data: bytes) -> WalPosition:
+        pending = _Pending(data)
+        with self._cond:
+            self._queue.append(pending)
+            self._cond.notify_all()
+            while not pending.done:
+                self._cond.wait()
+        if pending.error is not None:
+            raise WalUnavailable(f"the inbox WAL could not be written: {pending.error}") from pending.error
+        assert pending.position is not None
+        return pending.position
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                batch, self._queue = self._queue, []
+            error: OSError | None = None
+            try:
+                self._write_batch(batch)
+            except OSError as exc:
+                error = exc
+                metrics.wal_error()
+                # A failed write may have left a partial record: never append after it, start a new segment.
+                self._close()
+            with self._cond:
+                for pending in batch:
+                    pending.error = error
+                    pending.done = True
+                self._cond.notify_all()
+
+    def _write_batch(self, batch: list[_Pending]) -> None:
+        self._rotate_if_due()
+        assert self._fd is not None
+        offset = self._segment_size
+        for pending in batch:
+            pending.position = WalPosition(self._segment_name, offset)
+            offset += len(pending.data)
+        data = b"".join(p.data for p in batch)
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fdatasync(self._fd)
+        self._segment_size = offset
+        metrics.wal_appended(len(batch))
+        metrics.wal_batch_synced()
+
+    def _rotate_if_due(self) -> None:
+        if self._fd is not None and (
+            self._segment_size >= self.segment_bytes or time.monotonic() - self._segment_opened >= self.segment_seconds
+        ):
+            self._close()
+        if self._fd is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._seq += 1
+            name = f"inbox-{time.time_ns() // 1000:017d}-{self.pid}-{self._seq:06d}{SEGMENT_SUFFIX}"
+            fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
+            # The new directory entry must survive a crash too, or the segment could vanish with its records.
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+            self._fd, self._segment_name, self._segment_size = fd, name, 0
+            self._segment_opened = time.monotonic()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        self._fd = None
+
+    def active_segment(self) -> str:
+        return self._segment_name if self._fd is not None else ""
+
+
+_writers: dict[tuple[int, str], WalWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def writer(directory: Path | None = None) -> WalWriter:
+    """This process's writer for ``directory`` (a forked child gets its own writer and segments)."""
+    directory = Path(directory or settings.FLK_WAL_DIR)
+    key = (os.getpid(), str(directory))
+    found = _writers.get(key)
+    if found is not None:
+        return found
+    with _writers_lock:
+        found = _writers.get(key)
+        if found is None:
+            found = WalWriter(
+                directory,
+                segment_bytes=getattr(settings, "FLK_WAL_SEGMENT_BYTES", 64 * 1024 * 1024),
+                segment_seconds=getattr(settings, "FLK_WAL_SEGMENT_SECONDS", 3600.0),
+            )
+            _writers[key] = found
+        return found
+
+
+def append(tenant: str, body: bytes, received_at: datetime) -> WalPosition:
+    """Append one body and return once it is on disk; raises WalUnavailable on any OS error."""
+    data = encode_record(tenant, body, received_at)
+    try:
+        return writer().append(data)
+    except OSError as exc:  # e.g. the writer could not even be created
+        metrics.wal_error()
+        raise WalUnavailable(f"the inbox WAL could not be written: {exc}") from exc
+
+
+def active_segments() -> set[str]:
+    """Names of the segments this process has open (never deleted by retention)."""
+    pid = os.getpid()
+    return {w.active_segment() for (p, _), w in list(_writers.items()) if p == pid} - {""}
+
+
+def check_writable(directory: Path | None = None) -> None:
+    """Raise WalUnavailable unless a file can be created, written and synced in the WAL directory."""
+    directory = Path(directory or settings.FLK_WAL_DIR)
+    probe = directory / f".probe-{os.getpid()}-{threading.get_ident()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            os.write(fd, b"ok")
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise WalUnavailable(f"the inbox WAL directory {directory} is not writable: {exc}") from exc
