@@ -49,10 +49,15 @@ class Command(BaseCommand):
                 done += 1
                 changed += result.changed
                 label = "global set" if name == GLOBAL_SET else name
-                uses = "own set" if result.source == "own" else f"global fallback (own n < {result.n_min})"
+                if name == GLOBAL_SET:
+                    uses = f"is the fallback of tenants with n < {result.n_min}"
+                elif result.source == "own":
+                    uses = "uses own set"
+                else:
+                    uses = f"uses global fallback (own n < {result.n_min})"
                 self.stdout.write(
                     f"{label}: n={result.n} threshold {_fmt(result.old_threshold)} -> {_fmt(result.new_threshold)} "
-                    f"uses {uses}{'' if result.changed else ' (unchanged)'}"
+                    f"{uses}{'' if result.changed else ' (unchanged)'}"
                 )
         finally:
             signal.signal(signal.SIGTERM, previous)

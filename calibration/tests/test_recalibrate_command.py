@@ -1,0 +1,57 @@
+"""manage.py recalibrate prints each tenant's n, old and new threshold and which set decides for it."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from calibration import services
+from calibration.models import CalibrationSnapshot
+
+pytestmark = pytest.mark.django_db
+
+
+def label(tenant: str, scores: list[float]) -> None:
+    for n, score in enumerate(scores):
+        services.record_label(tenant=tenant, pcs_id=f"{tenant}-{n}", score=score, label="benign", provenance="audit")
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("recalibrate", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_it_reports_own_sets_and_the_global_fallback(unsigned_default_tenant):
+    label("big", [i / 100 for i in range(100)])
+    label("small", [0.5] * 3)
+    output = run()
+    assert "big: n=100 threshold none -> 0.950000 uses own set" in output
+    assert "small: n=3 threshold none -> inf uses global fallback (own n < 100)" in output
+    assert "global set: n=103 threshold none -> 0.950000 is the fallback of tenants with n < 100" in output
+    assert output.splitlines()[-1] == "recalibrated 3 sets at delta 0.05: 3 changed"
+
+
+def test_a_second_run_changes_nothing(unsigned_default_tenant):
+    label("big", [i / 100 for i in range(100)])
+    run()
+    output = run()
+    assert "big: n=100 threshold 0.950000 -> 0.950000 uses own set (unchanged)" in output
+    assert output.splitlines()[-1] == "recalibrated 2 sets at delta 0.05: 0 changed"
+    assert CalibrationSnapshot.objects.filter(tenant="big").count() == 1
+
+
+def test_a_dry_run_with_another_delta_stores_nothing(unsigned_default_tenant):
+    label("big", [i / 100 for i in range(100)])
+    output = run("--tenant", "big", "--delta", "0.1", "--dry-run")
+    assert "big: n=100 threshold none -> 0.900000 uses own set" in output
+    assert output.splitlines()[-1] == "recalibrated 2 sets at delta 0.1: 2 would change (dry run)"
+    assert not CalibrationSnapshot.objects.exists()
+
+
+def test_a_delta_outside_the_unit_interval_is_refused(unsigned_default_tenant):
+    with pytest.raises(CommandError, match="--delta"):
+        run("--delta", "1.5")
+    assert not CalibrationSnapshot.objects.exists()
