@@ -116,7 +116,11 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:  # a service that never became ready must not outlive the test
+            self.stop()
+            raise
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         import time
@@ -130,7 +134,7 @@ class ServiceProcess:
             try:
                 requests.get(f"{self.url}/v1/pcs/{'0' * 64}", timeout=1)
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a cold worker on a busy machine may be slow
                 time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not answer in {timeout}s: {self.log_path.read_text()[-3000:]}")
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.utils.module_loading import import_string
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
 
 log = logging.getLogger("flk.metrics")
@@ -121,14 +121,27 @@ def multiprocess_enabled() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
-def _extra_collectors() -> Iterable[object]:
-    """Scrape-time collectors named in FLK_METRICS_COLLECTORS (dotted paths of callables returning one)."""
+class _Collected:
+    """Families already collected, so that one failing collector is skipped instead of failing the scrape."""
+
+    def __init__(self, families: list[Metric]):
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def _extra_families() -> list[Metric]:
+    """The families of the scrape-time collectors named in FLK_METRICS_COLLECTORS (dotted paths of callables
+    returning a collector); a collector that fails is logged and left out."""
+    families: list[Metric] = []
     for path in getattr(settings, "FLK_METRICS_COLLECTORS", ()):
         try:
-            yield import_string(path)()
-        except Exception:  # one broken collector must not hide the others
+            families.extend(import_string(path)().collect())
+        except Exception:  # a broken collector (or its database) must not hide the others
             log.warning("metrics_collector_failed", extra={"event": "metrics_collector_failed", "collector": path},
                         exc_info=True)  # fmt: skip
+    return families
 
 
 def exposition() -> bytes:
@@ -139,11 +152,6 @@ def exposition() -> bytes:
         prom_multiprocess.MultiProcessCollector(registry)
     else:
         from prometheus_client import REGISTRY as registry
-    output = generate_latest(registry)
-    extra = CollectorRegistry(auto_describe=True)
-    for collector in _extra_collectors():
-        try:
-            extra.register(collector)  # type: ignore[arg-type]
-        except Exception:
-            log.warning("metrics_collector_failed", exc_info=True)
-    return output + generate_latest(extra)
+    extra = CollectorRegistry(auto_describe=False)
+    extra.register(_Collected(_extra_families()))
+    return generate_latest(registry) + generate_latest(extra)
