@@ -34,7 +34,9 @@ def _queue_depth() -> int:
     model = apps.get_model("review", "ReviewItem")
     fields = _field_names(model)
     queryset = model.objects.all()
-    if "status" in fields:
+    if "stage" in fields:  # review.ReviewItem: first -> second -> done
+        queryset = queryset.exclude(stage="done")
+    elif "status" in fields:
         queryset = queryset.filter(status__in=OPEN_REVIEW_STATES)
     elif "label" in fields:
         queryset = queryset.filter(label__isnull=True)
@@ -55,7 +57,7 @@ def _drift_alerts() -> int:
     model = apps.get_model("calibration", "DriftReport")
     fields = _field_names(model)
     queryset = model.objects.all()
-    for flag in ("alert", "drifted", "is_alert"):
+    for flag in ("drift_detected", "alert", "drifted"):
         if flag in fields:
             queryset = queryset.filter(**{flag: True})
             break
