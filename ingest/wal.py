@@ -166,6 +166,7 @@ class WalWriter:
         self._segment_size = 0
         self._segment_opened = 0.0
         self._seq = 0
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="flk-wal-writer", daemon=True)
         self._thread.start()
 
@@ -181,11 +182,21 @@ class WalWriter:
         assert pending.position is not None
         return pending.position
 
+    def close(self) -> None:
+        """Stop the writer thread once the queue is drained and close the segment."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue:
+                while not self._queue and not self._closing:
                     self._cond.wait()
+                if not self._queue:  # closing and drained
+                    self._close()
+                    return
                 batch, self._queue = self._queue, []
             error: OSError | None = None
             try:
@@ -280,6 +291,16 @@ def append(tenant: str, body: bytes, received_at: datetime) -> WalPosition:
     except OSError as exc:  # e.g. the writer could not even be created
         metrics.wal_error()
         raise WalUnavailable(f"the inbox WAL could not be written: {exc}") from exc
+
+
+def close_writers() -> None:
+    """Close this process's writers and their segments (at exit; tests use it to hand segments over)."""
+    pid = os.getpid()
+    with _writers_lock:
+        mine = [key for key in _writers if key[0] == pid]
+        closing = [_writers.pop(key) for key in mine]
+    for w in closing:
+        w.close()
 
 
 def active_segments() -> set[str]:

@@ -1,0 +1,85 @@
+"""WAL retention deletes old segments, never one holding a body without a stored outcome; the dedup TTL purge."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from flk_site.testing import make_pcs, signed
+from ingest import replay, wal
+from ingest.models import PcsRecord, VerifyParams
+
+
+@pytest.fixture
+def wal_dir(settings, tmp_path):
+    settings.FLK_WAL_DIR = tmp_path / "wal"
+    settings.FLK_WAL_RETENTION_DAYS = 14
+    return settings.FLK_WAL_DIR
+
+
+def age_days(path, days: float) -> None:
+    then = time.time() - days * 86400
+    os.utime(path, (then, then))
+
+
+def segment_with(pcs_list) -> str:
+    """A closed segment holding these bodies (a fresh writer, as another process would have left it)."""
+    writer = wal.WalWriter(settings.FLK_WAL_DIR, 10**9, 3600)
+    for pcs in pcs_list:
+        writer.append(wal.encode_record("default", json.dumps(pcs).encode(), timezone.now()))
+    name = writer.active_segment()
+    writer.close()
+    return name
+
+
+def test_old_segments_whose_bodies_are_all_stored_are_deleted(wal_dir, hmac_default_tenant, submit):
+    pcs = signed(make_pcs())
+    submit(pcs)  # stored, its body in this process's segment
+    (segment,) = wal.segments()
+    age_days(segment, 15)
+    wal.close_writers()  # as if the process that wrote it had exited
+
+    report = replay.purge_wal_segments()
+
+    assert report.deleted == [segment.name] and wal.segments() == []
+
+
+def test_an_old_segment_holding_an_unstored_body_is_kept(wal_dir, hmac_default_tenant):
+    name = segment_with([signed(make_pcs())])
+    age_days(wal_dir / name, 30)
+
+    report = replay.purge_wal_segments()
+
+    assert report.kept_unstored == [name] and (wal_dir / name).exists()
+    replay.replay_wal()
+    assert replay.purge_wal_segments().deleted == [name]
+
+
+def test_recent_segments_are_kept(wal_dir, hmac_default_tenant, submit):
+    submit(signed(make_pcs()))
+    (segment,) = wal.segments()
+    age_days(segment, 13)
+    wal.close_writers()
+    assert replay.purge_wal_segments().deleted == []
+    assert segment.exists()
+
+
+def test_outcomes_older_than_the_dedup_ttl_are_purged_and_a_resubmission_is_verified_afresh(
+    hmac_default_tenant, wal_dir, submit
+):
+    VerifyParams.objects.filter(is_active=True).update(dedup_ttl_days=7)
+    old, recent = signed(make_pcs()), signed(make_pcs())
+    submit(old)
+    submit(recent)
+    PcsRecord.objects.filter(pcs_id=old["pcs_id"]).update(received_at=timezone.now() - timedelta(days=8))
+
+    assert replay.purge_expired_outcomes() == 1
+
+    assert list(PcsRecord.objects.values_list("pcs_id", flat=True)) == [recent["pcs_id"]]
+    assert submit(old).json()["dedup"] is False
