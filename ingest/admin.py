@@ -20,9 +20,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from agent_client import signing
-from ingest import versions, whatif
+from ingest import policy_dsl, versions, whatif
 from ingest.models import PcsRecord, SignAlg, SigningKey, Tenant, VerifyParams, WhatIfReport
 from ingest.params_rules import PARAM_FIELDS, changed_fields, widened_fields
+from ingest.policy_dsl import PolicyError, compile_policy
 
 CONFIRM_WIDENING = "_confirm_widening"
 
@@ -148,6 +149,7 @@ class VerifyParamsForm(forms.ModelForm):
 class VerifyParamsAdmin(admin.ModelAdmin):
     form = VerifyParamsForm
     change_form_template = "admin/ingest/verifyparams/change_form.html"
+    change_list_template = "admin/ingest/verifyparams/change_list.html"
     list_display = ("__str__", "state", "tol_d", "tol_coh", "budget_tol", "delta", "reject_delta",
                     "created_by", "created_at", "activated_by", "activated_at", "reason")  # fmt: skip
     list_display_links = ("__str__",)
@@ -244,6 +246,7 @@ class VerifyParamsAdmin(admin.ModelAdmin):
             ),
             path("<int:pk>/whatif/", self.admin_site.admin_view(self.whatif_view), name="ingest_verifyparams_whatif"),
             path("<int:pk>/diff/", self.admin_site.admin_view(self.diff_view), name="ingest_verifyparams_diff"),
+            path("policy/", self.admin_site.admin_view(self.policy_view), name="ingest_verifyparams_policy"),
         ]
         return own + super().get_urls()
 
@@ -295,6 +298,29 @@ class VerifyParamsAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/ingest/verifyparams/whatif.html",
                                 self._context(request, obj, f"What-if of v{obj.version}", size=size, error=error,
                                               reports=obj.whatif_reports.all()[:10]))  # fmt: skip
+
+    def policy_view(self, request: HttpRequest) -> HttpResponse:
+        """Paste a policy (ingest.policy_dsl); it compiles over the version in service into a new draft."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        text, reason, error = request.POST.get("policy", ""), request.POST.get("reason", ""), ""
+        if request.method == "POST":
+            base = versions.active_version()
+            try:
+                if not reason.strip():
+                    raise ValidationError("say why this version is needed (reason)")
+                values = compile_policy(text, base.param_values() if base else VerifyParams().param_values())
+                draft = versions.create_draft(values, reason, request.user)
+            except PolicyError as exc:
+                error = str(exc)
+            except ValidationError as exc:
+                error = "; ".join(exc.messages)
+            else:
+                return self._after_save(request, draft)
+        return TemplateResponse(request, "admin/ingest/verifyparams/policy.html",
+                                {**self.admin_site.each_context(request), "title": "New draft from a policy",
+                                 "opts": self.model._meta, "policy": text, "reason": reason, "error": error,
+                                 "example": policy_dsl.__doc__.split("Example::")[1].split("Anything")[0]})  # fmt: skip
 
     def diff_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         obj = get_object_or_404(VerifyParams, pk=pk)

@@ -1,0 +1,152 @@
+"""The policy DSL: a small text format for VerifyParams, compiled to the values of a draft version.
+
+Example::
+
+    # Tighter D̂ checks for the spring release.
+    tolerance D_hat = 0.12
+    tolerance coh_star = 0.05
+    tolerance budget = 0.01
+    budget base = 0.10, alpha = 0.30, beta = 0.50, gamma = 0.20, D0 = 2.2
+    regime sticky when coh_star >= 0.70 and D_hat <= 1.5
+    regime non_sticky when D_hat >= 2.6
+    score D_hat = 0.35, coh_star = 0.40, r = 0.25, r0 = 0.65
+    conformal delta = 0.05, reject_delta = 0.005, n_min = 100
+    audit rate = 0.02
+    dedup ttl = 14 days
+
+Anything a policy does not set is taken from the base version (the one in service). Compilation refuses a
+policy that does not parse, sets a value twice, or breaks an invariant of ``ingest.params_rules``; the error
+carries the line and column of the offending text. Pure: no ORM, so the admin, tests and tools share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from ingest.params_rules import PARAM_FIELDS, invariant_errors
+
+# EBNF of the policy language (lark syntax). One statement per line; '#' starts a comment.
+GRAMMAR = r"""
+    policy: _NL* (statement _NL+)* statement?
+
+    ?statement: tolerance | budget | regime_sticky | regime_non_sticky | score | conformal | audit | dedup
+
+    tolerance: "tolerance" TOL_NAME "=" NUMBER
+    budget: "budget" budget_item ("," budget_item)*
+    budget_item: BUDGET_NAME "=" NUMBER
+    regime_sticky: "regime" "sticky" "when" "coh_star" ">=" NUMBER "and" "D_hat" "<=" NUMBER
+    regime_non_sticky: "regime" "non_sticky" "when" "D_hat" ">=" NUMBER
+    score: "score" score_item ("," score_item)*
+    score_item: SCORE_NAME "=" NUMBER
+    conformal: "conformal" conformal_item ("," conformal_item)*
+    conformal_item: CONFORMAL_NAME "=" NUMBER
+    audit: "audit" "rate" "=" NUMBER
+    dedup: "dedup" "ttl" "=" NUMBER "days"
+
+    TOL_NAME: "D_hat" | "coh_star" | "budget"
+    BUDGET_NAME: "base" | "alpha" | "beta" | "gamma" | "D0"
+    SCORE_NAME: "D_hat" | "coh_star" | "r0" | "r"
+    CONFORMAL_NAME: "reject_delta" | "delta" | "n_min"
+
+    NUMBER: /-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?/
+    COMMENT: /#[^\n]*/
+    _NL: /\r?\n/
+
+    %import common.WS_INLINE
+    %ignore WS_INLINE
+    %ignore COMMENT
+"""
+
+_PARSER = Lark(GRAMMAR, start="policy", parser="lalr", propagate_positions=True)
+
+_TOLERANCE = {"D_hat": "tol_d", "coh_star": "tol_coh", "budget": "budget_tol"}
+_BUDGET = {"base": "base", "alpha": "alpha", "beta": "beta", "gamma": "gamma", "D0": "d0"}
+_SCORE = {"D_hat": "w_d", "coh_star": "w_coh", "r": "w_r", "r0": "r0"}
+_CONFORMAL = {"delta": "delta", "reject_delta": "reject_delta", "n_min": "n_min"}
+_INTEGER_FIELDS = {"n_min", "dedup_ttl_days"}
+
+
+@dataclass
+class PolicyError(Exception):
+    """A policy that cannot become a version: what is wrong and where (1-based line and column)."""
+
+    message: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"line {self.line}, column {self.column}: {self.message}"
+
+
+def _describe(exc: UnexpectedInput) -> str:
+    if isinstance(exc, UnexpectedCharacters):
+        return f"unexpected character {exc.char!r}"
+    if isinstance(exc, UnexpectedEOF):
+        return "the policy ends in the middle of a statement"
+    if isinstance(exc, UnexpectedToken):
+        expected = ", ".join(sorted(exc.expected)[:8])
+        return f"unexpected {exc.token!r}; expected one of: {expected}"
+    return "syntax error"
+
+
+def compile_policy(text: str, base: Mapping[str, float]) -> dict[str, float]:
+    """Compile ``text`` over the ``base`` values into a complete set of VerifyParams values.
+
+    Raises PolicyError (with line and column) on a syntax error, a value set twice, or a broken invariant.
+    """
+    try:
+        tree = _PARSER.parse(text if text.endswith("\n") else text + "\n")
+    except UnexpectedInput as exc:
+        raise PolicyError(
+            _describe(exc), exc.line if exc.line > 0 else 1, exc.column if exc.column > 0 else 1
+        ) from None
+
+    values = {name: base[name] for name in PARAM_FIELDS}
+    where: dict[str, Token] = {}
+
+    def assign(field: str, number: Token) -> None:
+        if field in where:
+            first = where[field]
+            raise PolicyError(f"{field} is already set on line {first.line}", number.line, number.column)
+        value: float = float(number)
+        if field in _INTEGER_FIELDS:
+            if value != int(value):
+                raise PolicyError(f"{field} must be a whole number", number.line, number.column)
+            value = int(value)
+        values[field] = value
+        where[field] = number
+
+    for statement in tree.children:
+        if not isinstance(statement, Tree):
+            continue
+        kind = statement.data
+        tokens = [t for t in statement.scan_values(lambda v: isinstance(v, Token))]
+        if kind == "tolerance":
+            assign(_TOLERANCE[str(tokens[0])], tokens[1])
+        elif kind in ("budget", "score", "conformal"):
+            names = {"budget": _BUDGET, "score": _SCORE, "conformal": _CONFORMAL}[kind]
+            for name, number in zip(tokens[::2], tokens[1::2], strict=True):
+                assign(names[str(name)], number)
+        elif kind == "regime_sticky":
+            assign("sticky_coh_min", tokens[0])
+            assign("sticky_d_max", tokens[1])
+        elif kind == "regime_non_sticky":
+            assign("non_sticky_d_min", tokens[0])
+        elif kind == "audit":
+            assign("audit_rate", tokens[0])
+        elif kind == "dedup":
+            assign("dedup_ttl_days", tokens[0])
+
+    errors = invariant_errors(values)
+    if errors:
+        # Point at the statement that set the field; a field left at the base value is reported at line 1.
+        field = next((f for f in errors if f in where), next(iter(errors)))
+        token = where.get(field)
+        line, column = (token.line, token.column) if token is not None else (1, 1)
+        origin = "" if token is not None else " (value of the base version)"
+        raise PolicyError(f"{field}{origin} {'; '.join(errors[field])}", line, column)
+    return values
