@@ -132,7 +132,7 @@ class ServiceProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()[-3000:]}")
             try:
-                requests.get(f"{self.url}/v1/pcs/{'0' * 64}", timeout=1)
+                requests.get(f"{self.url}/v1/pcs/{'0' * 64}", timeout=1, allow_redirects=False)
                 return
             except (requests.ConnectionError, requests.Timeout):  # a cold worker on a busy machine may be slow
                 time.sleep(0.1)

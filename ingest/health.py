@@ -15,7 +15,6 @@ import binascii
 import hmac
 import json
 import logging
-import os
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -24,7 +23,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ingest import metrics
+from ingest import metrics, wal
 
 log = logging.getLogger("flk.health")
 _migrations_applied = False  # once true it stays true for this process: code cannot lose migrations
@@ -61,18 +60,9 @@ def _check_migrations() -> str | None:
 
 def _check_wal() -> str | None:
     try:
-        from ingest import wal
-    except ImportError:  # before the WAL module exists: the directory must at least be writable
-        directory = settings.FLK_WAL_DIR
-        if os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK):
-            return None
-        if not os.path.exists(directory) and os.access(os.path.dirname(os.fspath(directory)) or ".", os.W_OK):
-            return None
-        return "not writable"
-    try:
         wal.check_writable()
-    except Exception as exc:
-        return f"not writable ({type(exc).__name__})"
+    except wal.WalUnavailable as exc:
+        return f"not writable ({exc.__cause__.strerror if isinstance(exc.__cause__, OSError) else 'error'})"
     return None
 
 
