@@ -8,6 +8,7 @@ the same data and seed give the same signals on every run.
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -51,7 +52,7 @@ def box_counts(points: Any, scales: Sequence[int] = DEFAULT_SCALES) -> dict[int,
         cells = np.minimum(np.floor(unit * scale), scale - 1).astype(np.int64)
         # Each row of cell indices viewed as one opaque byte string, so np.unique compares whole rows at once.
         rows = np.ascontiguousarray(cells).view(np.dtype((np.void, cells.dtype.itemsize * cells.shape[1])))
-        counts[int(scale)] = int(len(np.unique(rows))) if len(cells) else 0
+        counts[int(scale)] = len(np.unique(rows)) if len(cells) else 0
     return counts
 
 
@@ -180,7 +181,10 @@ def product_quantise(embeddings: Any, subspaces: int = 8, codes: int = 256, seed
     rng = np.random.default_rng(seed)
     out = np.empty((n, subspaces), dtype=np.uint8 if k <= 256 else np.uint16)
     for j, block in enumerate(np.array_split(cloud, subspaces, axis=1)):  # 8 subspaces, each vectorised
-        _, labels = kmeans2(block, k, iter=10, minit="points", rng=rng)
+        with warnings.catch_warnings():
+            # Repetitive data has fewer distinct vectors than codes: empty clusters are expected, not an error.
+            warnings.simplefilter("ignore", UserWarning)
+            _, labels = kmeans2(block, k, iter=10, minit="points", rng=rng)
         out[:, j] = labels
     return out
 

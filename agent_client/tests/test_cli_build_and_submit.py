@@ -1,0 +1,87 @@
+"""`flk-agent build` makes the same PCS from the same data and seed, and `flk-agent submit` gets it accepted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest.models import PcsRecord
+
+FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([FLK_AGENT, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})  # fmt: skip
+
+
+def test_the_same_data_and_seed_give_a_bit_for_bit_identical_pcs(tmp_path):
+    data = tmp_path / "cloud.npy"
+    np.save(data, np.random.default_rng(12).standard_normal((1500, 24)))
+    key = {"PCS_HMAC_KEY": "testkey"}
+    first = run("build", "--in", str(data), "--shard-id", "s-1", "--epoch", "4", "--seed", "42", env=key)
+    second = run("build", "--in", str(data), "--shard-id", "s-1", "--epoch", "4", "--seed", "42", env=key)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    pcs = json.loads(first.stdout)
+    assert pcs["seed"] == 42 and pcs["scales"] == [2, 4, 8, 16, 32] and pcs["sig"]
+    other_seed = run("build", "--in", str(data), "--shard-id", "s-1", "--epoch", "4", "--seed", "43", env=key)
+    assert json.loads(other_seed.stdout)["v_star"] != pcs["v_star"]
+
+
+def test_a_csv_with_a_header_reads_like_the_same_numbers_without_one(tmp_path):
+    rows = np.random.default_rng(13).random((200, 3))
+    with_header, without = tmp_path / "h.csv", tmp_path / "n.csv"
+    with_header.write_text("x,y,z\n" + "\n".join(",".join(repr(float(v)) for v in row) for row in rows) + "\n")
+    without.write_text("\n".join(",".join(repr(float(v)) for v in row) for row in rows) + "\n")
+    a = run("build", "--in", str(with_header), "--shard-id", "s", "--epoch", "0", "--seed", "1")
+    b = run("build", "--in", str(without), "--shard-id", "s", "--epoch", "0", "--seed", "1")
+    assert a.returncode == 0 and a.stdout == b.stdout
+
+
+def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,2\n3,oops\n")
+    result = run("build", "--in", str(bad), "--shard-id", "s", "--epoch", "0", "--seed", "1")
+    assert result.returncode == 2
+    assert result.stderr.startswith("flk-agent: error:") and result.stderr.count("\n") == 1
+    missing = run("submit", "--endpoint", "http://127.0.0.1:9", str(tmp_path / "nope.json"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_every_subcommand_explains_itself():
+    for command in (
+        ["build"],
+        ["submit"],
+        ["outbox", "drain"],
+        ["outbox", "status"],
+        ["dlq", "list"],
+        ["dlq", "retry"],
+    ):
+        result = run(*command, "--help")
+        assert result.returncode == 0 and "usage: flk-agent" in result.stdout
+
+
+@pytest.mark.slow
+def test_built_pcs_files_are_submitted_and_accepted_by_the_service(gunicorn_service, tmp_path):
+    service = gunicorn_service()
+    files = []
+    for i in range(3):
+        data = tmp_path / f"work{i}.npy"
+        np.save(data, np.random.default_rng(i).random((800, 3)))
+        out = tmp_path / f"pcs{i}.json"
+        built = run("build", "--in", str(data), "--shard-id", "cli", "--epoch", str(i), "--seed", "7",
+                    "--out", str(out), env={"PCS_HMAC_KEY": "testkey"})  # fmt: skip
+        assert built.returncode == 0, built.stderr
+        files.append(str(out))
+    submitted = run("submit", "--endpoint", service.url, "--outbox", str(tmp_path / "outbox"), *files)
+    assert submitted.returncode == 0, submitted.stderr
+    assert "delivered 3, dead letters 0" in submitted.stderr
+    ids = [json.loads(Path(f).read_text())["pcs_id"] for f in files]
+    assert sorted(PcsRecord.objects.filter(pcs_id__in=ids).values_list("decision", flat=True)) == ["accept"] * 3

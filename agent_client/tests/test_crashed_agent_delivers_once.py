@@ -1,0 +1,61 @@
+"""An agent killed between the outbox append and the POST resends after restart; the PCS is stored once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from ingest.models import PcsRecord
+
+FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
+
+APPEND_THEN_HANG = """
+import sys, time
+import numpy as np
+from agent_client.builder import build_pcs
+from agent_client.outbox import Outbox
+pcs = build_pcs(shard_id="crash", epoch=1, seed=5, points=np.random.default_rng(5).random((400, 3)),
+                alg="hmac", key=b"testkey")
+entry = Outbox(sys.argv[1]).append(pcs)
+print(pcs["pcs_id"], entry.seq, flush=True)
+time.sleep(120)  # the POST would come here; the test kills the agent first
+"""
+
+
+@pytest.mark.slow
+def test_an_agent_killed_before_posting_delivers_after_restart_exactly_once(gunicorn_service, tmp_path):
+    service = gunicorn_service()
+    outbox = tmp_path / "outbox"
+    agent = subprocess.Popen([sys.executable, "-c", APPEND_THEN_HANG, str(outbox)], stdout=subprocess.PIPE, text=True)
+    pcs_id, seq = agent.stdout.readline().split()
+    os.kill(agent.pid, signal.SIGKILL)
+    agent.wait(timeout=10)
+    assert PcsRecord.objects.filter(pcs_id=pcs_id).count() == 0
+
+    status = subprocess.run([FLK_AGENT, "outbox", "status", "--outbox", str(outbox)], capture_output=True, text=True)
+    assert json.loads(status.stdout)["pending"] == 1
+
+    drain = [FLK_AGENT, "outbox", "drain", "--endpoint", service.url, "--outbox", str(outbox)]
+    restarted = subprocess.run(drain, capture_output=True, text=True, timeout=60)
+    assert restarted.returncode == 0, restarted.stderr
+    record = PcsRecord.objects.get(pcs_id=pcs_id)
+    assert record.body["ft"]["outbox_seq"] == int(seq)
+    answer = requests.get(f"{service.url}/v1/pcs/{pcs_id}", timeout=10)
+    assert answer.status_code == 200 and answer.json()["pcs_id"] == pcs_id
+
+    # Draining again sends nothing; a copy whose ack was lost is answered from the stored outcome.
+    assert "delivered 0" in subprocess.run(drain, capture_output=True, text=True, timeout=60).stderr
+    lines = (outbox / "outbox.log").read_text().splitlines()
+    put = next(json.loads(line) for line in lines if json.loads(line)["op"] == "put")
+    with open(outbox / "outbox.log", "a") as log:
+        log.write(json.dumps({"op": "put", "seq": 99, "pcs": put["pcs"]}) + "\n")
+    again = subprocess.run(drain, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "delivered 1" in again.stderr
+    assert PcsRecord.objects.filter(pcs_id=pcs_id).count() == 1

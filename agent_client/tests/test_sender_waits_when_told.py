@@ -1,0 +1,121 @@
+"""The sender honours Retry-After on 503 and 429, backs off on other failures, and gives up into the DLQ."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from agent_client.outbox import Outbox
+from agent_client.sender import DEAD, DELIVERED, Sender, backoff_delay, retry_after_seconds
+
+
+class ScriptedServer:
+    """A local HTTP server answering POSTs from a script of (status, headers) and recording arrival times."""
+
+    def __init__(self, script: list[tuple[int, dict[str, str]]]):
+        self.script = list(script)
+        self.arrivals: list[float] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.arrivals.append(time.monotonic())
+                status, headers = outer.script.pop(0) if outer.script else (200, {})
+                payload = b'{"accepted": true}' if status < 300 else b'{"detail": "scripted"}'
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def scripted():
+    servers: list[ScriptedServer] = []
+
+    def _make(script):
+        servers.append(ScriptedServer(script))
+        return servers[-1]
+
+    yield _make
+    for s in servers:
+        s.close()
+
+
+def pcs() -> dict:
+    return {"pcs_id": "ab" * 32, "ft": {}}
+
+
+def test_503_with_retry_after_waits_that_long_then_delivers(scripted, tmp_path):
+    server = scripted([(503, {"Retry-After": "1"})])
+    with Outbox(tmp_path) as box:
+        result = Sender(server.url, box, base_delay=0.01).submit(pcs())
+        assert (result.outcome, result.status, result.attempts) == (DELIVERED, 200, 2)
+        assert box.pending() == []
+    assert server.arrivals[1] - server.arrivals[0] >= 0.95
+
+
+def test_429_with_retry_after_is_honoured_rather_than_the_short_backoff(scripted, tmp_path):
+    server = scripted([(429, {"Retry-After": "1"}), (429, {"Retry-After": "1"})])
+    with Outbox(tmp_path) as box:
+        result = Sender(server.url, box, base_delay=0.001, max_delay=0.01).submit(pcs())
+    assert result.outcome == DELIVERED and result.attempts == 3
+    gaps = [b - a for a, b in zip(server.arrivals, server.arrivals[1:], strict=False)]
+    assert min(gaps) >= 0.95
+
+
+def test_5xx_is_retried_until_the_attempt_budget_is_spent_then_dead_lettered(scripted, tmp_path):
+    server = scripted([(500, {})] * 10)
+    with Outbox(tmp_path) as box:
+        result = Sender(server.url, box, max_attempts=3, base_delay=0.01).submit(pcs())
+        assert (result.outcome, result.status, result.attempts) == (DEAD, 500, 3)
+        assert len(server.arrivals) == 3
+        [letter] = box.dead_letters()
+        assert letter.status == 500 and "gave up after 3 attempts" in letter.error
+        assert box.pending() == []
+
+
+def test_a_refused_pcs_is_not_retried(scripted, tmp_path):
+    server = scripted([(400, {})])
+    with Outbox(tmp_path) as box:
+        result = Sender(server.url, box).submit(pcs())
+        assert (result.outcome, result.status, result.attempts) == (DEAD, 400, 1)
+        assert box.dead_letters()[0].error == '{"detail": "scripted"}'
+
+
+def test_network_errors_are_retried_and_end_in_the_dlq(tmp_path):
+    with Outbox(tmp_path) as box:
+        result = Sender("http://127.0.0.1:9", box, max_attempts=2, base_delay=0.01).submit(pcs())
+        assert result.outcome == DEAD and result.status is None
+        assert "ConnectionError" in box.dead_letters()[0].error
+
+
+def test_backoff_is_full_jitter_under_an_exponential_cap():
+    rng = random.Random(1)
+    waits = [backoff_delay(5, base=0.5, cap=4.0, rng=rng) for _ in range(2000)]
+    assert 0.0 <= min(waits) < 0.2 and 3.8 < max(waits) <= 4.0  # uniform over [0, min(4, 0.5*16)]
+    assert max(backoff_delay(2, base=0.5, cap=4.0, rng=rng) for _ in range(2000)) <= 1.0
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    assert retry_after_seconds("3") == 3.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: no wait
+    assert retry_after_seconds("soon") is None
