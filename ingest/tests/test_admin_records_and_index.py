@@ -51,3 +51,22 @@ def test_the_index_shows_the_active_version_and_todays_escalation_rate(admin_cli
     assert 'id="figure-active-params"><a href="/admin/ingest/verifyparams/' in page and ">v1</a>" in page
     assert "50 % (1 of 2)" in page
     assert 'id="figure-queue-depth"' in page and 'id="figure-drift-alerts"' in page
+
+
+def test_the_index_counts_the_open_review_queue_and_todays_drift_alerts(
+    admin_client, unsigned_default_tenant, submit, django_capture_on_commit_callbacks
+):
+    from calibration.models import DriftReport
+    from review.models import ReviewItem
+
+    with django_capture_on_commit_callbacks(execute=True):
+        submit(make_pcs(degraded=True))
+        submit(make_pcs(degraded=True))
+    open_items = ReviewItem.objects.exclude(stage="done").count()
+    assert open_items >= 2  # each escalation waits for a label
+    alert = {"n_recent": 50, "n_calibration": 200, "statistic": 0.4, "p_value": 0.001, "level": 0.01}
+    DriftReport.objects.create(tenant="default", drift_detected=True, **alert)
+    DriftReport.objects.create(tenant="default", drift_detected=False, **alert)
+    page = admin_client.get("/admin/").content.decode()
+    assert f'id="figure-queue-depth">{open_items}<' in page
+    assert 'id="figure-drift-alerts">1<' in page
