@@ -10,16 +10,30 @@ import logging
 import re
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-# International or national numbers of 7+ digits with the usual separators; a 64-hex pcs_id or a bare
-# counter does not match because separators or a leading + are required between the digit groups.
-PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,4}){2,4}(?![\w.])")
+# A run of digits with the separators phone numbers are written with (spaces, dashes, parentheses, a
+# leading +). Dots are not separators here, so decimals and dotted versions are left alone; ISO dates and
+# runs outside 7–15 digits (the E.164 maximum) are kept too. Approximate by nature: a space-separated list
+# of numbers can be taken for a phone number, which errs on the side of privacy.
+PHONE_CANDIDATE = re.compile(r"(?<![\w+.])\+?\(?\d[\d \t()-]{5,}\d(?![\w.])")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = sum(ch.isdigit() for ch in text)
+    separated = text.startswith("+") or any(ch in text for ch in " \t()-")
+    if 7 <= digits <= 15 and separated and not _ISO_DATE.match(text):
+        return "[phone]"
+    return text
+
+
 _KEEP = frozenset({"pcs_id", "tenant", "status", "latency_ms", "event", "endpoint", "code", "method", "path"})
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
 def redact(text: str) -> str:
     """``text`` with e-mail addresses and phone numbers replaced by placeholders."""
-    return PHONE.sub("[phone]", EMAIL.sub("[email]", text))
+    return PHONE_CANDIDATE.sub(_phone, EMAIL.sub("[email]", text))
 
 
 class RedactPersonalData(logging.Filter):

@@ -144,7 +144,9 @@ def process_body(creds: TenantCredentials, body: bytes, received_at: datetime) -
         log.info("signature_rejected", extra={"event": "signature_rejected", "pcs_id": pcs["pcs_id"],
                                               "tenant": creds.name, "code": exc.code})  # fmt: skip
         metrics.signature_failed(creds.name, exc.code)
-        return error(401, exc.code, exc.detail, key_ids=list(exc.key_ids), pcs_id=pcs["pcs_id"])
+        refused = error(401, exc.code, exc.detail, key_ids=list(exc.key_ids), pcs_id=pcs["pcs_id"])
+        refused.pcs_id, refused.tenant = pcs["pcs_id"], creds.name  # for the request log line
+        return refused
 
     params = active_params_memo.get("active", current_generation())
     started = time.perf_counter()
