@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
 from ingest.models import VerifyParams
@@ -60,13 +60,16 @@ def store_draft(draft: VerifyParams, user: object | None) -> VerifyParams:
 def activate_version(pk: int, user: object | None) -> VerifyParams:
     """Make version ``pk`` the one in service, recording who and when; activating an older one is the rollback.
 
-    One transaction: both rows are locked (select_for_update) so two concurrent activations serialise, and the
-    old row is switched off before the new one is switched on, because the partial unique index on
-    ``is_active`` is checked per statement.
+    One transaction that locks every version row, in primary-key order (no deadlock between two
+    activations). Locking only "the active row and the target" is not enough: a second activation waiting on
+    the old active row would, once the first commits, find that row no longer active and miss the newly
+    active one. With every row locked, the waiter re-reads each row's committed state. Rows inserted since
+    (new drafts) are inactive; should one be created and activated in that instant, the partial unique index
+    refuses the waiter's commit rather than leave two active. The old row is switched off before the new one is switched
+    on because the partial unique index on ``is_active`` is checked per statement.
     """
     with transaction.atomic():
-        locked = VerifyParams.objects.select_for_update().filter(Q(is_active=True) | Q(pk=pk))
-        rows = {row.pk: row for row in locked}
+        rows = {row.pk: row for row in VerifyParams.objects.select_for_update().order_by("pk")}
         target = rows.get(pk)
         if target is None:
             raise VerifyParams.DoesNotExist(pk)
