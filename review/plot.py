@@ -23,7 +23,8 @@ def scaling_plot_svg(scales: Sequence[int], counts: Mapping[str, int], claimed: 
     if len(pts) < 2:
         return mark_safe('<p class="muted">Not enough box counts to plot.</p>')
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    lines = {"claimed": claimed, "recomputed": recomputed}
+    # The claimed line is drawn last (dashed) so it stays visible when both lines coincide.
+    lines = {"recomputed": recomputed, "claimed": claimed}
     intercepts = {name: _line_through(xs, ys, slope) for name, slope in lines.items()}
     x0, x1 = min(xs), max(xs)
     line_ys = [intercepts[n] + lines[n] * x for n in lines for x in (x0, x1)]

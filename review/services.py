@@ -29,6 +29,10 @@ class ReviewError(Exception):
     """A review action that cannot be done now (claim lost, undo window over...); the message is for people."""
 
 
+class ItemNotFound(ReviewError):
+    """No such item, or one of a tenant the reviewer may not see."""
+
+
 def claim_seconds() -> float:
     return float(getattr(settings, "FLK_REVIEW_CLAIM_SECONDS", 600))
 
@@ -145,7 +149,7 @@ def claim_next(user: AbstractBaseUser) -> ReviewItem | None:
 def _locked_claim(user: AbstractBaseUser, item_id: int) -> ReviewItem:
     item = visible_items(user).select_for_update().filter(pk=item_id).first()
     if item is None:
-        raise ReviewError("no such item")
+        raise ItemNotFound("no such item")
     if item.stage not in QUEUED:
         raise ReviewError("this item is already labelled")
     if item.claimed_by_id != user.pk:
@@ -165,7 +169,7 @@ def label_item(user: AbstractBaseUser, item_id: int, label: str, note: str = "")
         second = item.stage == ReviewItem.Stage.SECOND
         try:
             with transaction.atomic():
-                row = ReviewLabel.objects.create(item=item, reviewer=user, label=label, note=note[:2000],
+                row = ReviewLabel.objects.create(item=item, reviewer=user, label=label, note=note.replace("\x00", "")[:2000],
                                                  second_opinion=second)  # fmt: skip
         except IntegrityError as exc:  # a standing label for this round already exists
             raise ReviewError("this item is already labelled") from exc

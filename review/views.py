@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -41,7 +41,9 @@ def reviewer_required(view):
 @reviewer_required
 def queue(request: HttpRequest) -> HttpResponse:
     waiting = services.visible_items(request.user).filter(stage__in=services.QUEUED)
-    filters = {k: request.GET.get(k, "").strip() for k in ("tenant", "decision", "regime", "reason", "age")}
+    # Filter values go into SQL parameters: PostgreSQL text cannot hold NUL, so drop it rather than fail.
+    filters = {k: request.GET.get(k, "").replace("\x00", "").strip()[:128]
+               for k in ("tenant", "decision", "regime", "reason", "age")}  # fmt: skip
     items = waiting
     if filters["tenant"]:
         items = items.filter(tenant=filters["tenant"])
@@ -124,6 +126,8 @@ def item_page(request: HttpRequest, item_id: int) -> HttpResponse:
 def label(request: HttpRequest, item_id: int) -> HttpResponse:
     try:
         services.label_item(request.user, item_id, request.POST.get("label", ""), request.POST.get("note", ""))
+    except services.ItemNotFound as exc:
+        raise Http404(str(exc)) from exc
     except services.ReviewError as exc:
         messages.error(request, str(exc))
         return redirect("review:item", item_id=item_id)
@@ -136,6 +140,8 @@ def label(request: HttpRequest, item_id: int) -> HttpResponse:
 def skip(request: HttpRequest, item_id: int) -> HttpResponse:
     try:
         services.skip_item(request.user, item_id)
+    except services.ItemNotFound as exc:
+        raise Http404(str(exc)) from exc
     except services.ReviewError as exc:
         messages.error(request, str(exc))
         return redirect("review:item", item_id=item_id)

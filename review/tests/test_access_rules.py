@@ -83,3 +83,13 @@ def test_a_reviewer_restricted_to_a_tenant_sees_and_claims_only_its_items(login,
     assert mine.pcs_id[:13] in page and other.pcs_id[:13] not in page
     assert client.post("/review/next/")["Location"] == f"/review/item/{mine.pk}/"
     assert client.get(f"/review/item/{other.pk}/").status_code == 404
+
+
+def test_a_restricted_reviewer_cannot_label_another_tenants_item(login, make_user, queue_items):
+    (item,) = queue_items(1, tenant="other")
+    bob = Client()
+    bob.force_login(make_user("bob"))
+    bob.post("/review/next/")
+    client = login(make_user("alice", tenants=["acme"]))
+    assert client.post(f"/review/item/{item.pk}/label/", {"label": "benign"}).status_code == 404
+    assert not item.labels.exists()

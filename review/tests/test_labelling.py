@@ -111,3 +111,16 @@ def test_the_outcome_api_shows_the_label(make_user, queue_items, client):
     reviewer.post(f"/review/item/{item.pk}/label/", {"label": "anomalous"})
     label = client.get(f"/v1/pcs/{item.pcs_id}").json()["label"]
     assert (label["label"], label["provenance"]) == ("anomalous", "escalation")
+
+
+def test_a_note_with_a_nul_byte_is_stored_without_it(make_user, queue_items):
+    client, item = _claimed(make_user, queue_items)
+    response = client.post(f"/review/item/{item.pk}/label/", {"label": "benign", "note": "odd\x00note"})
+    assert response.status_code == 302
+    assert ReviewLabel.objects.get(item=item).note == "oddnote"
+
+
+def test_labelling_an_item_that_does_not_exist_is_not_found(make_user, queue_items):
+    client, _item = _claimed(make_user, queue_items)
+    assert client.post("/review/item/999999/label/", {"label": "benign"}).status_code == 404
+    assert not ReviewLabel.objects.exists()
