@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from agent_client.regime import BudgetWeights, RegimeThresholds
+from calibration.services import CalibrationParams
 from ingest.config_cache import ProcessMemo
 from ingest.models import VerifyParams
 from ingest.verification import VerifyParamsValues
@@ -47,9 +50,8 @@ def _load_active(_key: str) -> VerifyParamsValues:
 active_params_memo: ProcessMemo[VerifyParamsValues] = ProcessMemo(_load_active)
 
 
-def calibration_params():
+def calibration_params() -> CalibrationParams:
     """The active version's values calibration needs (FLK_CALIBRATION_PARAMS_PROVIDER points here)."""
-    from calibration.services import CalibrationParams
     from ingest.config_cache import current_generation
 
     params = active_params_memo.get("active", current_generation())
@@ -62,7 +64,7 @@ def calibration_params():
     )
 
 
-def recent_traffic_scores(tenant: str, since, limit: int) -> list[float]:
+def recent_traffic_scores(tenant: str, since: datetime, limit: int) -> list[float]:
     """The newest scores of a tenant's stored PCS since ``since`` (FLK_CALIBRATION_TRAFFIC_PROVIDER)."""
     from ingest.models import PcsRecord
 
