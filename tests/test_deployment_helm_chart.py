@@ -294,3 +294,14 @@ def test_prometheus_rule_carries_the_alert_rules_file_unchanged(full_manifests):
     rule = one(full_manifests, "PrometheusRule")
     alerts = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
     assert rule["spec"]["groups"] == alerts["groups"]
+
+
+def test_containers_get_only_known_settings(full_manifests):
+    from tests.test_deployment_compose import known_settings
+
+    # POD_IP is the downward API's value, used only inside DJANGO_ALLOWED_HOSTS as $(POD_IP).
+    known = known_settings() | {"POD_IP"}
+    for name, pod in pod_specs(full_manifests):
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            unknown = {e["name"] for e in container.get("env", [])} - known
+            assert not unknown, f"{name} container {container['name']} sets unknown settings {sorted(unknown)}"
