@@ -95,7 +95,7 @@ def record_label(
     )
     log.info("calibration_label_recorded", extra={"event": "calibration_label_recorded", "tenant": tenant,
                                                   "pcs_id": pcs_id, "label": label, "provenance": provenance})  # fmt: skip
-    transaction.on_commit(lambda: schedule_recalibration(tenant))
+    transaction.on_commit(lambda: schedule_recalibration(tenant), robust=True)
 
 
 def withdraw_label(*, tenant: str, pcs_id: str) -> None:
@@ -104,7 +104,7 @@ def withdraw_label(*, tenant: str, pcs_id: str) -> None:
     if deleted:
         log.info("calibration_label_withdrawn", extra={"event": "calibration_label_withdrawn", "tenant": tenant,
                                                        "pcs_id": pcs_id})  # fmt: skip
-        transaction.on_commit(lambda: schedule_recalibration(tenant))
+        transaction.on_commit(lambda: schedule_recalibration(tenant), robust=True)
 
 
 def label_for(tenant: str, pcs_id: str) -> dict[str, Any] | None:
@@ -131,8 +131,16 @@ def schedule_recalibration(tenant: str) -> None:
     except Exception:  # the cache is down: enqueue anyway, recalibration is idempotent
         log.warning("calibration_debounce_unavailable", exc_info=True)
         first = True
-    if first:
+    if not first:
+        return
+    try:
         recalibrate.apply_async(kwargs={"tenant": tenant}, countdown=debounce)
+    except Exception:
+        # A label is never lost for want of a broker: it is stored, and the scheduled recalibration picks it
+        # up. Clearing the key lets the next label try to enqueue again.
+        log.warning("calibration_enqueue_failed", extra={"event": "calibration_enqueue_failed", "tenant": tenant},
+                    exc_info=True)  # fmt: skip
+        clear_pending(tenant)
 
 
 def clear_pending(tenant: str) -> None:
