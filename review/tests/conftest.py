@@ -111,6 +111,25 @@ def chromium():
 
 
 @pytest.fixture
+def new_context(chromium):
+    """new_context() opens a fresh browser context (its own cookies); all are closed after the test.
+
+    Closing matters: the live server's request threads hold a database connection for as long as the
+    browser keeps its HTTP connection alive.
+    """
+    contexts = []
+
+    def _new():
+        context = chromium.new_context(viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        return context
+
+    yield _new
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
 def screenshot():
     """screenshot(page, "queue") saves test-artifacts/<name>.png for people to look at after the run."""
     ARTIFACTS.mkdir(exist_ok=True)

@@ -13,8 +13,8 @@ from review.tests.conftest import PASSWORD
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _log_in(browser, live_server, username: str):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def _log_in(new_context, live_server, username: str):
+    context = new_context()
     page = context.new_page()
     page.goto(f"{live_server.url}/review/")
     assert "/accounts/login/" in page.url  # not signed in: sent to the login form
@@ -32,12 +32,12 @@ def _item_id(page) -> int:
 
 
 def test_a_reviewer_labels_with_the_keyboard_undoes_and_labels_again(
-    chromium, live_server, make_user, queue_items, screenshot, settings
+    new_context, live_server, make_user, queue_items, screenshot, settings
 ):
     settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
     queue_items(3, shard_id="shard-browser")
     make_user("alice")
-    _context, page = _log_in(chromium, live_server, "alice")
+    _context, page = _log_in(new_context, live_server, "alice")
     assert page.url == f"{live_server.url}/review/"
     assert page.locator("#queue-total").inner_text() == "3"
     screenshot(page, "review-queue")
@@ -68,12 +68,12 @@ def test_a_reviewer_labels_with_the_keyboard_undoes_and_labels_again(
     assert page.locator("#queue-total").inner_text() == "2"
 
 
-def test_a_second_reviewer_never_receives_the_first_ones_item(chromium, live_server, make_user, queue_items):
+def test_a_second_reviewer_never_receives_the_first_ones_item(new_context, live_server, make_user, queue_items):
     queue_items(2)
     make_user("alice")
     make_user("bob")
-    _ca, alice = _log_in(chromium, live_server, "alice")
-    _cb, bob = _log_in(chromium, live_server, "bob")
+    _ca, alice = _log_in(new_context, live_server, "alice")
+    _cb, bob = _log_in(new_context, live_server, "bob")
     with alice.expect_navigation():
         alice.keyboard.press("n")
     with bob.expect_navigation():
@@ -87,10 +87,10 @@ def test_a_second_reviewer_never_receives_the_first_ones_item(chromium, live_ser
     assert "The queue is empty" in bob.content()
 
 
-def test_a_user_outside_the_reviewers_group_is_refused(chromium, live_server, make_user, queue_items):
+def test_a_user_outside_the_reviewers_group_is_refused(new_context, live_server, make_user, queue_items):
     queue_items(1)
     make_user("mallory", reviewer=False)
-    _context, page = _log_in(chromium, live_server, "mallory")
+    _context, page = _log_in(new_context, live_server, "mallory")
     response = page.goto(f"{live_server.url}/review/")
     assert response.status == 403
     assert not ReviewItem.objects.filter(claimed_by__isnull=False).exists()
