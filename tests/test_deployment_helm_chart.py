@@ -305,3 +305,17 @@ def test_containers_get_only_known_settings(full_manifests):
         for container in pod.get("initContainers", []) + pod["containers"]:
             unknown = {e["name"] for e in container.get("env", [])} - known
             assert not unknown, f"{name} container {container['name']} sets unknown settings {sorted(unknown)}"
+
+
+def test_web_pod_keeps_replaying_and_purging_its_own_wal(default_manifests):
+    pod = one(default_manifests, "StatefulSet", "web")["spec"]["template"]["spec"]
+    containers = {container["name"]: container for container in pod["containers"]}
+    maintenance = containers["wal-maintenance"]
+    assert "python manage.py replay_wal --purge" in maintenance["command"][-1]
+    mounts = {m["name"]: m["mountPath"] for m in maintenance["volumeMounts"]}
+    assert mounts["wal"] == {m["name"]: m["mountPath"] for m in containers["web"]["volumeMounts"]}["wal"]
+    # Workers have no WAL volume: their periodic WAL tasks look at scratch space, never at a shared disk.
+    for component in ("worker", "beat"):
+        worker = one(default_manifests, "Deployment", component)["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in worker["env"]}
+        assert env["FLK_WAL_DIR"].startswith("/tmp/")

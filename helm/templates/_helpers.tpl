@@ -63,7 +63,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- concat $origins .Values.config.csrfTrustedOrigins | uniq | join "," -}}
 {{- end -}}
 
-{{/* Environment of every container: settings from values, secrets from the Secret. */}}
+{{/* Environment of every container: settings from values, secrets from the Secret. Each workload adds
+     its FLK_VAR_DIR / FLK_WAL_DIR (flk.webWalEnv or flk.noWalEnv). */}}
 {{- define "flk.env" -}}
 - name: POD_IP
   valueFrom:
@@ -96,10 +97,6 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.config.walRetentionDays | quote }}
 - name: FLK_LOG_LEVEL
   value: {{ .Values.config.logLevel | quote }}
-- name: FLK_VAR_DIR
-  value: /var/lib/flk
-- name: FLK_WAL_DIR
-  value: /var/lib/flk/wal
 - name: PROMETHEUS_MULTIPROC_DIR
   value: /var/lib/flk-metrics
 {{- range $name, $value := .Values.config.extraEnv }}
@@ -156,4 +153,21 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "flk.podSecurityContext" -}}
 {{- toYaml .Values.podSecurityContext }}
+{{- end -}}
+
+{{/* web: the WAL on the pod's own volume. */}}
+{{- define "flk.webWalEnv" -}}
+- name: FLK_VAR_DIR
+  value: /var/lib/flk
+- name: FLK_WAL_DIR
+  value: /var/lib/flk/wal
+{{- end -}}
+
+{{/* worker, beat, migrations: no WAL of their own (each web pod replays and purges its own), so the
+     periodic WAL tasks find an empty scratch directory and do nothing. */}}
+{{- define "flk.noWalEnv" -}}
+- name: FLK_VAR_DIR
+  value: /tmp/flk
+- name: FLK_WAL_DIR
+  value: /tmp/flk/wal
 {{- end -}}
