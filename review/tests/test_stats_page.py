@@ -1,0 +1,42 @@
+"""The stats page: queue depth, labels today per reviewer, escalation and reject rates, calibration state."""
+
+from __future__ import annotations
+
+from django.test import Client
+
+from calibration import services as calibration
+from calibration.models import DriftReport
+from flk_site.testing import make_pcs
+
+
+def test_stats_show_depth_labels_rates_and_calibration(
+    make_user, queue_items, submit, unsigned_default_tenant, settings
+):
+    from calibration.tasks import recalibrate
+
+    settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
+    for _ in range(3):
+        submit(make_pcs())  # accepted
+    submit(make_pcs(degraded=True))  # escalated: 1 of 4 PCS of the tenant today
+    for i in range(5):
+        calibration.record_label(tenant="default", pcs_id=f"cal-{i}", score=i / 10, label="benign", provenance="audit")
+    recalibrate(tenant="default")
+    calibration.snapshot_memo.clear()
+    DriftReport.objects.create(tenant="default", n_recent=50, n_calibration=5, statistic=0.4, p_value=0.002,
+                               level=0.01, drift_detected=True)  # fmt: skip
+    alice = Client()
+    alice.force_login(make_user("alice"))
+    item_id = int(alice.post("/review/next/")["Location"].rstrip("/").rsplit("/", 1)[1])
+    alice.post(f"/review/item/{item_id}/label/", {"label": "anomalous"})
+    queue_items(2)  # two more waiting
+
+    page = alice.get("/review/stats/").content.decode()
+    assert '<strong id="queue-depth">2</strong>' in page
+    assert '<strong id="labelled-today">1</strong>' in page
+    assert "alice: 1" in page
+    row = page[page.index("<td>default</td>") :].split("</tr>", 1)[0]
+    assert "<td>2</td><td>6</td>" in row.replace("\n", "").replace("  ", "")  # waiting, PCS in 24 h
+    assert "<td>50 %</td>" in row  # escalated: 3 of 6 (the two queued items are stored escalations too)
+    assert "<td>0 %</td>" in row  # rejected
+    assert "<td>5</td>" in row  # calibration n
+    assert "drift" in row and "0.002" in row
