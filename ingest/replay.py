@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from ingest import keyring, metrics, wal
-from ingest.config_cache import current_generation
+from ingest.config_cache import current_generation, generation_pinned
 from ingest.keyring import TenantCredentials
 from ingest.models import PcsRecord
 from ingest.params import active_params_memo
@@ -98,7 +99,7 @@ def _credentials(name: str) -> TenantCredentials | None:
     return creds if creds is not None and creds.enabled else None
 
 
-def _store_batch(todo: list[tuple[TenantCredentials, wal.WalRecord]], report: ReplayReport) -> None:
+def _store_slice(todo: list[tuple[TenantCredentials, wal.WalRecord]], report: ReplayReport) -> None:
     for creds, record in todo:
         answer = process_body(creds, record.body, record.received_at)
         if answer.status in (200, 202) and not answer.dedup:
@@ -109,17 +110,56 @@ def _store_batch(todo: list[tuple[TenantCredentials, wal.WalRecord]], report: Re
             report.skip(f"http_{answer.status}")
 
 
+def _store_slice_committed(todo: list[tuple[TenantCredentials, wal.WalRecord]], threaded: bool) -> ReplayReport:
+    """Store one slice in one transaction (one commit, not one per record), row by row if that fails."""
+    report = ReplayReport()
+    try:
+        with generation_pinned():
+            try:
+                with transaction.atomic():
+                    _store_slice(todo, report)
+            except DatabaseError:
+                # One bad row must not block the rest: redo the slice row by row (ON CONFLICT makes it safe).
+                log.warning("replay_batch_retry", extra={"event": "replay_batch_retry", "records": len(todo)})
+                report = ReplayReport()
+                _store_slice(todo, report)
+    finally:
+        if threaded:
+            connection.close()  # the thread's own connection; the thread ends with this slice
+    return report
+
+
+def _store_batch(todo: list[tuple[TenantCredentials, wal.WalRecord]], report: ReplayReport, workers: int) -> None:
+    # Distinct (tenant, pcs_id) per batch, so slices never wait on each other's rows; threads overlap one
+    # slice's database round trips with another's verification.
+    if workers <= 1 or len(todo) < 2 * workers:
+        parts = [_store_slice_committed(todo, threaded=False)]
+    else:
+        slices = [todo[i::workers] for i in range(workers)]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flk-replay") as pool:
+            parts = list(pool.map(lambda part: _store_slice_committed(part, threaded=True), slices))
+    for part in parts:
+        report.stored += part.stored
+        report.already_stored += part.already_stored
+        for reason, n in part.skipped_by_reason.items():
+            report.skipped += n
+            report.skipped_by_reason[reason] = report.skipped_by_reason.get(reason, 0) + n
+
+
 def replay_wal(
     directory: Path | None = None,
     batch_size: int = DEFAULT_BATCH,
     should_stop: Callable[[], bool] = lambda: False,
+    workers: int | None = None,
 ) -> ReplayReport:
     """Verify and store every WAL body without a stored outcome; idempotent, in bounded batches.
 
-    Each batch is one lookup of which (tenant, pcs_id) are stored and one transaction for the new
-    outcomes (one commit instead of one per record); the INSERT ... ON CONFLICT DO NOTHING of the store
-    keeps a concurrent request or a concurrent replay from producing a second row.
+    Each batch is one lookup of which (tenant, pcs_id) are stored, then the missing ones are verified and
+    stored by ``process_body`` in a few transactions (FLK_REPLAY_WORKERS threads, one slice each). The
+    INSERT ... ON CONFLICT DO NOTHING of the store keeps a concurrent request or a concurrent replay from
+    producing a second row.
     """
+    workers = workers if workers is not None else getattr(settings, "FLK_REPLAY_WORKERS", 4)
     report = ReplayReport()
     active_params_memo.get("active", current_generation())  # NoActiveParams now, not in the middle of a batch
     backlog = 0
@@ -129,16 +169,17 @@ def replay_wal(
             break
         report.seen += len(batch)
         candidates: list[tuple[TenantCredentials, wal.WalRecord, str]] = []
-        for record in batch:
-            creds = _credentials(record.tenant)
-            if creds is None:
-                report.skip("unknown_tenant")
-                continue
-            pcs_id = _pcs_id_of(record.body)
-            if pcs_id is None:
-                report.skip("unparsable")
-                continue
-            candidates.append((creds, record, pcs_id))
+        with generation_pinned():
+            for record in batch:
+                creds = _credentials(record.tenant)
+                if creds is None:
+                    report.skip("unknown_tenant")
+                    continue
+                pcs_id = _pcs_id_of(record.body)
+                if pcs_id is None:
+                    report.skip("unparsable")
+                    continue
+                candidates.append((creds, record, pcs_id))
         stored = stored_keys({(c.tenant_id, p) for c, _, p in candidates})
         todo: list[tuple[TenantCredentials, wal.WalRecord]] = []
         pending: set[tuple[int, str]] = set()
@@ -151,14 +192,7 @@ def replay_wal(
             todo.append((creds, record))
         backlog += len(todo)
         before = report.stored
-        try:
-            with transaction.atomic():
-                _store_batch(todo, report)
-        except DatabaseError:
-            # One bad row must not block the rest: redo this batch row by row (ON CONFLICT makes it safe).
-            log.warning("replay_batch_retry", extra={"event": "replay_batch_retry", "records": len(todo)})
-            report.stored = before
-            _store_batch(todo, report)
+        _store_batch(todo, report, workers)
         metrics.replayed(report.stored - before)
     metrics.set_replay_backlog(backlog)
     log.info("wal_replayed", extra={"event": "wal_replayed", **report.as_dict()})

@@ -100,3 +100,17 @@ def test_the_celery_task_replays_the_same_way(wal_dir, hmac_default_tenant):
     kept_in_wal(signed(make_pcs()))
     assert replay_wal.apply().get()["stored"] == 1
     assert replay_wal.apply().get()["stored"] == 0
+
+
+def test_a_large_backlog_is_stored_once_by_parallel_slices(transactional_db, wal_dir, hmac_default_tenant):
+    pending = [signed(make_pcs()) for _ in range(60)]
+    for pcs in pending:
+        kept_in_wal(pcs)
+    kept_in_wal(pending[0])  # a client's retry, kept too
+
+    first = replay.replay_wal(batch_size=25, workers=3)
+    second = replay.replay_wal(batch_size=25, workers=3)
+
+    assert (first.seen, first.stored, first.already_stored) == (61, 60, 1)
+    assert (second.stored, second.already_stored) == (0, 61)
+    assert sorted(PcsRecord.objects.values_list("pcs_id", flat=True)) == sorted(p["pcs_id"] for p in pending)
