@@ -9,5 +9,5 @@ class IngestConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from ingest import signals  # noqa: F401  (connects the change announcements)
-        from ingest import whatif_tasks  # noqa: F401  (registers the what-if task with Celery)
+        # Connects the change announcements and registers the what-if task with Celery.
+        from ingest import signals, whatif_tasks  # noqa: F401
