@@ -110,7 +110,7 @@ def test_workloads_are_named_and_labelled_by_role(default_manifests):
         assert workload["metadata"]["name"].endswith(f"-{role}")
         assert workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == role
         assert workload["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == role
-    assert web["spec"]["template"]["spec"]["containers"][0]["command"] == ["gunicorn", "flk_site.wsgi"]
+    assert web["spec"]["template"]["spec"]["containers"][0]["command"][:2] == ["gunicorn", "flk_site.wsgi"]
     assert worker["spec"]["template"]["spec"]["containers"][0]["command"][:4] == ["celery", "-A", "flk_site", "worker"]
     assert beat["spec"]["template"]["spec"]["containers"][0]["command"][:4] == ["celery", "-A", "flk_site", "beat"]
 
