@@ -319,3 +319,9 @@ def test_web_pod_keeps_replaying_and_purging_its_own_wal(default_manifests):
         worker = one(default_manifests, "Deployment", component)["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e.get("value") for e in worker["env"]}
         assert env["FLK_WAL_DIR"].startswith("/tmp/")
+
+
+def test_a_misspelled_signing_algorithm_is_refused_at_render_time():
+    result = helm("template", "flk", str(CHART), "--set", "signing.alg=rsa")
+    assert result.returncode != 0
+    assert "signing.alg" in result.stderr
