@@ -88,14 +88,21 @@ class Outbox:
         self._thread_lock = threading.Lock()  # flock is per open file, so threads of one process queue here
         self._lock_fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         self._fd: int | None = None
+        self._retired: list[int] = []
         self._ino = -1
         self._scanned = 0  # bytes of the current log file already folded into _last_seq
         self._last_seq = 0
+        # Group commit between threads: a write records its end offset; one thread fsyncs for everyone
+        # whose write ended before the fsync started (positions count bytes ever written by this object).
+        self._written = 0
+        self._synced = 0
+        self._syncing = False
+        self._sync_cond = threading.Condition()
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for fd in [*self._retired, *([self._fd] if self._fd is not None else [])]:
+            os.close(fd)
+        self._fd, self._retired = None, []
         os.close(self._lock_fd)
 
     def __enter__(self) -> Outbox:
@@ -121,7 +128,7 @@ class Outbox:
             os.close(fd)
         else:  # first use, or compaction replaced the file: start over on the new one
             if self._fd is not None:
-                os.close(self._fd)
+                self._retired.append(self._fd)  # another thread may be fsyncing it; closed in close()
             self._fd, self._ino, self._scanned = fd, ino, 0
         size = os.fstat(self._fd).st_size
         if size > self._scanned:
@@ -135,11 +142,40 @@ class Outbox:
             self._scanned += complete
         return self._fd
 
-    def _write(self, fd: int, data: bytes, durable: bool) -> None:
+    def _write(self, fd: int, data: bytes) -> int:
+        """Append under the lock; return the write's end position for ``_make_durable``."""
         os.write(fd, data)
-        if durable and self.fsync:
-            os.fsync(fd)
         self._scanned += len(data)
+        with self._sync_cond:
+            self._written += len(data)
+            return self._written
+
+    def _make_durable(self, position: int) -> None:
+        """Return once everything written up to ``position`` is fsync'd; called after the lock is released.
+
+        The first thread to arrive fsyncs; threads that wrote meanwhile wait and are covered by the next
+        fsync, so N concurrent appends cost about two fsyncs, not N. The current descriptor is read after the
+        target: a write that went to a file since replaced by compaction was copied and fsync'd by it.
+        """
+        if not self.fsync:
+            return
+        with self._sync_cond:
+            while self._synced < position:
+                if self._syncing:
+                    self._sync_cond.wait()
+                    continue
+                self._syncing = True
+                target = self._written
+                fd = self._fd
+                self._sync_cond.release()
+                try:
+                    if fd is not None:
+                        os.fsync(fd)
+                finally:
+                    self._sync_cond.acquire()
+                    self._syncing = False
+                    self._synced = max(self._synced, target)
+                    self._sync_cond.notify_all()
 
     def append(self, pcs: dict[str, Any]) -> Entry:
         """Assign the next sequence number (set as ``ft.outbox_seq``), append and fsync; the PCS is pending."""
@@ -155,14 +191,16 @@ class Outbox:
                 pcs.setdefault("ft", {})["outbox_seq"] = self._last_seq
                 entries.append(Entry(self._last_seq, pcs))
                 data += _dumps({"op": "put", "seq": self._last_seq, "pcs": pcs})
-            if data:
-                self._write(fd, bytes(data), durable=True)
-            return entries
+            if not data:
+                return entries
+            position = self._write(fd, bytes(data))
+        self._make_durable(position)  # outside the lock, so other threads append while this one syncs
+        return entries
 
     def ack(self, seq: int) -> None:
         """Mark an entry delivered. Not fsync'd: a lost ack only means one harmless resend after a crash."""
         with self._locked():
-            self._write(self._sync_log(), _dumps({"op": "ack", "seq": seq, "t": time.time()}), durable=False)
+            self._write(self._sync_log(), _dumps({"op": "ack", "seq": seq, "t": time.time()}))
 
     def pending(self) -> list[Entry]:
         """Entries appended and not yet acked, oldest first."""
@@ -241,7 +279,7 @@ class Outbox:
                     out.write(_dumps(record))
                     out.flush()
                     os.fsync(out.fileno())
-            self._write(self._sync_log(), _dumps({"op": "ack", "seq": entry.seq, "t": time.time()}), durable=False)
+            self._write(self._sync_log(), _dumps({"op": "ack", "seq": entry.seq, "t": time.time()}))
         return added
 
     def retry_dead(self, pcs_ids: Iterable[str] | None = None) -> list[Entry]:

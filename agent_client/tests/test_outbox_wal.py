@@ -109,3 +109,14 @@ def test_retrying_a_dead_letter_puts_it_back_in_the_outbox(tmp_path):
         assert entry.seq == 2 and entry.pcs["ft"]["outbox_seq"] == 2
         assert [e.pcs["pcs_id"] for e in box.pending()] == [pcs(1)["pcs_id"]]
         assert box.dead_letters() == []
+
+
+def test_threads_appending_together_share_fsyncs_and_lose_nothing(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Outbox(tmp_path) as box, ThreadPoolExecutor(max_workers=8) as pool:
+        entries = list(pool.map(box.append, [pcs(i) for i in range(400)]))
+        assert sorted(e.seq for e in entries) == list(range(1, 401))
+        assert all(e.pcs["ft"]["outbox_seq"] == e.seq for e in entries)
+    with Outbox(tmp_path) as reopened:
+        assert len(reopened.pending()) == 400
