@@ -201,8 +201,8 @@ class WalWriter:
             error: OSError | None = None
             try:
                 self._write_batch(batch)
-            except OSError as exc:
-                error = exc
+            except Exception as exc:  # anything at all: the waiting requests must be woken with an answer
+                error = exc if isinstance(exc, OSError) else OSError(f"{type(exc).__name__}: {exc}")
                 metrics.wal_error()
                 # A failed write may have left a partial record: never append after it, start a new segment.
                 self._close()
