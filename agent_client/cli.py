@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,9 +50,13 @@ def load_points(path: str) -> np.ndarray:
         raise CliError(f"{path} is neither a .npy file nor a UTF-8 CSV") from None
     header = 1 if first.strip() and not _is_numeric_row(first) else 0
     try:
-        cloud = np.loadtxt(p, delimiter=",", skiprows=header, ndmin=2, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below instead
+            cloud = np.loadtxt(p, delimiter=",", skiprows=header, ndmin=2, dtype=np.float64)
     except ValueError as exc:
         raise CliError(f"{path}: every row after the optional header must be numbers: {exc}") from None
+    if cloud.size == 0:
+        raise CliError(f"{path} holds no data rows")
     return cloud
 
 
@@ -90,6 +96,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             key=key,
         )
         parse_pcs(json.dumps(pcs))  # never hand out a PCS the service would refuse as malformed
+    except PcsInvalid as exc:
+        raise CliError(f"the PCS would be invalid: {json.dumps(exc.errors, ensure_ascii=False)}") from None
     except ValueError as exc:
         raise CliError(str(exc)) from None
     text = json.dumps(pcs, ensure_ascii=False, separators=(",", ":")) + "\n"
@@ -277,6 +285,8 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
+    # SIGTERM stops like Ctrl-C: what is not yet acked stays pending in the outbox for the next run.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return int(args.func(args))
     except CliError as exc:

@@ -51,6 +51,14 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tmp_path):
     result = run("build", "--in", str(bad), "--shard-id", "s", "--epoch", "0", "--seed", "1")
     assert result.returncode == 2
     assert result.stderr.startswith("flk-agent: error:") and result.stderr.count("\n") == 1
+    good = tmp_path / "good.csv"
+    good.write_text("1,2\n3,4\n5,7\n")
+    negative = run("build", "--in", str(good), "--shard-id", "s", "--epoch", "-1", "--seed", "1")
+    assert negative.returncode == 2 and "epoch" in negative.stderr and negative.stderr.count("\n") == 1
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("x,y\n")
+    empty = run("build", "--in", str(header_only), "--shard-id", "s", "--epoch", "0", "--seed", "1")
+    assert empty.returncode == 2 and "no data rows" in empty.stderr
     missing = run("submit", "--endpoint", "http://127.0.0.1:9", str(tmp_path / "nope.json"))
     assert missing.returncode == 2 and "cannot read" in missing.stderr
 
