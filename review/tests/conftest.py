@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -93,18 +92,22 @@ def login(client):
     return _login
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """Debian's chromium under Playwright (never a downloaded browser); `make test` installs the package."""
+    """Debian's chromium under Playwright (never a downloaded browser); `make test` installs the package.
+
+    Module-scoped: one browser for a file's tests, stopped before other files run (a second Playwright
+    in the same thread would refuse to start).
+    """
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("chromium is not installed: run `make browsers` (apt-get install chromium)")
-    # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from such a thread
-    # unless told that the test code itself is synchronous.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
+    with pytest.MonkeyPatch.context() as mp, sync_playwright() as p:
+        # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from such a
+        # thread unless told that the test code itself is synchronous (it is).
+        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
