@@ -228,7 +228,10 @@ FLK_CALIBRATION_TRAFFIC_PROVIDER = "ingest.params.recent_traffic_scores"
 METRICS_USER = env_str("METRICS_USER")
 METRICS_PASS = env_str("METRICS_PASS")
 # Scrape-time collectors added to /metrics: dotted paths of callables returning a prometheus_client collector.
-FLK_METRICS_COLLECTORS: list[str] = ["calibration.metrics.calibration_collector", "review.metrics.review_queue_collector"]
+FLK_METRICS_COLLECTORS: list[str] = [
+    "calibration.metrics.calibration_collector",
+    "review.metrics.review_queue_collector",
+]
 # Review queue: how long a claim holds, how long a label can be undone, the share sent for a second opinion.
 FLK_REVIEW_CLAIM_SECONDS = env_int("FLK_REVIEW_CLAIM_SECONDS", 600, minimum=10)
 FLK_REVIEW_UNDO_SECONDS = env_int("FLK_REVIEW_UNDO_SECONDS", 300, minimum=1)
