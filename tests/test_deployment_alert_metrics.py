@@ -7,6 +7,7 @@ import re
 import uuid
 from pathlib import Path
 
+import promql_parser
 import pytest
 import requests
 import yaml
@@ -67,6 +68,19 @@ def test_every_rule_names_a_metric_and_the_rules_cover_the_operators_questions()
                    "flk_wal_replay_backlog", "flk_drift_detected", "flk_miscoverage_rate",
                    "flk_review_queue_oldest_age_seconds"):  # fmt: skip
         assert needed in used
+
+
+def test_every_rule_and_panel_query_is_valid_promql():
+    # Grafana's interval variables become concrete values first, as Grafana does before querying.
+    grafana = {"$__rate_interval": "5m", "$__range": "1h", "$tenant": ".*"}
+    queries = {**rule_expressions(), **dashboard_expressions()}
+    for name, expr in queries.items():
+        for variable, value in grafana.items():
+            expr = expr.replace(variable, value)
+        try:
+            promql_parser.parse(expr)
+        except ValueError as exc:
+            pytest.fail(f"{name}: {exc}")
 
 
 def test_the_dashboard_charts_only_documented_metrics():
