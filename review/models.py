@@ -113,6 +113,10 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+        indexes = [
+            # Claiming skips the items a reviewer skipped: one index probe per candidate item.
+            models.Index(fields=["item", "user"], condition=models.Q(action="skip"), name="review_audit_skips"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.user} {self.action} {self.item_id}"
