@@ -12,7 +12,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -277,7 +278,27 @@ def announce_snapshot() -> None:
 _local_generation = [0]
 
 
+_pinned = threading.local()
+
+
+@contextmanager
+def generation_pinned() -> Iterator[None]:
+    """Read the snapshot generation once for a bounded block of work in this thread (a WAL replay batch).
+
+    One shared-cache round trip per block instead of one per PCS; an announcement made meanwhile is
+    seen by the next block, seconds later.
+    """
+    _pinned.value = _generation()
+    try:
+        yield
+    finally:
+        _pinned.value = None
+
+
 def _generation() -> str:
+    pinned = getattr(_pinned, "value", None)
+    if pinned is not None:
+        return pinned
     try:
         shared = cache.get(GENERATION_KEY)
     except Exception:

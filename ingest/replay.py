@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from calibration.services import generation_pinned as snapshot_generation_pinned
 from ingest import keyring, metrics, wal
 from ingest.config_cache import current_generation, generation_pinned
 from ingest.keyring import TenantCredentials
@@ -114,7 +115,8 @@ def _store_slice_committed(todo: list[tuple[TenantCredentials, wal.WalRecord]], 
     """Store one slice in one transaction (one commit, not one per record), row by row if that fails."""
     report = ReplayReport()
     try:
-        with generation_pinned():
+        # Tenants, keys, params and calibration snapshots are checked for changes once per slice, not per PCS.
+        with generation_pinned(), snapshot_generation_pinned():
             try:
                 with transaction.atomic():
                     _store_slice(todo, report)
