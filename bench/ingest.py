@@ -1,0 +1,241 @@
+"""Throughput and latency of POST /v1/pcs/submit against the DRF no-op ceiling, on the real stack.
+
+Creates a throwaway PostgreSQL database, migrates it, and starts plain ``gunicorn flk_site.wsgi`` (so
+``gunicorn.conf.py`` applies: sync workers, ``WEB_CONCURRENCY``, JSON access logs, metrics files) with HMAC
+signing, the inbox WAL on and Redis rate limits (raised out of the way, but still one Redis round trip per
+request). The no-op endpoint (``FLK_BENCH_NOOP=1``) is mounted in the same server. From a second process
+on loopback, ``wrk`` (Debian package ``wrk``) sends a fixed number of signed PCS per phase:
+
+  noop        the DRF no-op endpoint: the framework ceiling
+  fresh       N new PCS (WAL append + signature + verify + one INSERT)
+  duplicate   the same N again (dedup answers)
+  mixed       N/2 new and N/2 already stored, interleaved
+
+then a paced load at half the fresh throughput (open loop, latency measured from the scheduled send time,
+so a stalled server cannot hide its queueing). Prints req/s, p50/p95/p99 and the ratio to the ceiling.
+
+    .venv/bin/python bench/ingest.py [--pcs 10000] [--connections 16] [--workers N]   (or: make bench)
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent_client.pcs import assemble_pcs, sign_pcs  # noqa: E402
+from flk_site.testing import ServiceProcess  # noqa: E402
+
+HMAC_KEY = "bench-key"
+
+# Each wrk thread sends its share of the bodies file (one JSON document per line) once, then stops.
+# A connection may have one request in flight when its thread stops: at most `connections` extra requests,
+# which re-send a body of the thread's share (a duplicate) and are counted like the others.
+WRK_SCRIPT = r"""
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  local nthreads = tonumber(os.getenv("FLK_BENCH_WRK_THREADS"))
+  bodies = {}
+  local i = 0
+  for line in io.lines(os.getenv("FLK_BENCH_BODIES")) do
+    if i % nthreads == id then table.insert(bodies, line) end
+    i = i + 1
+  end
+  idx = 0
+  answered = 0
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+function request()
+  idx = idx % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[idx])
+end
+function response(status, headers, body)
+  answered = answered + 1
+  if answered == #bodies then
+    -- wrk's main thread sleeps for -d regardless: tell the driver, which interrupts it with SIGINT.
+    local marker = io.open(os.getenv("FLK_BENCH_BODIES") .. ".done." .. id, "w")
+    marker:close()
+    wrk.thread:stop()
+  end
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"non_2xx":%d,"socket_errors":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d}\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+def make_bodies(start: int, count: int) -> list[str]:
+    """``count`` distinct signed PCS (numbered from ``start``) as compact JSON lines."""
+    lines = []
+    for i in range(start, start + count):
+        pcs = assemble_pcs(merkle_root=f"{i:064x}", epoch=i, shard_id="bench", scales=[2, 4, 8, 16, 32],
+                           counts={2: 3, 4: 5, 8: 9, 16: 17, 32: 31}, coh_star=0.73, r=0.87,
+                           v_star=[0.12, 0.98, -0.05], seed=42)  # fmt: skip
+        lines.append(json.dumps(sign_pcs(pcs, "hmac", HMAC_KEY.encode()), separators=(",", ":")))
+    return lines
+
+
+def run_wrk(url: str, bodies: list[str], work: Path, name: str, connections: int, threads: int) -> dict:
+    path = work / f"{name}.jsonl"
+    path.write_text("\n".join(bodies) + "\n")
+    script = work / "bench.lua"
+    script.write_text(WRK_SCRIPT)
+    process = subprocess.Popen(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", "600s", "--timeout", "10s", "-s", str(script), url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "FLK_BENCH_WRK_THREADS": str(threads), "FLK_BENCH_BODIES": str(path)},
+    )  # fmt: skip
+    while len(list(work.glob(f"{path.name}.done.*"))) < threads and process.poll() is None:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    if not stdout.strip():
+        raise RuntimeError(f"wrk failed: {stderr}")
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
+    return figures
+
+
+def paced(url: str, bodies: list[str], rate: float, connections: int) -> dict:
+    """Open-loop load at ``rate`` req/s over persistent connections; latency from the scheduled send time."""
+    host, port = url.removeprefix("http://").split(":")
+    per_conn = [bodies[i::connections] for i in range(connections)]
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.2
+
+    def worker(k: int) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        mine: list[float] = []
+        for j, body in enumerate(per_conn[k]):
+            scheduled = start + (j * connections + k) / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            conn.request("POST", "/v1/pcs/submit", body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            mine.append(time.perf_counter() - scheduled)
+            if response.status not in (200, 202):
+                with lock:
+                    errors[0] += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
+
+    return {"rate": rate, "sent": len(latencies), "errors": errors[0], "p50_ms": pct(50), "p95_ms": pct(95),
+            "p99_ms": pct(99)}  # fmt: skip
+
+
+def line(name: str, f: dict, ceiling: float | None = None) -> str:
+    ratio = f"  {f['rps'] / ceiling:6.1%} of the no-op" if ceiling else ""
+    return (f"{name:10s} {f['requests']:7d} req  {f['rps']:8,.0f} req/s  p50 {f['p50_us'] / 1000:6.2f} ms  "
+            f"p95 {f['p95_us'] / 1000:6.2f} ms  p99 {f['p99_us'] / 1000:6.2f} ms  non-2xx {f['non_2xx']}{ratio}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pcs", type=int, default=10000, help="PCS per phase")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py's)")
+    parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
+    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4"))
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+
+    db_name = f"bench_ingest_{os.getpid()}"
+    with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+    work = Path(tempfile.mkdtemp(prefix="flk-ingest-bench-"))
+    redis.Redis.from_url(args.redis).delete("flk:bucket:default")
+    workers = args.workers or int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1))
+    env = {
+        "DATABASE_URL": f"{args.pg}/{db_name}",
+        "REDIS_URL": args.redis,
+        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "DJANGO_DEBUG": "0",
+        "PCS_SIGN_ALG": "hmac",
+        "PCS_HMAC_KEY": HMAC_KEY,
+        "TOKEN_RATE": "1000000",
+        "FLK_BENCH_NOOP": "1",
+        "FLK_VAR_DIR": str(work / "var"),
+        "FLK_WAL_DIR": str(work / "wal"),
+    }
+    service = None
+    try:
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT,
+                       env={**os.environ, **env, "DJANGO_SETTINGS_MODULE": "flk_site.settings"}, check=True)  # fmt: skip
+        service = ServiceProcess(env, workers=workers)
+        n = args.pcs
+        fresh, later = make_bodies(0, n), make_bodies(n, n // 2 + 1000)
+        mixed = [b for pair in zip(later[: n // 2], fresh[: n // 2], strict=True) for b in pair]
+        warm = later[n // 2 :]
+        c, t = args.connections, args.wrk_threads
+        run_wrk(f"{service.url}/v1/bench/noop", warm, work, "warm-noop", c, t)  # every worker imports, connects
+        run_wrk(f"{service.url}/v1/pcs/submit", warm, work, "warm", c, t)
+        noop = run_wrk(f"{service.url}/v1/bench/noop", fresh, work, "noop", c, t)
+        first = run_wrk(f"{service.url}/v1/pcs/submit", fresh, work, "fresh", c, t)
+        dup = run_wrk(f"{service.url}/v1/pcs/submit", fresh, work, "duplicate", c, t)
+        mix = run_wrk(f"{service.url}/v1/pcs/submit", mixed, work, "mixed", c, t)
+        half = paced(service.url, make_bodies(10 * n, min(n, int(first["rps"] * 10))), first["rps"] / 2, c)
+        with psycopg.connect(f"{args.pg}/{db_name}") as conn:
+            stored = conn.execute("SELECT count(*) FROM ingest_pcsrecord").fetchone()[0]
+        wal_bytes = sum(p.stat().st_size for p in (work / "wal").rglob("*") if p.is_file())
+
+        print(f"FLK ingest benchmark: {workers} gunicorn sync workers (gunicorn.conf.py), wrk -t{t} -c{c}, "
+              f"{n} PCS per phase, HMAC, WAL fsync, PostgreSQL, Redis rate limit, {os.cpu_count()} cores")  # fmt: skip
+        print(line("noop", noop))
+        for name, figures in (("fresh", first), ("duplicate", dup), ("mixed", mix)):
+            print(line(name, figures, noop["rps"]))
+        print(f"half load  {half['sent']:7d} req at {half['rate']:,.0f} req/s (open loop): p50 {half['p50_ms']:.2f} ms  "
+              f"p95 {half['p95_ms']:.2f} ms  p99 {half['p99_ms']:.2f} ms  errors {half['errors']}")  # fmt: skip
+        print(f"stored outcomes {stored}, WAL {wal_bytes / 1e6:.1f} MB; socket errors "
+              f"{sum(f['socket_errors'] for f in (noop, first, dup, mix))}")  # fmt: skip
+    finally:
+        if service is not None:
+            service.stop()
+        with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
