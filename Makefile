@@ -9,7 +9,7 @@ PORT ?= 8000
 RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha256sum | cut -c1-16)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 
-.PHONY: run test lint format install install-dev services browsers clean
+.PHONY: run test lint format install install-dev services browsers clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ lint: install-dev
 format: install-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+## make bench: the submit path against the DRF no-op ceiling on gunicorn + PostgreSQL + Redis (needs wrk).
+bench: install-dev services
+	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
+	$(PY) bench/ingest.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var
