@@ -232,6 +232,10 @@ def main() -> None:
     finally:
         if service is not None:
             service.stop()
+            try:  # a worker that outlived its master's graceful stop must not keep the database open
+                os.killpg(service.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         shutil.rmtree(work, ignore_errors=True)
