@@ -220,7 +220,7 @@ def main() -> None:
             stored = conn.execute("SELECT count(*) FROM ingest_pcsrecord").fetchone()[0]
         wal_bytes = sum(p.stat().st_size for p in (work / "wal").rglob("*") if p.is_file())
 
-        print(f"FLK ingest benchmark: {workers} gunicorn sync workers (gunicorn.conf.py), wrk -t{t} -c{c}, "
+        print(f"FLK ingest benchmark: {workers} gunicorn {os.environ.get('FLK_GUNICORN_WORKER_CLASS') or 'sync'} workers (gunicorn.conf.py), wrk -t{t} -c{c}, "
               f"{n} PCS per phase, HMAC, WAL fsync, PostgreSQL, Redis rate limit, {os.cpu_count()} cores")  # fmt: skip
         print(line("noop", noop))
         for name, figures in (("fresh", first), ("duplicate", dup), ("mixed", mix)):
