@@ -227,7 +227,9 @@ class WhatIfReport(models.Model):
         FAILED = "failed"
 
     params = models.ForeignKey(VerifyParams, on_delete=models.CASCADE, related_name="whatif_reports")
-    baseline_version = models.PositiveIntegerField(null=True, blank=True, help_text="The active version compared against.")
+    baseline_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The active version compared against."
+    )
     sample_size = models.PositiveIntegerField("last N stored PCS", default=10_000)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     examined = models.PositiveIntegerField(default=0)

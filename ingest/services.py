@@ -95,7 +95,9 @@ def submit_pcs(tenant_header: str | None, content_type: str | None, body: bytes)
         except wal.WalUnavailable:
             return _wal_unavailable(tenant_header or DEFAULT_TENANT)
         log.warning("database_unavailable", extra={"event": "database_unavailable"})
-        return unavailable("the database is unavailable; the PCS was kept for replay, retry later", "database_unavailable")
+        return unavailable(
+            "the database is unavailable; the PCS was kept for replay, retry later", "database_unavailable"
+        )
     try:
         if isinstance(creds, Answer):
             return creds
@@ -117,7 +119,9 @@ def submit_pcs(tenant_header: str | None, content_type: str | None, body: bytes)
         return process_body(creds, body, received_at)
     except (OperationalError, InterfaceError):
         log.warning("database_unavailable", extra={"event": "database_unavailable"})
-        return unavailable("the database is unavailable; the PCS was kept for replay, retry later", "database_unavailable")
+        return unavailable(
+            "the database is unavailable; the PCS was kept for replay, retry later", "database_unavailable"
+        )
     except NoActiveParams:
         log.error("no_active_verify_params")
         return unavailable("no VerifyParams version is active; an admin must activate one", "no_active_params")
