@@ -282,17 +282,22 @@ _pinned = threading.local()
 
 
 @contextmanager
-def generation_pinned() -> Iterator[None]:
-    """Read the snapshot generation once for a bounded block of work in this thread (a WAL replay batch).
+def generation_pinned(shared: object = None) -> Iterator[None]:
+    """Read the snapshot generation once for a bounded block of work in this thread (a request, a replay batch).
 
     One shared-cache round trip per block instead of one per PCS; an announcement made meanwhile is
-    seen by the next block, seconds later.
+    seen by the next block. ``shared`` is the value of ``GENERATION_KEY`` when the caller already read
+    it together with other keys.
     """
-    _pinned.value = _generation()
+    _pinned.value = _generation() if shared is None else _with_local(shared)
     try:
         yield
     finally:
         _pinned.value = None
+
+
+def _with_local(shared: object) -> str:
+    return f"{shared}:{_local_generation[0]}"
 
 
 def _generation() -> str:
@@ -303,7 +308,7 @@ def _generation() -> str:
         shared = cache.get(GENERATION_KEY)
     except Exception:
         shared = "unavailable"
-    return f"{shared}:{_local_generation[0]}"
+    return _with_local(shared)
 
 
 def _values(row: CalibrationSnapshot, source: str) -> conformal.SnapshotValues:

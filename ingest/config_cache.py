@@ -42,17 +42,42 @@ _pinned = threading.local()
 
 
 @contextmanager
-def generation_pinned() -> Iterator[None]:
-    """Read the generation once for a bounded block of work in this thread (a WAL replay batch).
+def generation_pinned(shared: object = None) -> Iterator[None]:
+    """Read the generation once for a bounded block of work in this thread (a request, a WAL replay batch).
 
-    A batch then costs one shared-cache round trip instead of several per record; a change announced
-    meanwhile takes effect at the next batch, seconds later, like a lost announcement would by age.
+    The block then costs one shared-cache round trip instead of several; a change announced meanwhile
+    takes effect at the next block, like a lost announcement would by age. ``shared`` is the value of
+    ``GENERATION_KEY`` when the caller already read it together with other keys.
     """
-    _pinned.value = current_generation()
+    _pinned.value = current_generation() if shared is None else _with_local(shared)
     try:
         yield
     finally:
         _pinned.value = None
+
+
+@contextmanager
+def request_generations() -> Iterator[None]:
+    """Pin the config and calibration generations for one request with a single MGET.
+
+    The request path consults tenants, keys, VerifyParams and the calibration snapshot; reading each
+    generation separately cost three round trips (and three client objects) per submission.
+    """
+    from calibration import services as calibration_services
+
+    keys = [GENERATION_KEY, calibration_services.GENERATION_KEY]
+    try:
+        found = cache.get_many(keys)
+        # str() gives the same token a single get() would ("None" for a key never announced).
+        config, snapshot = (str(found.get(key)) for key in keys)
+    except Exception:  # the shared cache is down: copies expire by age
+        config = snapshot = "unavailable"
+    with generation_pinned(config), calibration_services.generation_pinned(snapshot):
+        yield
+
+
+def _with_local(shared: object) -> str:
+    return f"{shared}:{_local_generation[0]}"
 
 
 def current_generation() -> str:
@@ -63,7 +88,7 @@ def current_generation() -> str:
         shared = cache.get(GENERATION_KEY)
     except Exception:
         shared = "unavailable"
-    return f"{shared}:{_local_generation[0]}"
+    return _with_local(shared)
 
 
 class ProcessMemo(Generic[T]):

@@ -24,7 +24,7 @@ from agent_client.canonical import signing_digest
 from agent_client.schema import PcsInvalid, parse_pcs
 from calibration.services import current_snapshot, label_for
 from ingest import keyring, metrics, ratelimit, store, wal
-from ingest.config_cache import current_generation
+from ingest.config_cache import current_generation, request_generations
 from ingest.keyring import SignatureRejected, TenantCredentials
 from ingest.params import NoActiveParams, active_params_memo
 from ingest.signals import outcome_stored
@@ -84,6 +84,11 @@ def submit_pcs(tenant_header: str | None, content_type: str | None, body: bytes)
         return error(
             415, "unsupported_media_type", f"Unsupported media type {content_type or ''!r}: send application/json."
         )
+    with request_generations():
+        return _submit_json(tenant_header, body)
+
+
+def _submit_json(tenant_header: str | None, body: bytes) -> Answer:
     try:
         creds = resolve_tenant(tenant_header)
     except (OperationalError, InterfaceError):
