@@ -110,3 +110,51 @@ def gunicorn_service(transactional_db, tmp_path):
     yield _start
     for service in started:
         service.stop()
+
+
+@pytest.fixture
+def real_celery_worker(tmp_path):
+    """A ``celery -A flk_site worker`` subprocess on its own queue, against the test database.
+
+    While it runs, tasks enqueued by the test process go to that queue instead of running eagerly. Yields
+    the path of the worker's log.
+    """
+    import os
+    import subprocess
+    import sys
+    import uuid
+    from pathlib import Path
+
+    from django.db import connection
+
+    from flk_site.celery import app as celery_app
+
+    queue = f"flk-test-{uuid.uuid4().hex[:8]}"
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "flk_site.settings",
+        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "FLK_CELERY_QUEUE": queue,
+        "DJANGO_SECRET_KEY": "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "FLK_ALLOW_UNSIGNED": "1",
+        "FLK_VAR_DIR": str(tmp_path),
+    }
+    celery = str(Path(sys.executable).with_name("celery"))
+    log_path = tmp_path / "worker.log"
+    log = open(log_path, "wb")
+    process = subprocess.Popen(
+        [celery, "-A", "flk_site", "worker", "-Q", queue, "--pool", "solo", "--concurrency", "1", "--without-heartbeat",
+         "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    saved = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
+    celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = False, queue
+    try:
+        yield log_path
+    finally:
+        celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = saved
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()

@@ -2,53 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from calibration import services
 from calibration.models import CalibrationSnapshot
-from flk_site.celery import app as celery_app
 
 
 @pytest.fixture
-def worker(tmp_path):
-    """A ``celery -A flk_site worker`` subprocess on its own queue; the test process enqueues to it."""
-    queue = f"flk-calibration-test-{uuid.uuid4().hex[:8]}"
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "flk_site.settings",
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/6"),
-        "FLK_CELERY_QUEUE": queue,
-        "DJANGO_SECRET_KEY": "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "FLK_ALLOW_UNSIGNED": "1",
-        "FLK_VAR_DIR": str(tmp_path),
-    }
-    celery = str(Path(sys.executable).with_name("celery"))
-    log_path = tmp_path / "worker.log"
-    log = open(log_path, "wb")
-    process = subprocess.Popen(
-        [celery, "-A", "flk_site", "worker", "-Q", queue, "--pool", "solo", "--concurrency", "1", "--without-heartbeat",
-         "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    saved = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
-    celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = False, queue
-    try:
-        yield log_path
-    finally:
-        celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = saved
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+def worker(real_celery_worker):
+    return real_celery_worker
 
 
 def wait_for(predicate, log_path: Path, timeout: float = 60.0):

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
-from flk_site.celery import app as celery_app
 from flk_site.testing import make_pcs
 from ingest.models import PcsRecord, VerifyParams, WhatIfReport
 from ingest.versions import create_draft
@@ -61,43 +54,16 @@ def test_a_bad_sample_size_is_refused(admin_client, size):
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_computes_the_report(admin_client, unsigned_default_tenant, submit, tmp_path):
+def test_a_real_worker_computes_the_report(admin_client, unsigned_default_tenant, submit, real_celery_worker):
     for _ in range(3):
         submit(make_pcs())
     draft = draft_with(base=0.2)
-    queue = f"flk-whatif-test-{uuid.uuid4().hex[:8]}"
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "flk_site.settings",
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/8"),
-        "FLK_CELERY_QUEUE": queue,
-        "DJANGO_SECRET_KEY": "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "FLK_ALLOW_UNSIGNED": "1",
-        "FLK_VAR_DIR": str(tmp_path),
-    }
-    celery = str(Path(sys.executable).with_name("celery"))
-    log = open(tmp_path / "worker.log", "wb")
-    worker = subprocess.Popen(
-        [celery, "-A", "flk_site", "worker", "-Q", queue, "--pool", "solo", "--concurrency", "1", "--without-heartbeat",
-         "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    saved = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
-    celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = False, queue
-    try:
-        admin_client.post(f"/admin/ingest/verifyparams/{draft.pk}/whatif/", {"sample_size": "10000"})
-        report = WhatIfReport.objects.get()
-        deadline = time.monotonic() + 60
-        while report.status in ("pending", "running") and time.monotonic() < deadline:
-            time.sleep(0.2)
-            report.refresh_from_db()
-    finally:
-        celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = saved
-        worker.terminate()
-        worker.wait(timeout=30)
-        log.close()
-    assert report.status == "done", (tmp_path / "worker.log").read_text()[-3000:]
+    admin_client.post(f"/admin/ingest/verifyparams/{draft.pk}/whatif/", {"sample_size": "10000"})
+    report = WhatIfReport.objects.get()
+    deadline = time.monotonic() + 60
+    while report.status in ("pending", "running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        report.refresh_from_db()
+    assert report.status == "done", real_celery_worker.read_text()[-3000:]
     assert (report.examined, report.transitions) == (3, {"accept→escalate": 3})
     assert set(PcsRecord.objects.values_list("decision", flat=True)) == {"accept"}
