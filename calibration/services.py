@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +21,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from calibration import conformal
+from calibration.generations import Generation, ProcessMemo
 from calibration.models import (
     GLOBAL_SET,
     CalibrationLabel,
@@ -266,49 +263,11 @@ def calibrated_tenants() -> list[str]:
 # --- The current snapshot, read by the request path ----------------------------------------------------
 
 
-def announce_snapshot() -> None:
-    """Tell every process that a snapshot changed (call after the commit)."""
-    try:
-        cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
-    except Exception:  # copies expire by age instead
-        log.warning("calibration_generation_announce_failed", exc_info=True)
-    _local_generation[0] += 1
-
-
-_local_generation = [0]
-
-
-_pinned = threading.local()
-
-
-@contextmanager
-def generation_pinned(shared: object = None) -> Iterator[None]:
-    """Read the snapshot generation once for a bounded block of work in this thread (a request, a replay batch).
-
-    One shared-cache round trip per block instead of one per PCS; an announcement made meanwhile is
-    seen by the next block. ``shared`` is the value of ``GENERATION_KEY`` when the caller already read
-    it together with other keys.
-    """
-    _pinned.value = _generation() if shared is None else _with_local(shared)
-    try:
-        yield
-    finally:
-        _pinned.value = None
-
-
-def _with_local(shared: object) -> str:
-    return f"{shared}:{_local_generation[0]}"
-
-
-def _generation() -> str:
-    pinned = getattr(_pinned, "value", None)
-    if pinned is not None:
-        return pinned
-    try:
-        shared = cache.get(GENERATION_KEY)
-    except Exception:
-        shared = "unavailable"
-    return _with_local(shared)
+snapshot_generation = Generation(GENERATION_KEY)
+# Tell every process that a snapshot changed (call after the commit).
+announce_snapshot = snapshot_generation.announce
+# Read the snapshot generation once for a request or a replay batch.
+generation_pinned = snapshot_generation.pinned
 
 
 def _values(row: CalibrationSnapshot, source: str) -> conformal.SnapshotValues:
@@ -336,31 +295,10 @@ def _load_snapshot(tenant: str) -> conformal.SnapshotValues | None:
     return _values(own, Source.OWN) if own is not None else None
 
 
-class _SnapshotMemo:
-    """Per-process copies of each tenant's snapshot (misses included), rebuilt when a snapshot is announced."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[str, tuple[conformal.SnapshotValues | None, str, float]] = {}
-
-    def get(self, tenant: str) -> conformal.SnapshotValues | None:
-        generation = _generation()
-        now = time.monotonic()
-        entry = self._values.get(tenant)
-        max_age = float(getattr(settings, "FLK_CONFIG_MAX_AGE_SECONDS", 30.0))
-        if entry is not None and entry[1] == generation and now - entry[2] < max_age:
-            return entry[0]
-        value = _load_snapshot(tenant)
-        with self._lock:
-            self._values[tenant] = (value, generation, now)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._values.clear()
-
-
-snapshot_memo = _SnapshotMemo()
+# Misses are kept: tenants here are names of calibrated tenants, and "no snapshot yet" is the common case.
+snapshot_memo: ProcessMemo[conformal.SnapshotValues | None] = ProcessMemo(
+    _load_snapshot, snapshot_generation, keep_misses=True
+)
 
 
 def current_snapshot(tenant: str) -> conformal.SnapshotValues | None:

@@ -9,7 +9,7 @@ from django.conf import settings
 from nacl.signing import VerifyKey
 
 from agent_client import signing
-from ingest.config_cache import ProcessMemo
+from ingest.config_cache import ProcessMemo, config_generation
 from ingest.models import DEFAULT_TENANT, SignAlg, SigningKey, Tenant
 
 
@@ -89,7 +89,7 @@ def load_credentials(name: str) -> TenantCredentials | None:
                              tenant.rate_per_second, tenant.burst)  # fmt: skip
 
 
-credentials_memo: ProcessMemo[TenantCredentials | None] = ProcessMemo(load_credentials)
+credentials_memo: ProcessMemo[TenantCredentials | None] = ProcessMemo(load_credentials, config_generation)
 
 
 def check_signature(creds: TenantCredentials, digest: bytes, sig: object, now: datetime) -> str:

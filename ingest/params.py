@@ -6,7 +6,7 @@ from datetime import datetime
 
 from agent_client.regime import BudgetWeights, RegimeThresholds
 from calibration.services import CalibrationParams
-from ingest.config_cache import ProcessMemo
+from ingest.config_cache import ProcessMemo, config_generation
 from ingest.models import VerifyParams
 from ingest.verification import VerifyParamsValues
 
@@ -47,14 +47,12 @@ def _load_active(_key: str) -> VerifyParamsValues:
     return params_values(row)
 
 
-active_params_memo: ProcessMemo[VerifyParamsValues] = ProcessMemo(_load_active)
+active_params_memo: ProcessMemo[VerifyParamsValues] = ProcessMemo(_load_active, config_generation)
 
 
 def calibration_params() -> CalibrationParams:
     """The active version's values calibration needs (FLK_CALIBRATION_PARAMS_PROVIDER points here)."""
-    from ingest.config_cache import current_generation
-
-    params = active_params_memo.get("active", current_generation())
+    params = active_params_memo.get("active")
     return CalibrationParams(
         delta=params.delta,
         reject_delta=params.reject_delta,

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from calibration.services import generation_pinned as snapshot_generation_pinned
 from ingest import keyring, metrics, wal
-from ingest.config_cache import current_generation, generation_pinned
+from ingest.config_cache import generation_pinned
 from ingest.keyring import TenantCredentials
 from ingest.models import PcsRecord
 from ingest.params import active_params_memo
@@ -96,7 +96,7 @@ def _batches(records: Iterator[wal.WalRecord], size: int) -> Iterator[list[wal.W
 
 
 def _credentials(name: str) -> TenantCredentials | None:
-    creds = keyring.credentials_memo.get(name, current_generation())
+    creds = keyring.credentials_memo.get(name)
     return creds if creds is not None and creds.enabled else None
 
 
@@ -163,7 +163,7 @@ def replay_wal(
     """
     workers = workers if workers is not None else getattr(settings, "FLK_REPLAY_WORKERS", 4)
     report = ReplayReport()
-    active_params_memo.get("active", current_generation())  # NoActiveParams now, not in the middle of a batch
+    active_params_memo.get("active")  # NoActiveParams now, not in the middle of a batch
     backlog = 0
     for batch in _batches(wal.iter_records(directory), batch_size):
         if should_stop():
@@ -255,7 +255,7 @@ def purge_expired_outcomes(batch_size: int = 5000) -> int:
 
     Deletes in bounded batches so a large backlog never holds one long transaction or lock.
     """
-    params = active_params_memo.get("active", current_generation())
+    params = active_params_memo.get("active")
     cutoff = timezone.now() - timedelta(days=params.dedup_ttl_days)
     total = 0
     while True:

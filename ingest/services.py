@@ -24,7 +24,7 @@ from agent_client.canonical import signing_digest
 from agent_client.schema import PcsInvalid, parse_pcs
 from calibration.services import current_snapshot, label_for
 from ingest import keyring, metrics, ratelimit, store, wal
-from ingest.config_cache import current_generation, request_generations
+from ingest.config_cache import request_generations
 from ingest.keyring import SignatureRejected, TenantCredentials
 from ingest.params import NoActiveParams, active_params_memo
 from ingest.signals import outcome_stored
@@ -63,7 +63,7 @@ def resolve_tenant(header: str | None) -> TenantCredentials | Answer:
     name = DEFAULT_TENANT if header is None else header
     if not TENANT_HEADER_PATTERN.fullmatch(name):
         return Answer(400, {"X-Tenant-Id": ["must be 1–64 characters of A-Z a-z 0-9 _ . -"]})
-    creds = keyring.credentials_memo.get(name, current_generation())
+    creds = keyring.credentials_memo.get(name)
     if creds is None:
         return error(401, "unknown_tenant", f"unknown tenant {name!r}")
     if not creds.enabled:
@@ -157,7 +157,7 @@ def process_body(creds: TenantCredentials, body: bytes, received_at: datetime) -
         refused.pcs_id, refused.tenant = pcs["pcs_id"], creds.name  # for the request log line
         return refused
 
-    params = active_params_memo.get("active", current_generation())
+    params = active_params_memo.get("active")
     started = time.perf_counter()
     # The tenant's calibration snapshot comes from a per-process copy: no query on the warm path.
     verdict = verify_pcs(pcs, params, current_snapshot(creds.name))

@@ -1,0 +1,119 @@
+"""Per-process copies of database rows, dropped when a change is *announced* through the shared cache.
+
+The request path must not query tenants, keys, VerifyParams or calibration snapshots on every request, yet
+a change must take effect on the next request in every worker and replica without a restart. Whoever
+changes such rows announces a new generation (a random value under a cache key, Redis in production)
+after the commit; a copy is used only while the generation it was built under is still current. If the
+shared cache cannot be read, copies are still dropped after ``FLK_CONFIG_MAX_AGE_SECONDS``, which bounds
+staleness when an announcement is lost.
+
+This lives in the lowest app so that both calibration (snapshots) and ingest (tenants, keys, params) use
+the one mechanism; it knows nothing of either.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Generic, TypeVar
+
+from django.conf import settings
+from django.core.cache import cache
+
+log = logging.getLogger("flk.generations")
+T = TypeVar("T")
+
+
+class Generation:
+    """The announced generation under one cache key, plus this process's own count of announcements."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self._local = 0  # also moves without a shared cache, so this process never serves its own stale copy
+        self._pinned = threading.local()
+
+    def announce(self) -> None:
+        """Tell every process that the rows behind this generation changed (call after the commit)."""
+        try:
+            cache.set(self.key, uuid.uuid4().hex, timeout=None)
+        except Exception:  # the shared cache is down: copies expire by age instead
+            log.warning("generation_announce_failed", extra={"event": "generation_announce_failed", "key": self.key})
+        self._local += 1
+
+    def token(self, shared: object) -> str:
+        return f"{shared}:{self._local}"
+
+    def current(self) -> str:
+        """The generation token: the one pinned for this thread's block of work, else read now."""
+        pinned = getattr(self._pinned, "value", None)
+        if pinned is not None:
+            return pinned
+        try:
+            shared = cache.get(self.key)
+        except Exception:
+            shared = "unavailable"
+        return self.token(shared)
+
+    @contextmanager
+    def pinned(self, shared: object = None) -> Iterator[None]:
+        """Read the generation once for a bounded block of work in this thread (a request, a replay batch).
+
+        A change announced meanwhile takes effect at the next block, like a lost announcement would by age.
+        ``shared`` is the cache value when the caller already read it together with other keys.
+        """
+        self._pinned.value = self.current() if shared is None else self.token(shared)
+        try:
+            yield
+        finally:
+            self._pinned.value = None
+
+
+@contextmanager
+def pinned_together(*generations: Generation) -> Iterator[None]:
+    """Pin several generations with a single MGET instead of one GET each."""
+    keys = [g.key for g in generations]
+    try:
+        found = cache.get_many(keys)
+        # str() gives the same token a single get() would ("None" for a key never announced).
+        values = [str(found.get(key)) for key in keys]
+    except Exception:  # the shared cache is down: copies expire by age
+        values = ["unavailable"] * len(keys)
+    with ExitStack() as stack:
+        for generation, value in zip(generations, values, strict=True):
+            stack.enter_context(generation.pinned(value))
+        yield
+
+
+class ProcessMemo(Generic[T]):
+    """A value per key, rebuilt by ``loader`` when the generation changes or the copy is too old.
+
+    Misses (``None``) are kept only with ``keep_misses``: a memo keyed by client-supplied names (tenants)
+    must not grow with every unknown name.
+    """
+
+    def __init__(self, loader: Callable[[str], T], generation: Generation, *, keep_misses: bool = False):
+        self._loader = loader
+        self._generation = generation
+        self._keep_misses = keep_misses
+        self._lock = threading.Lock()
+        self._values: dict[str, tuple[T, str, float]] = {}
+
+    def get(self, key: str) -> T:
+        generation = self._generation.current()
+        entry = self._values.get(key)
+        now = time.monotonic()
+        if entry is not None and entry[1] == generation and now - entry[2] < settings.FLK_CONFIG_MAX_AGE_SECONDS:
+            return entry[0]
+        value = self._loader(key)
+        if value is not None or self._keep_misses:
+            with self._lock:
+                self._values[key] = (value, generation, now)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
