@@ -11,7 +11,10 @@ class TenantCalibrationAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Written by the services and tasks only; admins read."""
+    """Rows written only by services and tasks (labels, snapshots, reviews, outcomes); admins read them.
+
+    Shared by the review and ingest admins.
+    """
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

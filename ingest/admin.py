@@ -20,6 +20,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from agent_client import signing
+from calibration.admin import ReadOnlyAdmin
 from ingest import policy_dsl, versions, whatif
 from ingest.models import PcsRecord, SignAlg, SigningKey, Tenant, VerifyParams, WhatIfReport
 from ingest.params_rules import PARAM_FIELDS, changed_fields, widened_fields
@@ -387,7 +388,7 @@ class WhatIfReportAdmin(admin.ModelAdmin):
 
 
 @admin.register(PcsRecord)
-class PcsRecordAdmin(admin.ModelAdmin):
+class PcsRecordAdmin(ReadOnlyAdmin):  # outcomes come only from verification
     list_display = ("pcs_id", "tenant", "shard_id", "epoch", "decision", "regime", "status_code", "params_version",
                     "received_at")  # fmt: skip
     list_filter = ("tenant", "decision", "regime", "params_version", "received_at")
@@ -396,15 +397,6 @@ class PcsRecordAdmin(admin.ModelAdmin):
     list_select_related = ("tenant",)
     exclude = ("body", "response")
     readonly_fields = ("pretty_response", "pretty_body")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:  # outcomes come only from verification
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     @admin.display(description="answer given")
     def pretty_response(self, obj: PcsRecord) -> str:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+# Reviewers' work is changed only through the review pages, where every change is audited.
+from calibration.admin import ReadOnlyAdmin
 from review.models import AuditEvent, ReviewerTenant, ReviewItem, ReviewLabel
 
 
@@ -10,19 +12,6 @@ class ReviewerTenantAdmin(admin.ModelAdmin):
     list_display = ["user", "tenant"]
     list_filter = ["tenant"]
     search_fields = ["user__username", "tenant"]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Reviewers' work is changed only through the review pages, where every change is audited."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ReviewItem)
