@@ -11,27 +11,22 @@ and the outcome counts; the database is dropped at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from stack import HMAC_KEY, throwaway_service
 
 from agent_client import signals
 from agent_client.outbox import Outbox
 from agent_client.pcs import assemble_pcs, sign_pcs
 from agent_client.sender import DELIVERED, Sender
-from flk_site.testing import ServiceProcess
-
-ROOT = Path(__file__).resolve().parent.parent
-HMAC_KEY = "bench-key"
 
 
 def make_bodies(count: int) -> list[dict]:
@@ -89,44 +84,20 @@ def main() -> None:
     parser.add_argument("--no-fsync", action="store_true", help="outbox without fsync, to compare")
     args = parser.parse_args()
 
-    db_name = f"bench_agent_{os.getpid()}"
-    with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-    tmp = Path(tempfile.mkdtemp(prefix="flk-agent-bench-"))
-    env = {
-        "DATABASE_URL": f"{args.pg}/{db_name}",
-        "REDIS_URL": args.redis,
-        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "DJANGO_DEBUG": "0",
-        "PCS_SIGN_ALG": "hmac",
-        "PCS_HMAC_KEY": HMAC_KEY,
-        "TOKEN_RATE": "1000000",
-        "FLK_VAR_DIR": str(tmp / "var"),
-        "FLK_WAL_DIR": str(tmp / "wal"),
-    }
-    service = None
-    try:
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT,
-                       env={**os.environ, **env, "DJANGO_SETTINGS_MODULE": "flk_site.settings"}, check=True)  # fmt: skip
-        service = ServiceProcess(env, workers=args.workers)
+    with throwaway_service(name="agent", pg=args.pg, redis_url=args.redis, workers=args.workers) as (service, work, _):
         bodies = make_bodies(args.pcs + 1)
-        run_agent(service.url, tmp / "warm", bodies[-1:], 1, True)  # the first request warms a worker
-        line = run_agent(service.url, tmp / "outbox", bodies[:-1], args.concurrency, not args.no_fsync)
+        run_agent(service.url, work / "warm", bodies[-1:], 1, True)  # the first request warms a worker
+        line = run_agent(service.url, work / "outbox", bodies[:-1], args.concurrency, not args.no_fsync)
         print(f"delivery to the service ({args.workers} gunicorn workers): {line}")
         # The agent's own ceiling: the same outbox and sender against a stub that answers 200 at once.
         stub = subprocess.Popen([sys.executable, "-c", STUB], stdout=subprocess.PIPE, text=True)
         try:
             port = stub.stdout.readline().strip()
-            line = run_agent(f"http://127.0.0.1:{port}", tmp / "stub", bodies[:-1], args.concurrency, True)
+            line = run_agent(f"http://127.0.0.1:{port}", work / "stub", bodies[:-1], args.concurrency, True)
             print(f"delivery to a stub answering 200 (agent side alone): {line}")
         finally:
             stub.kill()
             stub.wait()
-    finally:
-        if service is not None:
-            service.stop()
-        with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

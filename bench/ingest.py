@@ -27,7 +27,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,10 +37,9 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent_client.pcs import assemble_pcs, sign_pcs  # noqa: E402
-from flk_site.testing import ServiceProcess  # noqa: E402
+from stack import HMAC_KEY, throwaway_service  # noqa: E402
 
-HMAC_KEY = "bench-key"
+from agent_client.pcs import assemble_pcs, sign_pcs  # noqa: E402
 
 # Each wrk thread sends its share of the bodies file (one JSON document per line) once, then stops.
 # A connection may have one request in flight when its thread stops: at most `connections` extra requests,
@@ -181,29 +179,10 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
 
-    db_name = f"bench_ingest_{os.getpid()}"
-    with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-    work = Path(tempfile.mkdtemp(prefix="flk-ingest-bench-"))
     redis.Redis.from_url(args.redis).delete("flk:bucket:default")
     workers = args.workers or int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1))
-    env = {
-        "DATABASE_URL": f"{args.pg}/{db_name}",
-        "REDIS_URL": args.redis,
-        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "DJANGO_DEBUG": "0",
-        "PCS_SIGN_ALG": "hmac",
-        "PCS_HMAC_KEY": HMAC_KEY,
-        "TOKEN_RATE": "1000000",
-        "FLK_BENCH_NOOP": "1",
-        "FLK_VAR_DIR": str(work / "var"),
-        "FLK_WAL_DIR": str(work / "wal"),
-    }
-    service = None
-    try:
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT,
-                       env={**os.environ, **env, "DJANGO_SETTINGS_MODULE": "flk_site.settings"}, check=True)  # fmt: skip
-        service = ServiceProcess(env, workers=workers)
+    with throwaway_service(name="ingest", pg=args.pg, redis_url=args.redis, workers=workers,
+                           extra_env={"FLK_BENCH_NOOP": "1"}) as (service, work, db_url):  # fmt: skip
         n = args.pcs
         fresh, later = make_bodies(0, n), make_bodies(n, n // 2 + 1000)
         mixed = [b for pair in zip(later[: n // 2], fresh[: n // 2], strict=True) for b in pair]
@@ -216,7 +195,7 @@ def main() -> None:
         dup = run_wrk(f"{service.url}/v1/pcs/submit", fresh, work, "duplicate", c, t)
         mix = run_wrk(f"{service.url}/v1/pcs/submit", mixed, work, "mixed", c, t)
         half = paced(service.url, make_bodies(10 * n, min(n, int(first["rps"] * 10))), first["rps"] / 2, c)
-        with psycopg.connect(f"{args.pg}/{db_name}") as conn:
+        with psycopg.connect(db_url) as conn:
             stored = conn.execute("SELECT count(*) FROM ingest_pcsrecord").fetchone()[0]
         wal_bytes = sum(p.stat().st_size for p in (work / "wal").rglob("*") if p.is_file())
 
@@ -229,16 +208,6 @@ def main() -> None:
               f"p95 {half['p95_ms']:.2f} ms  p99 {half['p99_ms']:.2f} ms  errors {half['errors']}")  # fmt: skip
         print(f"stored outcomes {stored}, WAL {wal_bytes / 1e6:.1f} MB; socket errors "
               f"{sum(f['socket_errors'] for f in (noop, first, dup, mix))}")  # fmt: skip
-    finally:
-        if service is not None:
-            service.stop()
-            try:  # a worker that outlived its master's graceful stop must not keep the database open
-                os.killpg(service.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
