@@ -17,15 +17,20 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Generic, TypeVar
 
+import redis
 from django.conf import settings
-from django.core.cache import cache
+
+from flk_site import shared_redis
 
 log = logging.getLogger("flk.generations")
 T = TypeVar("T")
+UNAVAILABLE = "unavailable"  # the announced value could not be read: copies expire by age meanwhile
+LOCAL = "local"  # no shared cache is configured: only this process's own announcements count
+NOT_READ = object()
 
 
 class Generation:
@@ -38,50 +43,74 @@ class Generation:
 
     def announce(self) -> None:
         """Tell every process that the rows behind this generation changed (call after the commit)."""
+        client = shared_redis.client()
         try:
-            cache.set(self.key, uuid.uuid4().hex, timeout=None)
-        except Exception:  # the shared cache is down: copies expire by age instead
+            if client is not None:
+                client.set(self.key, uuid.uuid4().hex)
+        except redis.RedisError:  # the shared cache is down: copies expire by age instead
             log.warning("generation_announce_failed", extra={"event": "generation_announce_failed", "key": self.key})
         self._local += 1
 
     def token(self, shared: object) -> str:
+        """``shared`` is the announced value as Redis returned it, None if never announced, or a marker."""
+        if isinstance(shared, bytes):
+            shared = shared.decode("ascii", "replace")
         return f"{shared}:{self._local}"
+
+    def shared_value(self) -> object:
+        """The announced value, read now: None if never announced, a marker when it cannot be read."""
+        client = shared_redis.client()
+        if client is None:
+            return LOCAL
+        try:
+            return client.get(self.key)
+        except redis.RedisError:
+            return UNAVAILABLE
 
     def current(self) -> str:
         """The generation token: the one pinned for this thread's block of work, else read now."""
         pinned = getattr(self._pinned, "value", None)
         if pinned is not None:
             return pinned
-        try:
-            shared = cache.get(self.key)
-        except Exception:
-            shared = "unavailable"
-        return self.token(shared)
+        return self.token(self.shared_value())
 
     @contextmanager
-    def pinned(self, shared: object = None) -> Iterator[None]:
+    def pinned(self, shared: object = NOT_READ) -> Iterator[None]:
         """Read the generation once for a bounded block of work in this thread (a request, a replay batch).
 
         A change announced meanwhile takes effect at the next block, like a lost announcement would by age.
-        ``shared`` is the cache value when the caller already read it together with other keys.
+        ``shared`` is the announced value when the caller already read it together with other keys
+        (``NOT_READ``: read it now).
         """
-        self._pinned.value = self.current() if shared is None else self.token(shared)
+        self._pinned.value = self.current() if shared is NOT_READ else self.token(shared)
         try:
             yield
         finally:
             self._pinned.value = None
 
 
-@contextmanager
-def pinned_together(*generations: Generation) -> Iterator[None]:
-    """Pin several generations with a single MGET instead of one GET each."""
-    keys = [g.key for g in generations]
+def read_together(generations: Sequence[Generation]) -> list[object]:
+    """The announced values of several generations with a single MGET."""
+    client = shared_redis.client()
+    if client is None:
+        return unread_values(len(generations))
     try:
-        found = cache.get_many(keys)
-        # str() gives the same token a single get() would ("None" for a key never announced).
-        values = [str(found.get(key)) for key in keys]
-    except Exception:  # the shared cache is down: copies expire by age
-        values = ["unavailable"] * len(keys)
+        return client.mget([g.key for g in generations])
+    except redis.RedisError:  # the shared cache is down: copies expire by age
+        return [UNAVAILABLE] * len(generations)
+
+
+def unread_values(count: int) -> list[object]:
+    """What stands for announced values that could not be read: with no shared cache configured only this
+    process's own announcements count; with one that is down, copies expire by age."""
+    return [LOCAL if shared_redis.client() is None else UNAVAILABLE] * count
+
+
+@contextmanager
+def pinned_together(generations: Sequence[Generation], shared: Sequence[object] | None = None) -> Iterator[None]:
+    """Pin several generations at once: with values already read (``shared``, in the same order, e.g.
+    fetched in another round trip that had to happen anyway), or else with a single MGET."""
+    values = read_together(generations) if shared is None else shared
     with ExitStack() as stack:
         for generation, value in zip(generations, values, strict=True):
             stack.enter_context(generation.pinned(value))
@@ -113,6 +142,11 @@ class ProcessMemo(Generic[T]):
             with self._lock:
                 self._values[key] = (value, generation, now)
         return value
+
+    def peek(self, key: str) -> T | None:
+        """The last copy kept for ``key`` whatever its generation or age (None when there is none)."""
+        entry = self._values.get(key)
+        return entry[0] if entry is not None else None
 
     def clear(self) -> None:
         with self._lock:

@@ -6,7 +6,7 @@ the per-request pin that reads it together with the calibration snapshot generat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from calibration import services as calibration_services
@@ -19,16 +19,23 @@ announce_change = config_generation.announce
 current_generation = config_generation.current
 generation_pinned = config_generation.pinned
 
-__all__ = ["GENERATION_KEY", "ProcessMemo", "announce_change", "current_generation", "generation_pinned",
-           "request_generations"]  # fmt: skip
+__all__ = ["GENERATION_KEY", "REQUEST_GENERATION_KEYS", "ProcessMemo", "announce_change", "current_generation",
+           "generation_pinned", "request_generations"]  # fmt: skip
+
+
+# What the submit path pins per request, in this order.
+REQUEST_GENERATIONS = (config_generation, calibration_services.snapshot_generation)
+REQUEST_GENERATION_KEYS = tuple(g.key for g in REQUEST_GENERATIONS)
 
 
 @contextmanager
-def request_generations() -> Iterator[None]:
-    """Pin the config and calibration generations for one request with a single MGET.
+def request_generations(shared: Sequence[object] | None = None) -> Iterator[None]:
+    """Pin the config and calibration generations for one request in one round trip.
 
-    The request path consults tenants, keys, VerifyParams and the calibration snapshot; reading each
-    generation separately cost three round trips per submission.
+    ``shared`` holds their announced values when the caller already fetched them (the rate-limit script
+    reads them in its own round trip); otherwise they are read with a single MGET. The request path
+    consults tenants, keys, VerifyParams and the calibration snapshot; reading each generation separately
+    would cost three round trips per submission.
     """
-    with pinned_together(config_generation, calibration_services.snapshot_generation):
+    with pinned_together(REQUEST_GENERATIONS, shared):
         yield

@@ -17,22 +17,24 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
 from django.conf import settings
 
+from flk_site import shared_redis
 from ingest import metrics
 
 log = logging.getLogger("flk.ratelimit")
 
 _KEY_PREFIX = "flk:bucket:"
-_REDIS_TIMEOUT = 0.25
 _REDIS_BACKOFF = 5.0
 _WARN_EVERY = 60.0
 
-# KEYS[1] bucket; ARGV rate (tokens/s), burst (bucket size). Returns {allowed (0/1), seconds to wait}.
-# The wait is returned as a string: Redis would truncate a Lua number to an integer.
+# KEYS[1] bucket, KEYS[2..n] plain string keys read in the same round trip (the cache generations the
+# request pins); ARGV rate (tokens/s), burst (bucket size). Returns {allowed (0/1), seconds to wait, the
+# value of each further key (nil when never set)}. The wait is a string: Redis would truncate a Lua number.
 _TOKEN_BUCKET_LUA = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -54,7 +56,9 @@ else
 end
 redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {allowed, tostring(wait)}
+local out = {allowed, tostring(wait)}
+for i = 2, #KEYS do out[i + 1] = redis.call('GET', KEYS[i]) end
+return out
 """
 
 
@@ -95,43 +99,42 @@ class LocalBuckets:
 class RateLimiter:
     def __init__(self) -> None:
         self.local = LocalBuckets()
-        self._lock = threading.Lock()
-        self._url: str | None = None
-        self._script: redis.commands.core.Script | None = None
+        self._script: tuple[redis.Redis, redis.commands.core.Script] | None = None
         self._redis_down_until = 0.0
         self._last_warning = -math.inf
 
     def _redis_script(self) -> redis.commands.core.Script | None:
-        url = settings.REDIS_URL
-        if not url:
+        client = shared_redis.client()
+        if client is None:
             return None
-        if self._script is None or self._url != url:
-            with self._lock:
-                # Short timeouts: a dead Redis must not stall the request path.
-                client = redis.Redis.from_url(
-                    url, socket_connect_timeout=_REDIS_TIMEOUT, socket_timeout=_REDIS_TIMEOUT, retry_on_timeout=False
-                )
-                # register_script keeps the SHA and sends EVALSHA, loading the script only on NOSCRIPT.
-                self._script, self._url = client.register_script(_TOKEN_BUCKET_LUA), url
-        return self._script
+        registered = self._script
+        if registered is None or registered[0] is not client:
+            # register_script keeps the SHA and sends EVALSHA, loading the script only on NOSCRIPT.
+            registered = self._script = (client, client.register_script(_TOKEN_BUCKET_LUA))
+        return registered[1]
 
-    def take(self, tenant: str, rate: float, burst: float) -> Decision:
-        """Take one token from ``tenant``'s bucket; say how long to wait when it is empty."""
+    def take(self, tenant: str, rate: float, burst: float, read: Sequence[str] = ()) -> tuple[Decision, list | None]:
+        """Take one token from ``tenant``'s bucket; say how long to wait when it is empty.
+
+        ``read`` names string keys fetched in the same round trip; their values (None for a missing key)
+        come back second, or None instead of the list when Redis could not be asked.
+        """
         key = _KEY_PREFIX + tenant
         script = self._redis_script()
         if script is not None and time.monotonic() >= self._redis_down_until:
             try:
-                allowed, wait = script(keys=[key], args=[rate, burst])
+                allowed, wait, *values = script(keys=[key, *read], args=[rate, burst])
+                values += [None] * (len(read) - len(values))  # Redis drops trailing nils from the reply
                 if int(allowed):
-                    return Decision(True, 0)
-                return Decision(False, retry_after_seconds(float(wait)))
+                    return Decision(True, 0), values
+                return Decision(False, retry_after_seconds(float(wait))), values
             except redis.RedisError as exc:
                 self._redis_down_until = time.monotonic() + _REDIS_BACKOFF
                 self._warn(exc)
         elif script is not None:
             self._warn(None)
         metrics.rate_limit_degraded()
-        return self.local.take(key, rate, burst)
+        return self.local.take(key, rate, burst), None
 
     def _warn(self, exc: Exception | None) -> None:
         now = time.monotonic()
@@ -147,14 +150,16 @@ class RateLimiter:
         """Forget local buckets and Redis back-off (tests and settings changes)."""
         self.local.clear()
         self._redis_down_until = 0.0
-        self._script = None
 
 
 limiter = RateLimiter()
 
 
-def take_token(tenant: str, rate: float | None, burst: float | None) -> Decision:
-    """The rate-limit decision for one submission of ``tenant`` (overrides of TOKEN_RATE/TOKEN_BURST)."""
+def take_token(
+    tenant: str, rate: float | None, burst: float | None, read: Sequence[str] = ()
+) -> tuple[Decision, list | None]:
+    """The rate-limit decision for one submission of ``tenant`` (overrides of TOKEN_RATE/TOKEN_BURST),
+    and the values of the ``read`` keys fetched in the same round trip (None when Redis was not asked)."""
     rate = rate or settings.TOKEN_RATE
     burst = burst or settings.TOKEN_BURST
-    return limiter.take(tenant, rate, burst)
+    return limiter.take(tenant, rate, burst, read)

@@ -22,9 +22,10 @@ from django.utils import timezone
 
 from agent_client.canonical import signing_digest
 from agent_client.schema import PcsInvalid, parse_pcs
+from calibration.generations import unread_values
 from calibration.services import current_snapshot, label_for
 from ingest import keyring, metrics, ratelimit, store, wal
-from ingest.config_cache import request_generations
+from ingest.config_cache import REQUEST_GENERATION_KEYS, request_generations
 from ingest.keyring import SignatureRejected, TenantCredentials
 from ingest.params import NoActiveParams, active_params_memo
 from ingest.signals import outcome_stored
@@ -84,13 +85,22 @@ def submit_pcs(tenant_header: str | None, content_type: str | None, body: bytes)
         return error(
             415, "unsupported_media_type", f"Unsupported media type {content_type or ''!r}: send application/json."
         )
-    with request_generations():
-        return _submit_json(tenant_header, body)
+    name = DEFAULT_TENANT if tenant_header is None else tenant_header
+    known = keyring.credentials_memo.peek(name) if TENANT_HEADER_PATTERN.fullmatch(name) else None
+    if known is None or not known.enabled:
+        # A tenant this process holds no copy of: no bucket is touched before the tenant is known to exist.
+        with request_generations():
+            return _submit_json(tenant_header, body, None)
+    # A tenant seen before: one Redis round trip takes its token and reads the generations the request pins.
+    # The token is taken at the rate of the copy in hand; a rate change applies from the next request.
+    limit, shared = ratelimit.take_token(known.name, known.rate_per_second, known.burst, REQUEST_GENERATION_KEYS)
+    with request_generations(shared if shared is not None else unread_values(len(REQUEST_GENERATION_KEYS))):
+        return _submit_json(tenant_header, body, limit)
 
 
-def _submit_json(tenant_header: str | None, body: bytes) -> Answer:
+def _submit_json(tenant_header: str | None, body: bytes, limit: ratelimit.Decision | None) -> Answer:
     try:
-        creds = resolve_tenant(tenant_header)
+        creds = store.reusing_connection(resolve_tenant, tenant_header)
     except (OperationalError, InterfaceError):
         # The tenant cannot be looked up, but its name passed the header check: keep the body in the WAL so
         # that replay stores it once the database is back, exactly as a later failure would.
@@ -108,7 +118,8 @@ def _submit_json(tenant_header: str | None, body: bytes) -> Answer:
             return creds
         # Step 2: the tenant's token bucket, before the body costs a WAL append or any parsing.
         metrics.ingested(creds.name)
-        limit = ratelimit.take_token(creds.name, creds.rate_per_second, creds.burst)
+        if limit is None:
+            limit, _ = ratelimit.take_token(creds.name, creds.rate_per_second, creds.burst)
         if not limit.allowed:
             metrics.rate_limited(creds.name)
             answer = error(429, "rate_limited", f"tenant {creds.name!r} is over its rate limit; retry later")
@@ -121,7 +132,7 @@ def _submit_json(tenant_header: str | None, body: bytes) -> Answer:
             wal.append(creds.name, body, received_at)
         except wal.WalUnavailable:
             return _wal_unavailable(creds.name)
-        return process_body(creds, body, received_at)
+        return store.reusing_connection(process_body, creds, body, received_at)
     except (OperationalError, InterfaceError):
         log.warning("database_unavailable", extra={"event": "database_unavailable"})
         return unavailable(

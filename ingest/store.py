@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
 from ingest.models import PcsRecord
 
@@ -25,6 +26,30 @@ _INSERT = (
     f"ON CONFLICT (tenant_id, pcs_id) DO NOTHING RETURNING id"
 )
 _SELECT_STORED = f"SELECT id, status_code, response, signed_digest FROM {_TABLE} WHERE tenant_id = %s AND pcs_id = %s"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def reusing_connection(work: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run ``work`` (reads, and the idempotent insert) on the thread's kept connection without a health check.
+
+    Django's health check costs a ``SELECT 1`` round trip before the first query of every request. Here the
+    kept connection is checked by using it instead: if it turns out dead (the database restarted or failed
+    over since the last request), it is replaced and ``work`` runs once more, on a new connection. A failure
+    on a new connection is the database being down, and propagates (503 + Retry-After upstream).
+    """
+    kept = connection.connection is not None and not connection.in_atomic_block
+    if kept:
+        connection.health_check_done = True
+    try:
+        return work(*args, **kwargs)
+    except (OperationalError, InterfaceError):
+        if not kept:
+            raise
+        connection.close()
+        return work(*args, **kwargs)
 
 
 @dataclass(frozen=True)

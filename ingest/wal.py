@@ -17,10 +17,12 @@ A reader checks magic, a sane length and the CRC; a record that fails any check 
 crash, a flipped bit) is skipped and the reader resynchronises on the next magic, so a bad record is
 never mis-parsed as a body.
 
-Durability (group commit). One writer thread per process owns the open segment. ``append`` queues its
-record and waits; the writer takes everything queued, writes it with one ``write`` and one ``fdatasync``,
-then wakes each waiting request. No request returns before its own record is on disk, yet concurrent
-requests share an fsync.
+Durability (group commit, leader/follower). One writer per process owns the open segment. ``append``
+queues its record, then takes the writer's sync lock: the thread that gets it (the leader) writes
+everything queued so far with one ``write`` and one ``fdatasync``; the threads that queued meanwhile
+find their record already synced when their turn at the lock comes, and return at once. No request
+returns before its own record is on disk, yet concurrent requests share an fsync, with no writer thread
+to wake and no broadcast to every waiter on each sync.
 """
 
 from __future__ import annotations
@@ -159,58 +161,46 @@ class WalWriter:
         self.segment_bytes = segment_bytes
         self.segment_seconds = segment_seconds
         self.pid = os.getpid()
-        self._cond = threading.Condition()
+        self._queue_lock = threading.Lock()  # held only to add to or take the queue
+        self._sync_lock = threading.Lock()  # held by the leader while it writes and syncs a batch
         self._queue: list[_Pending] = []
         self._fd: int | None = None
         self._segment_name = ""
         self._segment_size = 0
         self._segment_opened = 0.0
         self._seq = 0
-        self._closing = False
-        self._thread = threading.Thread(target=self._run, name="flk-wal-writer", daemon=True)
-        self._thread.start()
 
     def append(self, data: bytes) -> WalPosition:
         pending = _Pending(data)
-        with self._cond:
+        with self._queue_lock:
             self._queue.append(pending)
-            self._cond.notify_all()
-            while not pending.done:
-                self._cond.wait()
+        with self._sync_lock:
+            if not pending.done:  # no earlier leader took it: lead a batch of everything queued so far
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._sync(batch)
         if pending.error is not None:
             raise WalUnavailable(f"the inbox WAL could not be written: {pending.error}") from pending.error
         assert pending.position is not None
         return pending.position
 
     def close(self) -> None:
-        """Stop the writer thread once the queue is drained and close the segment."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-        self._thread.join(timeout=5)
+        """Close the segment once the appends in progress are synced (a later append opens a new one)."""
+        with self._sync_lock:
+            self._close()
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closing:
-                    self._cond.wait()
-                if not self._queue:  # closing and drained
-                    self._close()
-                    return
-                batch, self._queue = self._queue, []
-            error: OSError | None = None
-            try:
-                self._write_batch(batch)
-            except Exception as exc:  # anything at all: the waiting requests must be woken with an answer
-                error = exc if isinstance(exc, OSError) else OSError(f"{type(exc).__name__}: {exc}")
-                metrics.wal_error()
-                # A failed write may have left a partial record: never append after it, start a new segment.
-                self._close()
-            with self._cond:
-                for pending in batch:
-                    pending.error = error
-                    pending.done = True
-                self._cond.notify_all()
+    def _sync(self, batch: list[_Pending]) -> None:
+        error: OSError | None = None
+        try:
+            self._write_batch(batch)
+        except Exception as exc:  # anything at all: every request of the batch must get an answer
+            error = exc if isinstance(exc, OSError) else OSError(f"{type(exc).__name__}: {exc}")
+            metrics.wal_error()
+            # A failed write may have left a partial record: never append after it, start a new segment.
+            self._close()
+        for pending in batch:
+            pending.error = error
+            pending.done = True
 
     def _write_batch(self, batch: list[_Pending]) -> None:
         self._rotate_if_due()

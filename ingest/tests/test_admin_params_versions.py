@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 
+from flk_site import shared_redis
 from ingest.config_cache import GENERATION_KEY
 from ingest.models import VerifyParams
 from ingest.params_rules import PARAM_FIELDS
@@ -85,7 +85,7 @@ def test_versions_cannot_be_deleted(admin_client):
 
 
 def test_a_bulk_update_also_announces_the_change(django_capture_on_commit_callbacks):
-    cache.delete(GENERATION_KEY)
+    shared_redis.client().delete(GENERATION_KEY)
     with django_capture_on_commit_callbacks(execute=True):
         VerifyParams.objects.filter(version=1).update(reason="Protocol defaults, reworded.")
-    assert cache.get(GENERATION_KEY) is not None
+    assert shared_redis.client().get(GENERATION_KEY) is not None

@@ -6,6 +6,7 @@ import io
 import json
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -135,3 +136,22 @@ def test_database_outage_answers_503_and_replay_stores_every_body(gunicorn_servi
     call_command("replay_wal", dir=tmp_path / "wal", stdout=out)
     assert " 0 stored" in out.getvalue()
     assert PcsRecord.objects.count() == 15
+
+
+def test_after_a_database_restart_the_next_submissions_succeed_on_new_connections(gunicorn_service, db_proxy):
+    """Kept connections die with a restart; each is replaced when next used, and no submission sees it."""
+    db = connection.settings_dict
+    service = gunicorn_service(
+        DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@127.0.0.1:{db_proxy.port}/{db['NAME']}"
+    )
+    # Concurrent clients, so that every worker thread keeps a connection of its own.
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(lambda p: post(service, p).status_code, [signed(make_pcs()) for _ in range(40)])) == {200}
+
+    db_proxy.cut()  # every kept connection is reset, as by a restart or a failover
+    db_proxy.restore()
+    after = [signed(make_pcs()) for _ in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda p: post(service, p), after))
+    assert [a.status_code for a in answers] == [200] * 40
+    assert PcsRecord.objects.filter(pcs_id__in=[p["pcs_id"] for p in after]).count() == 40
