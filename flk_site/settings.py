@@ -103,6 +103,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env_int("FLK_DB_CONNECT_TIMEOUT", 3, minimum=1)
     )
+    # Django's cursors bind client-side and never prepare. The outcome insert of the submit path asks psycopg
+    # to prepare it explicitly (ingest/store.py), which psycopg refuses while the threshold is None (its off
+    # switch); a threshold no query reaches keeps everything else as it was.
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
     if os.environ.get("FLK_TEST_DB_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": os.environ["FLK_TEST_DB_NAME"]}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

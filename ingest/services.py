@@ -227,17 +227,19 @@ def store_verdict(
         received_at=received_at,
         verified_at=timezone.now(),
     )
-    record_id = store.insert_first(record)
-    if record_id is not None:
+    inserted = store.insert_first(record)
+    if isinstance(inserted, int):
         metrics.outcome(creds.name, verdict.decision)
-        _announce_outcome(creds, record_id, pcs, verdict, params, record.audit_sample)
+        _announce_outcome(creds, inserted, pcs, verdict, params, record.audit_sample)
         return Answer(verdict.http_status, response, pcs_id=pcs["pcs_id"], tenant=creds.name)
-    return replay_answer(creds, pcs["pcs_id"], signed_digest)
+    return replay_answer(creds, pcs["pcs_id"], signed_digest, inserted)
 
 
-def replay_answer(creds: TenantCredentials, pcs_id: str, signed_digest: str) -> Answer:
+def replay_answer(
+    creds: TenantCredentials, pcs_id: str, signed_digest: str, stored: store.StoredOutcome | None = None
+) -> Answer:
     """The stored answer for a replay (``dedup: true``), or 409 when the signed subset differs."""
-    stored = store.stored_outcome(creds.tenant_id, pcs_id)
+    stored = stored or store.stored_outcome(creds.tenant_id, pcs_id)
     if stored is None:  # only if the row was purged between the insert and this read
         return unavailable("the stored outcome changed during the request; retry", "dedup_race")
     if stored.signed_digest != signed_digest:

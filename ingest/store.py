@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
+import psycopg
 from django.db import InterfaceError, OperationalError, connection
 
 from ingest.models import PcsRecord
@@ -25,6 +26,46 @@ _INSERT = (
     f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))}) "
     f"ON CONFLICT (tenant_id, pcs_id) DO NOTHING RETURNING id"
 )
+
+# PostgreSQL: the same insert, prepared server-side, whose commit does not wait for PostgreSQL's own WAL
+# flush (set_config(..., true) scopes synchronous_commit=off to the statement's transaction). This is safe
+# because an outcome row is derived data: the request body it comes from is already fsync'd in the inbox
+# WAL before the insert runs, and replay_wal stores again any body whose outcome a database crash lost
+# (at most the last ~0.6 s of commits, wal_writer_delay × 3). Every other write (labels, admin changes,
+# review items) keeps synchronous commits, and PostgreSQL writes its WAL in order: a later synchronous
+# commit flushes the earlier outcome rows with it. Every value is cast to its column's type because
+# the values arrive through a SELECT list, where an untyped parameter would otherwise be read as text.
+_INSERT_ASYNC_COMMIT = None
+
+
+def _insert_async_commit() -> str:
+    global _INSERT_ASYNC_COMMIT
+    if _INSERT_ASYNC_COMMIT is None:
+        casts = []
+        for column in _COLUMNS:
+            field = PcsRecord._meta.get_field(column.removesuffix("_id") if column == "tenant_id" else column)
+            casts.append(f"%s::{field.cast_db_type(connection)}")
+        # A loser of the insert (a replay, mostly) gets the stored row in the same round trip. That row is
+        # read with the statement's snapshot: if its writer committed after the snapshot was taken (a
+        # concurrent first delivery), neither part returns a row, and the caller reads it again.
+        _INSERT_ASYNC_COMMIT = (
+            f"WITH new AS (INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) SELECT {', '.join(casts)} "
+            f"FROM (SELECT set_config('synchronous_commit', 'off', true)) AS outcome_commit "
+            f"ON CONFLICT (tenant_id, pcs_id) DO NOTHING RETURNING id) "
+            f"SELECT id, NULL, NULL, NULL FROM new UNION ALL "
+            f"SELECT id, status_code, response, signed_digest FROM {_TABLE} "
+            f"WHERE tenant_id = %s::bigint AND pcs_id = %s::text AND NOT EXISTS (SELECT FROM new)"
+        )
+    return _INSERT_ASYNC_COMMIT
+
+
+class _PreparingCursor(psycopg.Cursor):
+    """Server-side binding, and every statement prepared at once (Django turns psycopg's auto-prepare off)."""
+
+    def execute(self, query: Any, params: Any = None, *, prepare: bool | None = True, binary: bool | None = None):
+        return super().execute(query, params, prepare=prepare, binary=binary)
+
+
 _SELECT_STORED = f"SELECT id, status_code, response, signed_digest FROM {_TABLE} WHERE tenant_id = %s AND pcs_id = %s"
 
 
@@ -93,19 +134,40 @@ def _row_values(rec: NewRecord) -> list[Any]:
     return values
 
 
-def insert_first(rec: NewRecord) -> int | None:
-    """Insert the outcome unless one exists for (tenant, pcs_id); return the new id, or None if it lost."""
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT, _row_values(rec))
+def insert_first(rec: NewRecord) -> int | StoredOutcome | None:
+    """Insert the outcome unless one exists for (tenant, pcs_id).
+
+    Returns the new row's id; or, when a row was already there, that row if it could be read in the same
+    round trip, else None (the caller reads it with ``stored_outcome``).
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_INSERT, _row_values(rec))
+            row = cursor.fetchone()
+        return row[0] if row else None
+    # The statement runs on every submission: a server-binding cursor on the thread's connection lets
+    # psycopg prepare it server-side, sparing PostgreSQL parsing and planning it each time and this
+    # process quoting its values into SQL text (Django's own cursors bind client-side). Django still
+    # wraps it: errors surface as Django's, and query logging and execute wrappers see it.
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        raw = _PreparingCursor(connection.connection)
+    cursor = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    with cursor:
+        cursor.execute(_insert_async_commit(), [*_row_values(rec), rec.tenant_id, rec.pcs_id])
         row = cursor.fetchone()
-    return row[0] if row else None
+    if row is None:
+        return None
+    return row[0] if row[1] is None else _stored(row)
 
 
 def stored_outcome(tenant_id: int, pcs_id: str) -> StoredOutcome | None:
     with connection.cursor() as cursor:
         cursor.execute(_SELECT_STORED, [tenant_id, pcs_id])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _stored(row)
+
+
+def _stored(row: tuple) -> StoredOutcome:
     response = row[2] if isinstance(row[2], dict) else json.loads(row[2])
     return StoredOutcome(row[0], row[1], response, row[3])
