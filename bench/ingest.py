@@ -161,15 +161,23 @@ def paced(url: str, bodies: list[str], rate: float, connections: int) -> dict:
             "p99_ms": pct(99)}  # fmt: skip
 
 
+def median_round(runs: list[dict]) -> dict:
+    """The run with the median throughput, its spread over the rounds attached."""
+    ordered = sorted(runs, key=lambda f: f["rps"])
+    return {**ordered[len(ordered) // 2], "min_rps": ordered[0]["rps"], "max_rps": ordered[-1]["rps"]}
+
+
 def line(name: str, f: dict, ceiling: float | None = None) -> str:
     ratio = f"  {f['rps'] / ceiling:6.1%} of the no-op" if ceiling else ""
-    return (f"{name:10s} {f['requests']:7d} req  {f['rps']:8,.0f} req/s  p50 {f['p50_us'] / 1000:6.2f} ms  "
+    spread = f" ({f['min_rps']:,.0f}–{f['max_rps']:,.0f})" if "min_rps" in f else ""
+    return (f"{name:10s} {f['requests']:7d} req  {f['rps']:6,.0f} req/s{spread}  p50 {f['p50_us'] / 1000:6.2f} ms  "
             f"p95 {f['p95_us'] / 1000:6.2f} ms  p99 {f['p99_us'] / 1000:6.2f} ms  non-2xx {f['non_2xx']}{ratio}")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pcs", type=int, default=10000, help="PCS per phase")
+    parser.add_argument("--pcs", type=int, default=5000, help="PCS per phase and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the four phases; medians are reported")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py's)")
@@ -183,31 +191,35 @@ def main() -> None:
     workers = args.workers or int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1))
     with throwaway_service(name="ingest", pg=args.pg, redis_url=args.redis, workers=workers,
                            extra_env={"FLK_BENCH_NOOP": "1"}) as (service, work, db_url):  # fmt: skip
-        n = args.pcs
-        fresh, later = make_bodies(0, n), make_bodies(n, n // 2 + 1000)
-        mixed = [b for pair in zip(later[: n // 2], fresh[: n // 2], strict=True) for b in pair]
-        warm = later[n // 2 :]
-        c, t = args.connections, args.wrk_threads
+        n, c, t = args.pcs, args.connections, args.wrk_threads
+        warm = make_bodies(10**8, 1000)
         run_wrk(f"{service.url}/v1/bench/noop", warm, work, "warm-noop", c, t)  # every worker imports, connects
         run_wrk(f"{service.url}/v1/pcs/submit", warm, work, "warm", c, t)
-        noop = run_wrk(f"{service.url}/v1/bench/noop", fresh, work, "noop", c, t)
-        first = run_wrk(f"{service.url}/v1/pcs/submit", fresh, work, "fresh", c, t)
-        dup = run_wrk(f"{service.url}/v1/pcs/submit", fresh, work, "duplicate", c, t)
-        mix = run_wrk(f"{service.url}/v1/pcs/submit", mixed, work, "mixed", c, t)
-        half = paced(service.url, make_bodies(10 * n, min(n, int(first["rps"] * 10))), first["rps"] / 2, c)
+        # The phases run in rounds, the no-op next to the submit path each time, and each phase reports its
+        # median round: on a 2-core machine one phase alone can be off by a third from one run to the next.
+        rounds: dict[str, list[dict]] = {"noop": [], "fresh": [], "duplicate": [], "mixed": []}
+        for k in range(args.rounds):
+            fresh, later = make_bodies(k * 2 * n, n), make_bodies(k * 2 * n + n, n // 2)
+            mixed = [b for pair in zip(later, fresh[: n // 2], strict=True) for b in pair]
+            rounds["noop"].append(run_wrk(f"{service.url}/v1/bench/noop", fresh, work, f"noop-{k}", c, t))
+            rounds["fresh"].append(run_wrk(f"{service.url}/v1/pcs/submit", fresh, work, f"fresh-{k}", c, t))
+            rounds["duplicate"].append(run_wrk(f"{service.url}/v1/pcs/submit", fresh, work, f"duplicate-{k}", c, t))
+            rounds["mixed"].append(run_wrk(f"{service.url}/v1/pcs/submit", mixed, work, f"mixed-{k}", c, t))
+        noop, first, dup, mix = (median_round(rounds[name]) for name in ("noop", "fresh", "duplicate", "mixed"))
+        half = paced(service.url, make_bodies(10**9, min(n, int(first["rps"] * 10))), first["rps"] / 2, c)
         with psycopg.connect(db_url) as conn:
             stored = conn.execute("SELECT count(*) FROM ingest_pcsrecord").fetchone()[0]
         wal_bytes = sum(p.stat().st_size for p in (work / "wal").rglob("*") if p.is_file())
 
         print(f"FLK ingest benchmark: {workers} gunicorn {os.environ.get('FLK_GUNICORN_WORKER_CLASS') or 'sync'} workers (gunicorn.conf.py), wrk -t{t} -c{c}, "
-              f"{n} PCS per phase, HMAC, WAL fsync, PostgreSQL, Redis rate limit, {os.cpu_count()} cores")  # fmt: skip
+              f"{n} PCS per phase × {args.rounds} rounds (median round; range in brackets), HMAC, WAL fsync, PostgreSQL, Redis rate limit, {os.cpu_count()} cores")  # fmt: skip
         print(line("noop", noop))
         for name, figures in (("fresh", first), ("duplicate", dup), ("mixed", mix)):
             print(line(name, figures, noop["rps"]))
         print(f"half load  {half['sent']:7d} req at {half['rate']:,.0f} req/s (open loop): p50 {half['p50_ms']:.2f} ms  "
               f"p95 {half['p95_ms']:.2f} ms  p99 {half['p99_ms']:.2f} ms  errors {half['errors']}")  # fmt: skip
         print(f"stored outcomes {stored}, WAL {wal_bytes / 1e6:.1f} MB; socket errors "
-              f"{sum(f['socket_errors'] for f in (noop, first, dup, mix))}")  # fmt: skip
+              f"{sum(f['socket_errors'] for runs in rounds.values() for f in runs)}")  # fmt: skip
 
 
 if __name__ == "__main__":
