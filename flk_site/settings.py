@@ -105,8 +105,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
     # Django's cursors bind client-side and never prepare. The outcome insert of the submit path asks psycopg
     # to prepare it explicitly (ingest/store.py), which psycopg refuses while the threshold is None (its off
-    # switch); a threshold no query reaches keeps everything else as it was.
-    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
+    # switch); a threshold no query reaches keeps everything else as it was. Off for a connection pooler
+    # that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+    if env_bool("FLK_DB_PREPARED_STATEMENTS", True):
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
     if os.environ.get("FLK_TEST_DB_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": os.environ["FLK_TEST_DB_NAME"]}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
