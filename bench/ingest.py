@@ -218,7 +218,7 @@ def main() -> None:
             print(line(name, figures, noop["rps"]))
         print(f"half load  {half['sent']:7d} req at {half['rate']:,.0f} req/s (open loop): p50 {half['p50_ms']:.2f} ms  "
               f"p95 {half['p95_ms']:.2f} ms  p99 {half['p99_ms']:.2f} ms  errors {half['errors']}")  # fmt: skip
-        print(f"stored outcomes {stored}, WAL {wal_bytes / 1e6:.1f} MB; socket errors "
+        print(f"stored outcomes {stored}, WAL files {wal_bytes / 1e6:.1f} MB (zeros written ahead included); socket errors "
               f"{sum(f['socket_errors'] for runs in rounds.values() for f in runs)}")  # fmt: skip
 
 

@@ -18,6 +18,16 @@ AWKWARD_BODIES = [
 ]
 
 
+def write_at_the_end_of_the_records(segment, data: bytes) -> None:
+    """Where the next record would have gone: the writer writes zeros ahead of its records."""
+    records = list(wal.read_segment(segment))
+    last = records[-1]
+    end = last.position.offset + len(wal.encode_record(last.tenant, last.body, last.received_at))
+    with open(segment, "r+b") as f:
+        f.seek(end)
+        f.write(data)
+
+
 @pytest.fixture
 def wal_dir(settings, tmp_path):
     settings.FLK_WAL_DIR = tmp_path / "wal"
@@ -39,8 +49,7 @@ def test_a_torn_tail_is_skipped_and_earlier_records_survive(wal_dir):
     (segment,) = wal.segments()
     # A crash in the middle of a write: the last record is cut short.
     torn = wal.encode_record("default", b'{"third": "never acknowledged"}', RECEIVED)[:-7]
-    with open(segment, "ab") as f:
-        f.write(torn)
+    write_at_the_end_of_the_records(segment, torn)
     scan = wal.SegmentScan()
     bodies = [r.body for r in wal.read_segment(segment, scan)]
     assert bodies == [b'{"first": true}', b'{"second": true}']
@@ -61,6 +70,26 @@ def test_a_corrupt_record_in_the_middle_is_skipped_and_the_next_one_is_read(wal_
 def test_a_length_pointing_past_the_end_is_not_read_as_a_body(wal_dir):
     wal.append("default", b'{"n": 1}', RECEIVED)
     (segment,) = wal.segments()
-    with open(segment, "ab") as f:
-        f.write(wal.MAGIC + (2**31).to_bytes(4, "big") + b"\0\0\0\0" + b"garbage")
+    write_at_the_end_of_the_records(segment, wal.MAGIC + (2**31).to_bytes(4, "big") + b"\0\0\0\0" + b"garbage")
     assert [r.body for r in wal.read_segment(segment)] == [b'{"n": 1}']
+
+
+def test_the_zeros_written_ahead_of_the_records_are_a_clean_end(wal_dir):
+    bodies = [b'{"n": 1}', b"\0\0 a body may end with zero bytes \0\0"]
+    for body in bodies:
+        wal.append("default", body, RECEIVED)
+    (segment,) = wal.segments()
+    scan = wal.SegmentScan()
+    assert [r.body for r in wal.read_segment(segment, scan)] == bodies
+    assert segment.stat().st_size > sum(len(wal.encode_record("default", b, RECEIVED)) for b in bodies)
+    assert scan.corrupt == 0 and scan.skipped_bytes == 0
+
+
+def test_a_segment_of_plain_appends_without_zeros_reads_the_same(wal_dir, tmp_path):
+    """Segments written before the zeros ahead, or on a disk too full for them, end at their last record."""
+    records = [wal.encode_record("default", b, RECEIVED) for b in AWKWARD_BODIES]
+    segment = tmp_path / "inbox-00000000000000001-1-000001.wal"
+    segment.write_bytes(b"".join(records))
+    scan = wal.SegmentScan()
+    assert [r.body for r in wal.read_segment(segment, scan)] == AWKWARD_BODIES
+    assert scan.corrupt == 0
