@@ -1,10 +1,11 @@
 """Throughput and latency of POST /v1/pcs/submit against the DRF no-op ceiling, on the real stack.
 
 Creates a throwaway PostgreSQL database, migrates it, and starts plain ``gunicorn flk_site.wsgi`` (so
-``gunicorn.conf.py`` applies: sync workers, ``WEB_CONCURRENCY``, JSON access logs, metrics files) with HMAC
+``gunicorn.conf.py`` applies: ``FLK_GUNICORN_WORKER_CLASS``, ``WEB_CONCURRENCY``, JSON access logs, metrics
+files) with HMAC
 signing, the inbox WAL on and Redis rate limits (raised out of the way, but still one Redis round trip per
 request). The no-op endpoint (``FLK_BENCH_NOOP=1``) is mounted in the same server. From a second process
-on loopback, ``wrk`` (Debian package ``wrk``) sends a fixed number of signed PCS per phase:
+on loopback, ``wrk`` (Debian package ``wrk``) sends a fixed number of signed PCS per phase, in rounds:
 
   noop        the DRF no-op endpoint: the framework ceiling
   fresh       N new PCS (WAL append + signature + verify + one INSERT)
@@ -12,9 +13,11 @@ on loopback, ``wrk`` (Debian package ``wrk``) sends a fixed number of signed PCS
   mixed       N/2 new and N/2 already stored, interleaved
 
 then a paced load at half the fresh throughput (open loop, latency measured from the scheduled send time,
-so a stalled server cannot hide its queueing). Prints req/s, p50/p95/p99 and the ratio to the ceiling.
+so a stalled server cannot hide its queueing). Prints req/s, p50/p95/p99 and the ratio to the ceiling for
+each phase's median round.
 
-    .venv/bin/python bench/ingest.py [--pcs 10000] [--connections 16] [--workers N]   (or: make bench)
+    FLK_GUNICORN_WORKER_CLASS=gthread .venv/bin/python bench/ingest.py [--pcs 5000] [--rounds 3]
+        [--connections 16] [--workers N]                                          (or: make bench)
 """
 
 from __future__ import annotations
