@@ -1,8 +1,9 @@
 """The three PCS signals computed from an agent's data: D̂ (box counting), coh★ and v★, and r.
 
-Everything is vectorised with numpy: no Python loop runs over points or directions, so a 10 000 x 768
-cloud takes milliseconds. Every random choice comes from a generator seeded with the PCS's ``seed``, so
-the same data and seed give the same signals on every run.
+Everything is vectorised with numpy: no Python loop runs over single points, and coh★ loops only over
+the one or two directions it must confirm, so a 10 000 x 768 cloud takes milliseconds. Every random
+choice comes from a generator seeded with the PCS's ``seed``, so the same data and seed give the same
+signals on every run.
 """
 
 from __future__ import annotations
@@ -20,15 +21,20 @@ from agent_client.dimension import theil_sen_dhat
 DEFAULT_SCALES = (2, 4, 8, 16, 32)
 
 
-def _as_cloud(points: Any) -> np.ndarray:
+def _as_cloud(points: Any, check_finite: bool = True) -> np.ndarray:
     cloud = np.asarray(points, dtype=np.float64)
     if cloud.ndim == 1:
         cloud = cloud[:, None]
     if cloud.ndim != 2:
         raise ValueError(f"a point cloud is a 2-D array (points x dimensions), got {cloud.ndim} dimensions")
+    if check_finite:
+        _check_finite(cloud)
+    return cloud
+
+
+def _check_finite(cloud: np.ndarray) -> None:
     if not np.isfinite(cloud).all():
         raise ValueError("the point cloud contains NaN or infinite values")
-    return cloud
 
 
 def normalise_to_unit_cube(points: Any) -> np.ndarray:
@@ -69,46 +75,204 @@ def random_directions(count: int, dims: int, seed: int) -> np.ndarray:
     return raw / np.linalg.norm(raw, axis=1, keepdims=True)
 
 
-def _histogram_counts(proj: np.ndarray, bins: int) -> np.ndarray:
-    """Per-row B-bin histograms of ``proj`` (directions x points), binned exactly as np.histogram does.
+_ROUNDOFF_32 = 2.0**-24  # unit roundoff of float32
+_ROUNDOFF_64 = 2.0**-53  # unit roundoff of float64
+_UNDERFLOW_32 = 2.0**-126  # the most a float32 operation loses to underflow, even flushing to zero
+_BLOCK = 256  # dimensions per float32 matrix product; the partial products are summed in float32
+_ROWS = 2000  # points converted to float32 and projected at a time
+_CHUNK = 2000  # points binned at a time, so the temporaries stay in cache
 
-    Each row gets bins spanning its own min..max (widened by 0.5 on each side when constant, as
-    np.histogram does), with edges from the same np.linspace call; the two correction passes reproduce
-    np.histogram's handling of values that land on an edge through floating-point rounding, so the counts
-    equal a per-row np.histogram call bit for bit.
+
+def _gamma(roundings: int, roundoff: float) -> float:
+    """γ_k: a dot product whose terms go through at most k roundings is off by at most γ_k Σ|x_j u_j|."""
+    return roundings * roundoff / (1.0 - roundings * roundoff)
+
+
+def _direction_max(cloud: np.ndarray, unit: np.ndarray, bins: int) -> int:
+    """The largest bin count along one direction, computed exactly as ``coherence_loop`` computes it."""
+    hist, _ = np.histogram(cloud @ unit, bins=bins)
+    return int(hist.max())
+
+
+def _float32_projections(cloud: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+    """float32 projections (points x directions), a bound on their distance to the loop's, and on |p|.
+
+    The loop projects in float64 with ``cloud @ unit``; whatever order its BLAS sums in, its value is within
+    γ_(d+1)·Σ|x_j u_j| of the exact dot product. The float32 value differs from the exact one by rounding
+    the point and the direction to float32 (2^-24 each, relative) and by the float32 sums: at most _BLOCK
+    roundings inside a block plus one per block to add the blocks up. Each of those is relative to
+    Σ|x_j u_j| ≤ |x|·|u| (Cauchy–Schwarz), so ``gap`` = (sum of the relative bounds)·max|x|·max|u|, plus
+    2^-126 per operation for underflow. Returns None when the cloud does not fit in float32 (or is not
+    finite, which the same check catches: NaN and ±inf survive the conversion and the sum of squares).
+    The points go through in slices of _ROWS, so each float32 slice is still in cache for its products.
     """
-    m = proj.shape[0]
-    first = proj.min(axis=1)
-    last = proj.max(axis=1)
-    flat = first == last
-    first = np.where(flat, first - 0.5, first)[:, None]
-    last = np.where(flat, last + 0.5, last)[:, None]
-    edges = np.linspace(first, last, bins + 1, axis=1).ravel()  # row k's edges at k*(bins+1) ...
-    idx = ((proj - first) * (bins / (last - first))).astype(np.intp)
-    np.minimum(idx, bins - 1, out=idx)  # the maximum itself belongs to the last bin
-    row_edges = (np.arange(m) * (bins + 1))[:, None]
-    idx -= proj < edges.take(idx + row_edges)
-    idx += (proj >= edges.take(idx + row_edges + 1)) & (idx != bins - 1)
-    flat_bins = idx + (np.arange(m) * bins)[:, None]
-    return np.bincount(flat_bins.ravel(), minlength=m * bins).reshape(m, bins)
+    n, dims = cloud.shape
+    unit32 = units.astype(np.float32)
+    proj = np.empty((n, len(units)), dtype=np.float32)
+    largest = 0.0
+    buffer = np.empty((min(n, _ROWS), dims), dtype=np.float32)
+    for start in range(0, n, _ROWS):
+        single = buffer[: min(_ROWS, n - start)]
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf here, and is caught just below
+            np.copyto(single, cloud[start : start + _ROWS], casting="same_kind")
+            squares = float(np.einsum("ij,ij->i", single, single).max())
+        if not math.isfinite(squares):
+            return None
+        largest = max(largest, squares)
+        part = proj[start : start + _ROWS]
+        np.matmul(single[:, :_BLOCK], unit32[:, :_BLOCK].T, out=part)
+        for block in range(_BLOCK, dims, _BLOCK):
+            part += single[:, block : block + _BLOCK] @ unit32[:, block : block + _BLOCK].T
+    # The float32 sum of squares is low by at most γ of it, and by 2^-126 per square that underflows.
+    radius = math.sqrt(largest / (1.0 - _gamma(dims + 1, _ROUNDOFF_32)) + dims * _UNDERFLOW_32)
+    length = max(np.linalg.norm(units, axis=1).max(), np.linalg.norm(unit32.astype(np.float64), axis=1).max())
+    blocks = -(-dims // _BLOCK)
+    relative = (
+        _gamma(min(_BLOCK, dims) + blocks, _ROUNDOFF_32)  # float32 products and sums
+        + 3.0 * _ROUNDOFF_32  # points and directions rounded to float32 (with room for |x| ≤ |x̃|(1 + 2^-24))
+        + _gamma(dims + 1, _ROUNDOFF_64)  # the loop's float64 dot product
+    )
+    scale = float(radius * length) * (1.0 + 1e-6)  # the 1e-6 covers rounding in these few scalar steps
+    gap = relative * scale * (1.0 + 1e-6) + 4.0 * dims * _UNDERFLOW_32
+    return proj, gap, scale + gap
+
+
+def _frame(
+    first: np.ndarray, last: np.ndarray, gap: float, magnitude: float, bins: int, dtype: type
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How sure binning is, per direction, when every value (and so its min and max) is within ``gap``.
+
+    The loop's min and max are within ``gap`` of ours, so np.linspace puts each of its edges within 3·gap,
+    plus a few float64 ulps of ``magnitude`` (≥ |any value|), of ours; a value is within ``gap`` of the
+    loop's. So a value farther than that ``drift`` from every interior edge is in the same bin for the loop
+    as for us (np.histogram's corrections make its bins exactly "edge ≤ value < next edge", the last one
+    closed, and every value lies between the outer edges). Returns, per direction, whether its bins are too
+    narrow for that to decide anything, the factor that turns value − min into bin units, and the margin, in
+    bin units, within which a value is in doubt (which includes rounding in computing positions in ``dtype``).
+    """
+    roundoff = np.finfo(dtype).eps / 2
+    width = (np.asarray(last, dtype=np.float64) - first) / bins
+    drift = 4.0 * gap + 16.0 * _ROUNDOFF_64 * magnitude
+    narrow = width <= 8.0 * drift  # also catches a zero range, which np.histogram widens by 0.5 each side
+    width = np.where(narrow, 1.0, width)
+    margin = (drift / width + 8.0 * roundoff * bins) * (1.0 + 1e-6)
+    return narrow, (1.0 / width).astype(dtype), margin.astype(dtype)
+
+
+def _classify(
+    values: np.ndarray, first: Any, stretch: Any, margin: Any, bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin index of each value, the nearest edge, and whether the value is in doubt (near an interior edge)."""
+    position = values - first  # in bin units once stretched: 0 .. bins
+    position *= stretch
+    index = position.astype(np.intp)
+    np.minimum(index, bins - 1, out=index)  # the max itself belongs to the last bin
+    edge = np.rint(position)
+    position -= edge
+    np.abs(position, out=position)
+    uncertain = position <= margin
+    flat = np.flatnonzero(uncertain)  # few: the outer edges hold every value in, so only interior ones count
+    outer = (edge.ravel()[flat] < 1) | (edge.ravel()[flat] > bins - 1)
+    uncertain.ravel()[flat[outer]] = False
+    return index, edge, uncertain
+
+
+def _largest_bin_bounds(proj: np.ndarray, gap: float, magnitude: float, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per direction (column of ``proj``), bounds low ≤ the loop's largest bin count ≤ high.
+
+    A value in doubt (see ``_frame``) may be in either bin next to its edge: it counts towards the high
+    bound of both and the low bound of neither. A direction whose bins are too narrow gets 0 and n.
+    """
+    n, directions = proj.shape
+    first = proj.min(axis=0)
+    narrow, stretch, margin = _frame(first, proj.max(axis=0), gap, magnitude, bins, proj.dtype.type)
+    offsets = np.arange(directions) * bins
+    counts = np.zeros(directions * bins, dtype=np.intp)  # bin b of direction k at k*bins + b
+    near = np.zeros(directions * (bins + 1), dtype=np.intp)  # values in doubt at edge e of k: k*(bins+1) + e
+    for start in range(0, n, _CHUNK):  # each chunk is a handful of vectorised passes over points x directions
+        index, edge, uncertain = _classify(proj[start : start + _CHUNK], first, stretch, margin, bins)
+        index += offsets
+        counts += np.bincount(index.ravel(), minlength=directions * bins)
+        doubtful = index[uncertain]
+        counts -= np.bincount(doubtful, minlength=directions * bins)
+        edge_slot = edge[uncertain].astype(np.intp) + (doubtful // bins) * (bins + 1)
+        near += np.bincount(edge_slot, minlength=directions * (bins + 1))
+    low = counts.reshape(directions, bins)
+    near = near.reshape(directions, bins + 1)
+    high = low + near[:, :-1] + near[:, 1:]  # bin b lies between edges b and b + 1
+    return np.where(narrow, 0, low.max(axis=1)), np.where(narrow, n, high.max(axis=1))
+
+
+def _refined_max(
+    cloud: np.ndarray, unit: np.ndarray, column: np.ndarray, gap: float, magnitude: float, bins: int
+) -> int | None:
+    """The loop's largest bin count along one direction, from its float32 projections ``column``.
+
+    Only the values in doubt, and the values that may be the min or the max, are projected again, in
+    float64; the loop's float64 value is within ``close`` (γ of both float64 dot products) of those, so
+    they place the edges and settle the doubtful values. None when float64 leaves a value in doubt too.
+    """
+    first, last = column.min(), column.max()
+    narrow, stretch, margin = _frame(first, last, gap, magnitude, bins, np.float32)
+    if narrow:
+        return None
+    index, _, uncertain = _classify(column, first, stretch, margin, bins)
+    counts = np.bincount(index[~uncertain], minlength=bins)
+    wide = column.astype(np.float64)
+    # The loop's min is the float64 value of a point whose float32 value is within 2·gap of the min.
+    low_end = wide <= float(first) + 2.5 * gap
+    high_end = wide >= float(last) - 2.5 * gap
+    redo = np.flatnonzero(uncertain | low_end | high_end)
+    values = cloud[redo] @ unit
+    close = 2.0 * _gamma(cloud.shape[1] + 1, _ROUNDOFF_64) * magnitude * (1.0 + 1e-6) + 1e-300
+    first64, last64 = values[low_end[redo]].min(), values[high_end[redo]].max()
+    narrow, stretch, margin = _frame(first64, last64, close, magnitude, bins, np.float64)
+    if narrow:
+        return None
+    index, _, uncertain = _classify(values[uncertain[redo]], first64, stretch, margin, bins)
+    if uncertain.any():
+        return None
+    return int((counts + np.bincount(index, minlength=bins)).max())
 
 
 def coherence(points: Any, directions: int = 100, bins: int = 20, seed: int = 0) -> tuple[float, list[float]]:
     """coh★ and v★: the largest share of points that fall in one of ``bins`` bins of a projection.
 
     ``directions`` unit vectors are drawn from a generator seeded with ``seed``; the cloud is projected on
-    all of them with one matrix product; each projection is cut into ``bins`` equal bins between its min
-    and max. coh★ is the largest bin fraction over all directions and v★ the direction that achieved it
-    (the first one on a tie). A cloud with fewer than one point has coh★ 0 and no v★.
+    each of them and each projection is cut into ``bins`` equal bins between its min and max, as
+    np.histogram does. coh★ is the largest bin fraction over all directions and v★ the direction that
+    achieved it (the first one on a tie). A cloud with fewer than one point has coh★ 0 and no v★.
+
+    The result is exactly that of ``coherence_loop``. All directions are projected at once with float32
+    matrix products; each value carries a proven bound on its distance from the loop's float64 value, which
+    gives every direction a low and a high bound on its largest bin count. Only the directions whose high
+    bound reaches the best low bound, and whose bounds differ, are looked at again: the few values in doubt
+    are projected in float64 (``_refined_max``), and if even that leaves one in doubt the direction is
+    projected and binned exactly as the loop does. In practice that is one or two directions out of a hundred.
     """
-    cloud = _as_cloud(points)
+    cloud = _as_cloud(points, check_finite=False)
     if len(cloud) == 0 or cloud.shape[1] == 0:
         return 0.0, []
+    if directions < 1 or bins < 1:
+        raise ValueError(f"coherence needs at least one direction and one bin, got {directions} and {bins}")
     units = random_directions(directions, cloud.shape[1], seed)
-    counts = _histogram_counts(units @ cloud.T, bins)  # one product for all directions
-    best_per_direction = counts.max(axis=1)
-    winner = int(np.argmax(best_per_direction))
-    return float(best_per_direction[winner]) / len(cloud), units[winner].tolist()
+    projected = _float32_projections(cloud, units)
+    if projected is None:  # non-finite values (an error) or values beyond float32: every direction in float64
+        _check_finite(cloud)
+        low, high = np.zeros(directions, dtype=np.intp), np.full(directions, len(cloud))
+    else:
+        low, high = _largest_bin_bounds(*projected, bins)
+    best, winner = -1, 0
+    for k in np.flatnonzero(high >= low.max()):  # every other direction is beaten by the best low bound
+        largest = int(low[k]) if low[k] == high[k] else None
+        if largest is None and projected is not None:
+            proj, gap, magnitude = projected
+            largest = _refined_max(cloud, units[k], proj[:, k], gap, magnitude, bins)
+        if largest is None:
+            largest = _direction_max(cloud, units[k], bins)
+        if largest > best:
+            best, winner = largest, int(k)
+    return best / len(cloud), units[winner].tolist()
 
 
 def coherence_loop(points: Any, directions: int = 100, bins: int = 20, seed: int = 0) -> tuple[float, list[float]]:

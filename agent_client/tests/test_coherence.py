@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent_client.signals import coherence, coherence_loop, coherence_with_guarantees
+from agent_client.signals import (
+    _float32_projections,
+    _largest_bin_bounds,
+    coherence,
+    coherence_loop,
+    coherence_with_guarantees,
+    random_directions,
+)
 
 
 def test_clustered_points_have_high_coherence():
@@ -56,3 +63,84 @@ def test_epsilon_net_metadata_says_when_the_guarantee_holds():
     assert many["guarantee_met"]
     _, _, high = coherence_with_guarantees(np.random.default_rng(8).random((100, 768)))
     assert high["guarantee_met"] is False and high["log10_covering_number"] > 1000
+
+
+def _awkward_clouds(rng):
+    """Clouds that put values on or near bin edges, or leave no range to bin at all."""
+    lattice = rng.integers(-3, 4, size=(1500, 6)).astype(float)  # many projections tie exactly
+    constant_column = rng.standard_normal((800, 5))
+    constant_column[:, 2] = 7.25
+    return [
+        rng.standard_normal((3000, 64)),
+        np.round(rng.standard_normal((2000, 3)), 1),  # many ties on bin edges
+        np.vstack([np.zeros((500, 4)), rng.random((10, 4))]),
+        lattice,
+        constant_column,
+        np.full((300, 8), 3.0),  # every point equal: every projection has a zero range
+        np.zeros((50, 3)),
+        np.ones((1, 10)),  # a single point
+        np.array([[0.0, 0.0], [1.0, 1.0]]),
+        rng.standard_normal(400),  # 1-D: one coordinate per point
+        rng.standard_normal((600, 12)) * 1e-40,  # below float32's normal range
+        rng.standard_normal((600, 12)) * 1e30,  # large, but still within float32
+        np.vstack([rng.standard_normal((400, 6)) * 1e39, np.zeros((1, 6))]),  # beyond float32
+        np.vstack([rng.standard_normal((400, 6)) * 1e-3 + 1e6, np.full((2, 6), 1e6)]),  # tiny spread, large offset
+        np.repeat(rng.standard_normal((40, 16)), 25, axis=0),  # 40 distinct points, 25 copies each
+    ]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("directions,bins", [(50, 13), (100, 20), (7, 1), (30, 64)])
+def test_coherence_is_exactly_the_loop_on_awkward_clouds(seed, directions, bins):
+    for cloud in _awkward_clouds(np.random.default_rng(200 + seed)):
+        expected = coherence_loop(cloud, directions=directions, bins=bins, seed=seed)
+        assert coherence(cloud, directions=directions, bins=bins, seed=seed) == expected
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_float32_bounds_hold_the_loops_largest_bin_in_every_direction(seed):
+    rng = np.random.default_rng(300 + seed)
+    hair = np.concatenate([[0.0, 1.0], np.full(100, 0.25 - 1e-12)])  # 1e-12 below an edge, in bin 4
+    clouds = [
+        rng.standard_normal((4000, 300)),
+        np.round(rng.standard_normal((3000, 5)), 1),
+        np.concatenate([hair, np.full(60, 0.22), np.full(70, 0.27)]),  # float32 alone would say 170, not 160
+        np.concatenate([hair, np.full(70, 0.22), np.full(60, 0.27)]),
+    ]
+    for cloud in clouds:
+        cloud = cloud.reshape(len(cloud), -1)
+        units = random_directions(60, cloud.shape[1], seed)
+        low, high = _largest_bin_bounds(*_float32_projections(cloud, units), 20)
+        exact = [np.histogram(cloud @ unit, bins=20)[0].max() for unit in units]
+        assert (low <= exact).all() and (exact <= high).all()
+
+
+def test_coherence_rejects_non_finite_points_like_the_loop():
+    for bad in (np.nan, np.inf, -np.inf):
+        cloud = np.ones((20, 3))
+        cloud[4, 1] = bad
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            coherence(cloud)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            coherence_loop(cloud)
+
+
+def test_values_a_hair_below_an_edge_are_binned_as_the_loop_bins_them():
+    # Bins of width 0.05 on [0, 1]: 100 points sit 1e-12 below the edge at 0.25, closer than float32 can
+    # tell, so they belong to bin 4 (as np.histogram says) and make it the largest bin, not bin 5.
+    cloud = np.concatenate([[0.0, 1.0], np.full(100, 0.25 - 1e-12), np.full(70, 0.22), np.full(60, 0.27)])
+    expected = coherence_loop(cloud, directions=5, bins=20, seed=0)
+    assert expected[0] == 170 / 232
+    assert coherence(cloud, directions=5, bins=20, seed=0) == expected
+    wide = np.column_stack([cloud, np.zeros_like(cloud), np.full_like(cloud, 2.5)])  # the same, in 3-D
+    for seed in range(5):
+        assert coherence(wide, directions=40, bins=20, seed=seed) == coherence_loop(wide, 40, 20, seed)
+
+
+def test_a_value_on_an_edge_that_np_histogram_rounds_is_binned_as_the_loop_bins_it():
+    # np.linspace(0, 1, 11)[3] is 0.30000000000000004, so np.histogram puts 0.3 in bin 2, although
+    # 0.3 * 10 rounds to 3.0: neither float32 nor float64 arithmetic alone can place these 100 points.
+    cloud = np.concatenate([[0.0, 1.0], np.full(100, 0.3), np.full(70, 0.25), np.full(60, 0.35)])
+    expected = coherence_loop(cloud, directions=5, bins=10, seed=0)
+    assert expected[0] == 170 / 232
+    assert coherence(cloud, directions=5, bins=10, seed=0) == expected
