@@ -13,6 +13,8 @@ from prometheus_client import REGISTRY
 
 from flk_site.testing import make_pcs
 from ingest import ratelimit
+from ingest.config_cache import announce_change
+from ingest.models import Tenant
 
 
 @pytest.fixture(autouse=True)
@@ -101,3 +103,21 @@ def test_a_dead_redis_does_not_stall_requests(submit, limited_tenant, settings):
     # One short connect timeout, then Redis is left alone during the back-off; without the back-off
     # twenty requests would wait twenty timeouts (5 s).
     assert time.monotonic() - started < 2.5
+
+
+def test_an_unknown_tenant_name_creates_no_bucket(submit, db):
+    name = f"nosuch-{uuid.uuid4().hex[:12]}"
+    for _ in range(2):  # the second time too: a refused name is not kept as a known tenant
+        assert submit(make_pcs(), tenant=name).status_code == 401
+    assert not redis.Redis.from_url(django_settings.REDIS_URL).exists(f"flk:bucket:{name}")
+
+
+def test_a_lowered_rate_applies_from_the_next_request(submit, limited_tenant):
+    tenant = limited_tenant(rate=1000, burst=1000)
+    assert submit(make_pcs(), tenant=tenant).status_code == 200
+    Tenant.objects.filter(name=tenant).update(rate_per_second=0.01, burst=1)
+    announce_change()  # what the admin does after saving a tenant
+    answers = [submit(make_pcs(), tenant=tenant).status_code for _ in range(3)]
+    # The request that notices the change still takes its token at the old rate; from the next one the
+    # bucket holds at most the new burst (1 token), and once that is spent the tenant waits.
+    assert answers == [200, 200, 429]
