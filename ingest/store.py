@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ _INSERT = (
     f"ON CONFLICT (tenant_id, pcs_id) DO NOTHING RETURNING id"
 )
 
+
 # PostgreSQL: the same insert, prepared server-side, whose commit does not wait for PostgreSQL's own WAL
 # flush (set_config(..., true) scopes synchronous_commit=off to the statement's transaction). This is safe
 # because an outcome row is derived data: the request body it comes from is already fsync'd in the inbox
@@ -35,28 +37,23 @@ _INSERT = (
 # review items) keeps synchronous commits, and PostgreSQL writes its WAL in order: a later synchronous
 # commit flushes the earlier outcome rows with it. Every value is cast to its column's type because
 # the values arrive through a SELECT list, where an untyped parameter would otherwise be read as text.
-_INSERT_ASYNC_COMMIT = None
-
-
+@functools.cache
 def _insert_async_commit() -> str:
-    global _INSERT_ASYNC_COMMIT
-    if _INSERT_ASYNC_COMMIT is None:
-        casts = []
-        for column in _COLUMNS:
-            field = PcsRecord._meta.get_field(column.removesuffix("_id") if column == "tenant_id" else column)
-            casts.append(f"%s::{field.cast_db_type(connection)}")
-        # A loser of the insert (a replay, mostly) gets the stored row in the same round trip. That row is
-        # read with the statement's snapshot: if its writer committed after the snapshot was taken (a
-        # concurrent first delivery), neither part returns a row, and the caller reads it again.
-        _INSERT_ASYNC_COMMIT = (
-            f"WITH new AS (INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) SELECT {', '.join(casts)} "
-            f"FROM (SELECT set_config('synchronous_commit', 'off', true)) AS outcome_commit "
-            f"ON CONFLICT (tenant_id, pcs_id) DO NOTHING RETURNING id) "
-            f"SELECT id, NULL, NULL, NULL FROM new UNION ALL "
-            f"SELECT id, status_code, response, signed_digest FROM {_TABLE} "
-            f"WHERE tenant_id = %s::bigint AND pcs_id = %s::text AND NOT EXISTS (SELECT FROM new)"
-        )
-    return _INSERT_ASYNC_COMMIT
+    casts = []
+    for column in _COLUMNS:
+        field = PcsRecord._meta.get_field(column.removesuffix("_id") if column == "tenant_id" else column)
+        casts.append(f"%s::{field.cast_db_type(connection)}")
+    # A loser of the insert (a replay, mostly) gets the stored row in the same round trip. That row is read
+    # with the statement's snapshot: if its writer committed after the snapshot was taken (a concurrent
+    # first delivery), neither part returns a row, and the caller reads it again.
+    return (
+        f"WITH new AS (INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) SELECT {', '.join(casts)} "
+        f"FROM (SELECT set_config('synchronous_commit', 'off', true)) AS outcome_commit "
+        f"ON CONFLICT (tenant_id, pcs_id) DO NOTHING RETURNING id) "
+        f"SELECT id, NULL, NULL, NULL FROM new UNION ALL "
+        f"SELECT id, status_code, response, signed_digest FROM {_TABLE} "
+        f"WHERE tenant_id = %s::bigint AND pcs_id = %s::text AND NOT EXISTS (SELECT FROM new)"
+    )
 
 
 class _PreparingCursor(psycopg.Cursor):
