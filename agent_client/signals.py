@@ -89,7 +89,7 @@ def _gamma(roundings: int, roundoff: float) -> float:
 
 
 def _direction_max(cloud: np.ndarray, unit: np.ndarray, bins: int) -> int:
-    """The largest bin count along one direction, computed exactly as ``coherence_loop`` computes it."""
+    """The largest bin count along one direction: one np.histogram call (``coherence_loop``'s step)."""
     hist, _ = np.histogram(cloud @ unit, bins=bins)
     return int(hist.max())
 
@@ -283,9 +283,9 @@ def coherence_loop(points: Any, directions: int = 100, bins: int = 20, seed: int
     units = random_directions(directions, cloud.shape[1], seed)
     best, winner = -1, 0
     for k in range(directions):
-        hist, _ = np.histogram(cloud @ units[k], bins=bins)
-        if hist.max() > best:
-            best, winner = int(hist.max()), k
+        largest = _direction_max(cloud, units[k], bins)
+        if largest > best:
+            best, winner = largest, k
     return best / len(cloud), units[winner].tolist()
 
 
