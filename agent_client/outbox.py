@@ -243,13 +243,7 @@ class Outbox:
             kept = [r for r in records if r.get("op") != "seq" and r.get("seq") not in old_acks]
             # The highest sequence number survives compaction so numbering never goes backwards.
             kept.insert(0, {"op": "seq", "seq": self._last_seq})
-            tmp = self.dir / (OUTBOX_FILE + ".compact")
-            with open(tmp, "wb") as out:
-                out.write(b"".join(_dumps(r) for r in kept))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-            _fsync_dir(self.dir)
+            _replace_durably(self.path, self.dir / (OUTBOX_FILE + ".compact"), kept)
             return len(old_acks)
 
     # -- dead-letter queue -------------------------------------------------------------------------------
@@ -297,14 +291,18 @@ class Outbox:
         chosen_ids = {d.pcs_id for d in chosen}
         with self._locked():
             remaining = [r for r in _read_records(self.dlq_path) if r.get("pcs_id") not in chosen_ids]
-            tmp = self.dir / (DLQ_FILE + ".tmp")
-            with open(tmp, "wb") as out:
-                out.write(b"".join(_dumps(r) for r in remaining))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.dlq_path)
-            _fsync_dir(self.dir)
+            _replace_durably(self.dlq_path, self.dir / (DLQ_FILE + ".tmp"), remaining)
         return entries
+
+
+def _replace_durably(path: Path, tmp: Path, records: list[dict[str, Any]]) -> None:
+    """Replace ``path`` with ``records`` so that a crash leaves either the old file or the new one, whole."""
+    with open(tmp, "wb") as out:
+        out.write(b"".join(_dumps(r) for r in records))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
