@@ -174,9 +174,16 @@ class Decision(models.TextChoices):
 
 
 class PcsRecord(models.Model):
-    """The stored outcome of one PCS; the unique (tenant, pcs_id) is the dedup key. Never updated."""
+    """The stored outcome of one PCS; the unique (tenant, pcs_id) is the dedup key. Never updated.
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="records")
+    The unique constraint's index is the only one that starts with the tenant. The submit path's dedup
+    lookup is a prepared statement whose plan PostgreSQL may fix while the table is still empty and has no
+    statistics; with a second index on the tenant (Django's own for the foreign key, or tenant + shard) the
+    planner could pick that one on a tie and keep filtering every row of the tenant on each replay.
+    """
+
+    # db_index=False: the unique (tenant, pcs_id) index serves the foreign key's lookups.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="records", db_index=False)
     pcs_id = models.CharField(max_length=64)
     shard_id = models.CharField(max_length=128)
     epoch = models.BigIntegerField()
@@ -210,7 +217,6 @@ class PcsRecord(models.Model):
         ]
         indexes = [
             models.Index(fields=["received_at"], name="pcs_received_at"),
-            models.Index(fields=["tenant", "shard_id"], name="pcs_tenant_shard"),
         ]
 
     def __str__(self) -> str:

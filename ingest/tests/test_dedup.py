@@ -68,3 +68,45 @@ def test_the_same_pcs_id_in_two_tenants_is_two_records(make_tenant, submit):
     assert submit(pcs, tenant="a").json()["dedup"] is False
     assert submit(pcs, tenant="b").json()["dedup"] is False
     assert PcsRecord.objects.filter(pcs_id=pcs["pcs_id"]).count() == 2
+
+
+def test_a_replay_reads_one_row_however_many_the_tenant_has(hmac_default_tenant, submit):
+    """The dedup statement is prepared while the table is empty; a replay must not read the tenant's rows.
+
+    PostgreSQL may keep a generic plan made before the table has any statistics (and with autovacuum off,
+    forever). Forcing the generic plan from the first execution reproduces that; 20 000 rows are then added
+    without ANALYZE, and the replay's reads of the outcome table are counted in this transaction.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+    pcs = signed(make_pcs())
+    first = submit(pcs)
+    assert first.status_code == 200
+    record = PcsRecord.objects.get()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {PcsRecord._meta.db_table} (tenant_id, pcs_id, shard_id, epoch, attempt, signed_digest,"
+            " key_id, body, d_hat, coh_star, r, budget, regime, recomputed_d_hat, score, audit_sample, status_code,"
+            " decision, response, params_version, received_at, verified_at)"
+            " SELECT tenant_id, lpad(to_hex(g), 64, '0'), shard_id, g, attempt, signed_digest, key_id, body, d_hat,"
+            " coh_star, r, budget, regime, recomputed_d_hat, score, audit_sample, status_code, decision, response,"
+            f" params_version, received_at, verified_at FROM {PcsRecord._meta.db_table}, generate_series(1, 20000) g"
+            " WHERE id = %s",
+            [record.id],
+        )
+
+    def rows_read() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
+                " WHERE relname = %s",
+                [PcsRecord._meta.db_table],
+            )
+            return cursor.fetchone()[0]
+
+    before = rows_read()
+    again = submit(pcs)
+    assert again.status_code == 200 and again.json()["dedup"] is True
+    assert rows_read() - before <= 2
