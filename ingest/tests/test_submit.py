@@ -130,3 +130,46 @@ def test_a_replay_is_answered_with_one_query(hmac_default_tenant, submit, django
         again = submit(pcs)
     assert again.status_code == 200
     assert again.json() == {**first, "dedup": True}
+
+
+def test_other_methods_on_submit_get_drfs_answers(client):
+    """A POST skips DRF's dispatch; anything else still gets DRF's 405 and OPTIONS, in JSON."""
+    refused = client.get("/v1/pcs/submit")
+    assert refused.status_code == 405
+    assert refused.json() == {"detail": 'Method "GET" not allowed.'}
+    assert refused["Allow"] == "POST, OPTIONS"
+    options = client.options("/v1/pcs/submit")
+    assert options.status_code == 200 and options["Allow"] == "POST, OPTIONS"
+
+
+def test_a_post_answer_says_which_methods_the_endpoint_allows(hmac_default_tenant, submit):
+    response = submit(signed(make_pcs()))
+    assert response.status_code == 200 and response["Allow"] == "POST, OPTIONS"
+    assert response["Content-Type"] == "application/json"
+
+
+def test_the_openapi_schema_still_describes_submit(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    post = schema["paths"]["/v1/pcs/submit"]["post"]
+    assert post["operationId"] == "pcs_submit"
+    assert {"200", "202", "400", "401", "409", "413", "415", "429", "503"} <= set(post["responses"])
+    assert post["requestBody"]["content"]["application/json"]["schema"]["required"]
+
+
+@pytest.mark.parametrize("escape", [r"\u0000", r"\ud800"])
+def test_a_string_the_database_cannot_store_is_a_400_and_nothing_is_stored(hmac_default_tenant, submit, escape):
+    body = json.dumps(signed(make_pcs()))[:-1] + f', "note": "a{escape}b"}}'
+    response = submit(body)
+    assert response.status_code == 400
+    assert "note: a string holds U+0000 or an unpaired surrogate" in response.json()["non_field_errors"][0]
+    assert not PcsRecord.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_value_the_database_refuses_is_a_400_without_the_body_in_the_log(hmac_default_tenant, submit, caplog):
+    """1e400 in a field the schema does not check is infinity to Python and not JSON to PostgreSQL."""
+    body = json.dumps(signed(make_pcs()))[:-1] + ', "note": 1e400, "label": "body-marker"}'
+    response = submit(body)
+    assert response.status_code == 400 and response.json()["code"] == "pcs_unstorable"
+    assert not PcsRecord.objects.exists()
+    assert "pcs_unstorable" in caplog.text and "body-marker" not in caplog.text
