@@ -82,7 +82,46 @@ def parse_pcs(body: bytes | str) -> dict[str, Any]:
         raise PcsInvalid({NON_FIELD: [f"body is not valid JSON: {exc}"]}) from None
     if not isinstance(obj, dict):
         raise PcsInvalid({NON_FIELD: [f"body must be a JSON object, got {_json_type(obj)}"]})
+    # Only an escape (\u0000, \ud800) or a body that is not plain ASCII can carry such a string.
+    if ("\\u" in body if isinstance(body, str) else b"\\u" in body) or not body.isascii():
+        where = _unstorable_text(obj, "")
+        if where is not None:  # the path itself may hold the character: it is shown escaped
+            where = where.encode("unicode_escape").decode("ascii")
+            raise PcsInvalid({NON_FIELD: [f"{where or 'the body'}: a string holds U+0000 or an unpaired "
+                                          "surrogate (\\ud800-\\udfff), which cannot be stored"]})  # fmt: skip
     return validate_pcs(obj)
+
+
+def _unstorable_text(value: Any, path: str) -> str | None:
+    """The path of the first key or string value JSON allows but UTF-8 text cannot hold, or None.
+
+    JSON escapes can spell U+0000 and lone UTF-16 surrogates; neither is valid UTF-8 text, and a
+    database's JSON column refuses both, so such a PCS could be acknowledged but never stored.
+    """
+    if isinstance(value, str):
+        return path if "\x00" in value or not _encodes_as_utf8(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else key
+            if "\x00" in key or not _encodes_as_utf8(key):
+                return inner
+            found = _unstorable_text(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unstorable_text(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _encodes_as_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_type(value: Any) -> str:

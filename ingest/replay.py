@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, DataError, connection, transaction
 from django.utils import timezone
 
 from calibration.services import generation_pinned as snapshot_generation_pinned
@@ -100,9 +100,17 @@ def _credentials(name: str) -> TenantCredentials | None:
     return creds if creds is not None and creds.enabled else None
 
 
-def _store_slice(todo: list[tuple[TenantCredentials, wal.WalRecord]], report: ReplayReport) -> None:
+def _store_slice(
+    todo: list[tuple[TenantCredentials, wal.WalRecord]], report: ReplayReport, row_by_row: bool = False
+) -> None:
     for creds, record in todo:
-        answer = process_body(creds, record.body, record.received_at)
+        try:
+            answer = process_body(creds, record.body, record.received_at)
+        except DataError:
+            if not row_by_row:
+                raise  # the whole slice is redone row by row
+            report.skip("http_400")  # a value the database refuses: the request path answered 400 too
+            continue
         if answer.status in (200, 202) and not answer.dedup:
             report.stored += 1
         elif answer.status in (200, 202):
@@ -124,7 +132,7 @@ def _store_slice_committed(todo: list[tuple[TenantCredentials, wal.WalRecord]], 
                 # One bad row must not block the rest: redo the slice row by row (ON CONFLICT makes it safe).
                 log.warning("replay_batch_retry", extra={"event": "replay_batch_retry", "records": len(todo)})
                 report = ReplayReport()
-                _store_slice(todo, report)
+                _store_slice(todo, report, row_by_row=True)
     finally:
         if threaded:
             connection.close()  # the thread's own connection; the thread ends with this slice

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.utils import timezone
 
 from agent_client.canonical import signing_digest
@@ -133,6 +133,12 @@ def _submit_json(tenant_header: str | None, body: bytes, limit: ratelimit.Decisi
         except wal.WalUnavailable:
             return _wal_unavailable(creds.name)
         return store.reusing_connection(process_body, creds, body, received_at)
+    except DataError:
+        # A value the schema let through but the database refuses (parse_pcs already refuses the known
+        # cases). The client's data caused it: 400, and the database's message is not logged, as it
+        # quotes the body.
+        log.warning("pcs_unstorable", extra={"event": "pcs_unstorable", "tenant": tenant_header or DEFAULT_TENANT})
+        return error(400, "pcs_unstorable", "a value in the PCS cannot be stored; check its strings and numbers")
     except (OperationalError, InterfaceError):
         log.warning("database_unavailable", extra={"event": "database_unavailable"})
         return unavailable(

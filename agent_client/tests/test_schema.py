@@ -170,3 +170,27 @@ def test_invalid_json_or_a_non_object_body(raw):
 def test_all_problems_are_reported_at_once():
     errors = errors_of(make_pcs(r=2.0, budget=-1.0, regime="x", schema="y"))
     assert {"r", "budget", "regime", "schema"} <= errors.keys()
+
+
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        (r'"note": "a\u0000b"', "note"),
+        (r'"note": ["ok", {"deep": "\ud800"}]', "note[1].deep"),
+        (r'"no\u0000te": 1', r"no\x00te"),
+        (r'"\udfff": 1', r"\udfff"),
+    ],
+)
+def test_strings_no_database_can_store_are_a_field_error(extra, where):
+    body = json.dumps(make_pcs())[:-1] + ", " + extra + "}"
+    with pytest.raises(PcsInvalid) as refused:
+        parse_pcs(body.encode())
+    (message,) = refused.value.errors[NON_FIELD]
+    assert message.startswith(f"{where}: a string holds U+0000 or an unpaired surrogate")
+    json.dumps(refused.value.errors, ensure_ascii=False).encode("utf-8")  # the answer itself can be sent
+
+
+def test_escaped_and_non_ascii_text_that_is_valid_passes():
+    pcs = dict(make_pcs(), note="caf\u00e9 \u2603 \U0001f600")
+    assert parse_pcs(json.dumps(pcs).encode())["note"] == "café ☃ 😀"
+    assert parse_pcs(json.dumps(pcs, ensure_ascii=False).encode("utf-8"))["note"] == "café ☃ 😀"

@@ -86,6 +86,22 @@ def test_bodies_that_fail_schema_or_signature_are_skipped_and_counted(wal_dir, h
     assert PcsRecord.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_body_the_database_refuses_is_skipped_and_the_rest_of_its_slice_stored(wal_dir, hmac_default_tenant):
+    """1e400 passes the schema (an unchecked field) but is not JSON to PostgreSQL once it is infinity."""
+    good = [signed(make_pcs()) for _ in range(3)]
+    kept_in_wal(good[0])
+    kept_in_wal(json.dumps(signed(make_pcs()))[:-1].encode() + b', "note": 1e400}')
+    kept_in_wal(good[1])
+    kept_in_wal(good[2])
+
+    report = replay.replay_wal()
+
+    assert (report.stored, report.skipped) == (3, 1)
+    assert report.skipped_by_reason == {"http_400": 1}
+    assert set(PcsRecord.objects.values_list("pcs_id", flat=True)) == {p["pcs_id"] for p in good}
+
+
 def test_the_command_prints_a_summary_line(wal_dir, hmac_default_tenant):
     kept_in_wal(signed(make_pcs()))
     kept_in_wal(b"{")
