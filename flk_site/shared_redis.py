@@ -8,6 +8,7 @@ notices a fork and opens new connections in the child, so gunicorn workers never
 
 from __future__ import annotations
 
+import os
 import threading
 
 import redis
@@ -17,6 +18,7 @@ TIMEOUT_SECONDS = 0.25
 
 _lock = threading.Lock()
 _current: tuple[str, redis.Redis] | None = None
+_thread = threading.local()
 
 
 def client() -> redis.Redis | None:
@@ -35,3 +37,40 @@ def client() -> redis.Redis | None:
                 ))  # fmt: skip
             current = _current
     return current[1]
+
+
+def command(*args: object) -> object:
+    """Send one command on this thread's own connection and return the reply: the request path's lane.
+
+    The client's pool takes a lock, polls the socket for stray data and records pool statistics on every
+    command; on the path every submission takes, each thread keeps a connection of its own instead (made
+    with the client's settings: address, database, password, timeouts). A kept connection that turns out
+    dead (Redis restarted since its last use) is replaced and the command sent once more; a timeout, or a
+    failure on a new connection, raises ``redis.RedisError`` as the client would. Raises ConnectionError
+    when ``REDIS_URL`` is not set.
+    """
+    shared = client()
+    if shared is None:
+        raise redis.ConnectionError("REDIS_URL is not set")
+    pool = shared.connection_pool
+    kept = getattr(_thread, "connection", None)
+    fresh = kept is None or kept[0] is not pool or kept[1] != os.getpid()  # a new URL, or a forked child
+    if fresh:
+        kept = _thread.connection = (pool, os.getpid(), pool.connection_class(**pool.connection_kwargs))
+    connection = kept[2]
+    try:
+        connection.send_command(*args)
+        return connection.read_response()
+    except redis.ConnectionError:
+        connection.disconnect()
+        if fresh:
+            raise
+    except redis.TimeoutError:
+        connection.disconnect()
+        raise
+    connection.send_command(*args)  # once more, on a new socket (connect() is lazy)
+    try:
+        return connection.read_response()
+    except (redis.ConnectionError, redis.TimeoutError):
+        connection.disconnect()
+        raise

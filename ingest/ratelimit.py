@@ -13,6 +13,7 @@ that a dead Redis costs one timeout every few seconds, not one per request.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -62,6 +63,18 @@ return out
 """
 
 
+_TOKEN_BUCKET_SHA = hashlib.sha1(_TOKEN_BUCKET_LUA.encode()).hexdigest()
+
+
+def _run_script(key: str, read: Sequence[str], rate: float, burst: float) -> list:
+    """The script by its SHA (EVALSHA); on a Redis that does not hold it yet, by its text (EVAL caches it)."""
+    args = (1 + len(read), key, *read, rate, burst)
+    try:
+        return shared_redis.command("EVALSHA", _TOKEN_BUCKET_SHA, *args)
+    except redis.exceptions.NoScriptError:
+        return shared_redis.command("EVAL", _TOKEN_BUCKET_LUA, *args)
+
+
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
@@ -99,19 +112,8 @@ class LocalBuckets:
 class RateLimiter:
     def __init__(self) -> None:
         self.local = LocalBuckets()
-        self._script: tuple[redis.Redis, redis.commands.core.Script] | None = None
         self._redis_down_until = 0.0
         self._last_warning = -math.inf
-
-    def _redis_script(self) -> redis.commands.core.Script | None:
-        client = shared_redis.client()
-        if client is None:
-            return None
-        registered = self._script
-        if registered is None or registered[0] is not client:
-            # register_script keeps the SHA and sends EVALSHA, loading the script only on NOSCRIPT.
-            registered = self._script = (client, client.register_script(_TOKEN_BUCKET_LUA))
-        return registered[1]
 
     def take(self, tenant: str, rate: float, burst: float, read: Sequence[str] = ()) -> tuple[Decision, list | None]:
         """Take one token from ``tenant``'s bucket; say how long to wait when it is empty.
@@ -120,10 +122,10 @@ class RateLimiter:
         come back second, or None instead of the list when Redis could not be asked.
         """
         key = _KEY_PREFIX + tenant
-        script = self._redis_script()
-        if script is not None and time.monotonic() >= self._redis_down_until:
+        configured = shared_redis.client() is not None
+        if configured and time.monotonic() >= self._redis_down_until:
             try:
-                allowed, wait, *values = script(keys=[key, *read], args=[rate, burst])
+                allowed, wait, *values = _run_script(key, read, rate, burst)
                 values += [None] * (len(read) - len(values))  # Redis drops trailing nils from the reply
                 if int(allowed):
                     return Decision(True, 0), values
@@ -131,7 +133,7 @@ class RateLimiter:
             except redis.RedisError as exc:
                 self._redis_down_until = time.monotonic() + _REDIS_BACKOFF
                 self._warn(exc)
-        elif script is not None:
+        elif configured:
             self._warn(None)
         metrics.rate_limit_degraded()
         return self.local.take(key, rate, burst), None

@@ -11,6 +11,7 @@ import redis
 from django.conf import settings as django_settings
 from prometheus_client import REGISTRY
 
+from flk_site import shared_redis
 from flk_site.testing import make_pcs
 from ingest import ratelimit
 from ingest.config_cache import announce_change
@@ -80,6 +81,33 @@ def test_the_bucket_lives_in_redis(submit, limited_tenant):
     submit(make_pcs(), tenant=tenant)
     stored = redis.Redis.from_url(django_settings.REDIS_URL).hgetall(f"flk:bucket:{tenant}")
     assert float(stored[b"t"]) == pytest.approx(2, abs=0.01)
+
+
+def _bucket_tokens(tenant: str) -> float:
+    return float(redis.Redis.from_url(django_settings.REDIS_URL).hget(f"flk:bucket:{tenant}", "t"))
+
+
+def test_a_connection_redis_dropped_is_replaced_without_degrading(submit, limited_tenant):
+    """Redis restarting, or killing idle clients, closes the connection a request thread keeps."""
+    tenant = limited_tenant(rate=0.01, burst=5)
+    assert submit(make_pcs(), tenant=tenant).status_code == 200
+    own_id = shared_redis.command("CLIENT", "ID")  # the connection this thread's requests use
+    assert redis.Redis.from_url(django_settings.REDIS_URL).client_kill_filter(_id=own_id) == 1
+    before = _degraded_count()
+    assert submit(make_pcs(), tenant=tenant).status_code == 200
+    assert _degraded_count() == before
+    assert _bucket_tokens(tenant) == pytest.approx(3, abs=0.01)
+    assert shared_redis.command("CLIENT", "ID") != own_id
+
+
+def test_a_redis_that_forgot_the_script_is_sent_it_again(submit, limited_tenant):
+    tenant = limited_tenant(rate=0.01, burst=5)
+    assert submit(make_pcs(), tenant=tenant).status_code == 200
+    redis.Redis.from_url(django_settings.REDIS_URL).script_flush()
+    before = _degraded_count()
+    assert submit(make_pcs(), tenant=tenant).status_code == 200
+    assert _degraded_count() == before
+    assert _bucket_tokens(tenant) == pytest.approx(3, abs=0.01)
 
 
 def test_with_redis_unreachable_ingest_keeps_working_on_a_per_process_bucket(submit, limited_tenant, settings, caplog):
