@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 from agent_client.signals import (
+    _bin_keys,
+    _certain,
+    _column_extreme,
     _float32_projections,
     _largest_bin_bounds,
     coherence,
@@ -144,3 +147,51 @@ def test_a_value_on_an_edge_that_np_histogram_rounds_is_binned_as_the_loop_bins_
     expected = coherence_loop(cloud, directions=5, bins=10, seed=0)
     assert expected[0] == 170 / 232
     assert coherence(cloud, directions=5, bins=10, seed=0) == expected
+
+
+def test_bin_keys_flag_values_near_interior_edges_and_never_near_the_outer_ones():
+    # Four bins of width 1 from 0: positions are the values themselves, in doubt within 0.01 of an edge.
+    values = np.array([0.0, 0.005, 0.5, 0.995, 1.0, 1.005, 2.5, 3.0, 3.995, 4.0], dtype=np.float32)
+    keys = _bin_keys(values, np.float32(0), np.float32(1), np.float32(0.01))
+    assert keys.tolist() == [0, 0, 0, 1, 1, 1, 4, 5, 7, 7]
+    # 0 and 4 are outer edges: key 7 (between bin 3 and a bin 4 that does not exist) is bin 3 for sure.
+    assert _certain(keys, 4).tolist() == [True, True, True, False, False, False, True, False, True, True]
+
+
+def test_values_exactly_on_edges_and_piled_on_the_outer_edges_are_binned_as_the_loop_bins_them():
+    rng = np.random.default_rng(400)
+    # Edges at multiples of 1/8 are exact in binary for 4, 8 and 16 bins on [0, 1].
+    cloud = np.concatenate(
+        [np.zeros(90), np.ones(80), np.full(100, 0.25), np.full(60, 0.5), np.full(40, 0.875), rng.random(300)]
+    )
+    for bins in (4, 8, 16, 20):
+        expected = coherence_loop(cloud, directions=4, bins=bins, seed=0)
+        assert coherence(cloud, directions=4, bins=bins, seed=0) == expected
+        low, high = _largest_bin_bounds(*_float32_projections(cloud[:, None], np.ones((1, 1))), bins)
+        exact = np.histogram(cloud, bins=bins)[0].max()
+        assert low[0] <= exact <= high[0]
+    ends = np.concatenate([np.zeros(90), np.ones(80), np.full(5, 0.4)])  # piled on the outer edges: no doubt
+    low, high = _largest_bin_bounds(*_float32_projections(ends[:, None], np.ones((1, 1))), 20)
+    assert low.tolist() == high.tolist() == [90]
+
+
+def test_a_direction_with_all_points_equal_gets_loose_bounds_and_leaves_the_others_exact():
+    rng = np.random.default_rng(401)
+    proj = np.column_stack([np.full(500, 2.5), rng.standard_normal(500), np.zeros(500)]).astype(np.float32)
+    low, high = _largest_bin_bounds(proj, 1e-6, 10.0, 20)
+    exact = np.histogram(proj[:, 1].astype(np.float64), bins=20)[0].max()
+    assert low.tolist() == [0, exact, 0]
+    assert high.tolist() == [500, exact, 500]
+
+
+def test_bins_finer_than_float32_can_tell_apart_fall_back_to_the_loop():
+    cloud = np.random.default_rng(402).standard_normal((200, 3))
+    for bins in (300_000, 1 << 19):
+        assert coherence(cloud, directions=3, bins=bins, seed=1) == coherence_loop(cloud, 3, bins, 1)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 7, 8, 1001])
+def test_column_extremes_are_the_min_and_max_of_each_column(rows):
+    values = np.random.default_rng(rows).standard_normal((rows, 5)).astype(np.float32)
+    assert _column_extreme(values, np.minimum).tolist() == values.min(axis=0).tolist()
+    assert _column_extreme(values, np.maximum).tolist() == values.max(axis=0).tolist()
