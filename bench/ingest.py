@@ -14,7 +14,8 @@ on loopback, ``wrk`` (Debian package ``wrk``) sends a fixed number of signed PCS
 
 then a paced load at half the fresh throughput (open loop, latency measured from the scheduled send time,
 so a stalled server cannot hide its queueing). Prints req/s, p50/p95/p99 and the ratio to the ceiling for
-each phase's median round.
+each phase's median round; the fresh/no-op ratio within each round; and the CPU each request of a phase
+cost the service, PostgreSQL and Redis (from /proc; anything else using PostgreSQL meanwhile counts too).
 
     FLK_GUNICORN_WORKER_CLASS=gthread .venv/bin/python bench/ingest.py [--pcs 5000] [--rounds 3]
         [--connections 16] [--workers N]                                          (or: make bench)
@@ -28,6 +29,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -164,6 +166,35 @@ def paced(url: str, bodies: list[str], rate: float, connections: int) -> dict:
             "p99_ms": pct(99)}  # fmt: skip
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_group(service_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the service (gunicorn master and workers), PostgreSQL and Redis."""
+    used = {"service": 0.0, "postgres": 0.0, "redis": 0.0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+        if int(entry) == service_pid or int(fields[1]) == service_pid:
+            used["service"] += seconds
+        elif name.startswith("postgres"):
+            used["postgres"] += seconds
+        elif name.startswith("redis-server"):
+            used["redis"] += seconds
+    return used
+
+
+def cpu_total(groups: dict[str, float]) -> float:
+    return sum(groups.values())
+
+
 def median_round(runs: list[dict]) -> dict:
     """The run with the median throughput, its spread over the rounds attached."""
     ordered = sorted(runs, key=lambda f: f["rps"])
@@ -204,10 +235,13 @@ def main() -> None:
         for k in range(args.rounds):
             fresh, later = make_bodies(k * 2 * n, n), make_bodies(k * 2 * n + n, n // 2)
             mixed = [b for pair in zip(later, fresh[: n // 2], strict=True) for b in pair]
-            rounds["noop"].append(run_wrk(f"{service.url}/v1/bench/noop", fresh, work, f"noop-{k}", c, t))
-            rounds["fresh"].append(run_wrk(f"{service.url}/v1/pcs/submit", fresh, work, f"fresh-{k}", c, t))
-            rounds["duplicate"].append(run_wrk(f"{service.url}/v1/pcs/submit", fresh, work, f"duplicate-{k}", c, t))
-            rounds["mixed"].append(run_wrk(f"{service.url}/v1/pcs/submit", mixed, work, f"mixed-{k}", c, t))
+            for name, path, bodies in (("noop", "bench/noop", fresh), ("fresh", "pcs/submit", fresh),
+                                       ("duplicate", "pcs/submit", fresh), ("mixed", "pcs/submit", mixed)):  # fmt: skip
+                before = cpu_by_group(service.process.pid)
+                figures = run_wrk(f"{service.url}/v1/{path}", bodies, work, f"{name}-{k}", c, t)
+                after = cpu_by_group(service.process.pid)
+                figures["cpu_us"] = {g: (after[g] - before[g]) / figures["requests"] * 1e6 for g in after}
+                rounds[name].append(figures)
         noop, first, dup, mix = (median_round(rounds[name]) for name in ("noop", "fresh", "duplicate", "mixed"))
         half = paced(service.url, make_bodies(10**9, min(n, int(first["rps"] * 10))), first["rps"] / 2, c)
         with psycopg.connect(db_url) as conn:
@@ -219,6 +253,18 @@ def main() -> None:
         print(line("noop", noop))
         for name, figures in (("fresh", first), ("duplicate", dup), ("mixed", mix)):
             print(line(name, figures, noop["rps"]))
+        # Throughput ratios swing with the no-op's run; two steadier views of the same question: the ratio
+        # within each round (the phases ran back to back), and the CPU each request costs the machine.
+        paired = sorted(f["rps"] / o["rps"] for f, o in zip(rounds["fresh"], rounds["noop"], strict=True))
+        print(f"fresh / no-op within each round: {', '.join(f'{r:.1%}' for r in paired)} "
+              f"(median {paired[len(paired) // 2]:.1%})")  # fmt: skip
+        cpu = {name: {g: statistics.median(f["cpu_us"][g] for f in runs) for g in runs[0]["cpu_us"]}
+               for name, runs in rounds.items()}  # fmt: skip
+        for name, groups in cpu.items():
+            total = cpu_total(groups)
+            ratio = f"  no-op / this {cpu_total(cpu['noop']) / total:6.1%}" if name != "noop" else ""
+            print(f"CPU per request, {name:9s} {total:6.0f} µs (service {groups['service']:.0f}, PostgreSQL "
+                  f"{groups['postgres']:.0f}, Redis {groups['redis']:.0f}; median of rounds){ratio}")  # fmt: skip
         print(f"half load  {half['sent']:7d} req at {half['rate']:,.0f} req/s (open loop): p50 {half['p50_ms']:.2f} ms  "
               f"p95 {half['p95_ms']:.2f} ms  p99 {half['p99_ms']:.2f} ms  errors {half['errors']}")  # fmt: skip
         print(f"stored outcomes {stored}, WAL files {wal_bytes / 1e6:.1f} MB (zeros written ahead included); socket errors "
