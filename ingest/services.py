@@ -236,7 +236,7 @@ def store_verdict(
     inserted = store.insert_first(record)
     if isinstance(inserted, int):
         metrics.outcome(creds.name, verdict.decision)
-        _announce_outcome(creds, inserted, pcs, verdict, params, record.audit_sample)
+        _announce_outcome(creds, inserted, pcs, verdict, params, record.audit_sample, received_at)
         return Answer(verdict.http_status, response, pcs_id=pcs["pcs_id"], tenant=creds.name)
     return replay_answer(creds, pcs["pcs_id"], signed_digest, inserted)
 
@@ -265,13 +265,14 @@ def _announce_outcome(
     pcs: dict[str, Any],
     verdict: Verdict,
     params: VerifyParamsValues,
-    audit_sample: bool = False,
+    audit_sample: bool,
+    received_at: datetime,
 ) -> None:
     # Step 9 (metrics and follow-up work) never fails the request: receivers' errors are only logged.
     for receiver, result in outcome_stored.send_robust(
         sender=store.NewRecord, record_id=record_id, tenant_id=creds.tenant_id, tenant=creds.name,
-        pcs_id=pcs["pcs_id"], decision=verdict.decision, verdict=verdict, params=params,
-        audit_sample=audit_sample, score=verdict.score,
+        pcs_id=pcs["pcs_id"], shard_id=pcs["shard_id"], received_at=received_at, decision=verdict.decision,
+        verdict=verdict, params=params, audit_sample=audit_sample, score=verdict.score,
     ):  # fmt: skip
         if isinstance(result, Exception):
             log.error("outcome_follow_up_failed", extra={"event": "outcome_follow_up_failed",

@@ -11,7 +11,8 @@ from ingest.models import SigningKey, Tenant, VerifyParams
 
 # Sent after a new PCS outcome is committed (never for a replay). Receivers (review queue, calibration
 # bookkeeping) must not raise into the request: it is sent with send_robust and failures are logged.
-# kwargs: record_id, tenant_id, tenant, pcs_id, decision, verdict, params, audit_sample, score
+# kwargs: record_id, tenant_id, tenant, pcs_id, shard_id, received_at, decision, verdict, params,
+# audit_sample, score
 outcome_stored = django.dispatch.Signal()
 
 

@@ -74,21 +74,13 @@ def enqueue_outcome(**kwargs: Any) -> None:
     audit_sample = bool(kwargs.get("audit_sample", False))
     if decision not in ("escalate", "reject") and not audit_sample:
         return  # the common case costs nothing
-    from ingest.models import PcsRecord
-
-    record = (
-        PcsRecord.objects.filter(pk=kwargs["record_id"]).values("shard_id", "regime", "received_at", "score").first()
-    )
-    if record is None:
-        return
-    verdict = kwargs.get("verdict")
-    reasons = [c.code for c in getattr(verdict, "failed_checks", ())]
-    score = kwargs.get("score", record["score"])
+    verdict = kwargs["verdict"]
+    reasons = [c.code for c in verdict.failed_checks]
     # ON CONFLICT DO NOTHING on the one-to-one record: a repeated signal never makes a second item.
     ReviewItem.objects.bulk_create(
         [ReviewItem(record_id=kwargs["record_id"], tenant=kwargs["tenant"], pcs_id=kwargs["pcs_id"],
-                    shard_id=record["shard_id"], decision=decision, regime=getattr(verdict, "regime", record["regime"]),
-                    reasons=reasons, score=score, audit_sample=audit_sample, received_at=record["received_at"])],
+                    shard_id=kwargs["shard_id"], decision=decision, regime=verdict.regime, reasons=reasons,
+                    score=kwargs["score"], audit_sample=audit_sample, received_at=kwargs["received_at"])],
         ignore_conflicts=True,
     )  # fmt: skip
 
