@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import psycopg
-from django.db import InterfaceError, OperationalError, connection
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections
 
 from ingest.models import PcsRecord
 
@@ -78,15 +78,16 @@ def reusing_connection(work: Callable[P, R], *args: P.args, **kwargs: P.kwargs) 
     over since the last request), it is replaced and ``work`` runs once more, on a new connection. A failure
     on a new connection is the database being down, and propagates (503 + Retry-After upstream).
     """
-    kept = connection.connection is not None and not connection.in_atomic_block
+    db = connections[DEFAULT_DB_ALIAS]  # the thread's connection, looked up once (the proxy does it per use)
+    kept = db.connection is not None and not db.in_atomic_block
     if kept:
-        connection.health_check_done = True
+        db.health_check_done = True
     try:
         return work(*args, **kwargs)
     except (OperationalError, InterfaceError):
         if not kept:
             raise
-        connection.close()
+        db.close()
         return work(*args, **kwargs)
 
 
@@ -137,8 +138,9 @@ def insert_first(rec: NewRecord) -> int | StoredOutcome | None:
     Returns the new row's id; or, when a row was already there, that row if it could be read in the same
     round trip, else None (the caller reads it with ``stored_outcome``).
     """
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
             cursor.execute(_INSERT, _row_values(rec))
             row = cursor.fetchone()
         return row[0] if row else None
@@ -146,10 +148,10 @@ def insert_first(rec: NewRecord) -> int | StoredOutcome | None:
     # psycopg prepare it server-side, sparing PostgreSQL parsing and planning it each time and this
     # process quoting its values into SQL text (Django's own cursors bind client-side). Django still
     # wraps it: errors surface as Django's, and query logging and execute wrappers see it.
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        raw = _PreparingCursor(connection.connection)
-    cursor = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        raw = _PreparingCursor(db.connection)
+    cursor = db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
     with cursor:
         cursor.execute(_insert_async_commit(), [*_row_values(rec), rec.tenant_id, rec.pcs_id])
         row = cursor.fetchone()
