@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, NotSupportedError, OperationalError, connection, connections
 
 from ingest.models import PcsRecord
 
@@ -77,6 +77,10 @@ def reusing_connection(work: Callable[P, R], *args: P.args, **kwargs: P.kwargs) 
     kept connection is checked by using it instead: if it turns out dead (the database restarted or failed
     over since the last request), it is replaced and ``work`` runs once more, on a new connection. A failure
     on a new connection is the database being down, and propagates (503 + Retry-After upstream).
+
+    The same goes for a kept connection whose prepared insert a migration made stale: PostgreSQL refuses to
+    run a prepared statement whose result columns changed type ("cached plan must not change result
+    type"), and a new connection prepares it afresh.
     """
     db = connections[DEFAULT_DB_ALIAS]  # the thread's connection, looked up once (the proxy does it per use)
     kept = db.connection is not None and not db.in_atomic_block
@@ -84,11 +88,15 @@ def reusing_connection(work: Callable[P, R], *args: P.args, **kwargs: P.kwargs) 
         db.health_check_done = True
     try:
         return work(*args, **kwargs)
-    except (OperationalError, InterfaceError):
-        if not kept:
+    except (OperationalError, InterfaceError, NotSupportedError) as exc:
+        if not kept or (isinstance(exc, NotSupportedError) and not _stale_prepared_statement(exc)):
             raise
         db.close()
         return work(*args, **kwargs)
+
+
+def _stale_prepared_statement(exc: NotSupportedError) -> bool:
+    return isinstance(exc.__cause__, psycopg.errors.FeatureNotSupported) and "cached plan" in str(exc)
 
 
 @dataclass(frozen=True)
