@@ -28,7 +28,7 @@ from ingest.config_cache import generation_pinned
 from ingest.keyring import TenantCredentials
 from ingest.models import PcsRecord
 from ingest.params import active_params_memo
-from ingest.services import process_body
+from ingest.services import Answer, process_bodies, process_body
 
 log = logging.getLogger("flk.ingest.replay")
 DEFAULT_BATCH = 1000
@@ -100,23 +100,30 @@ def _credentials(name: str) -> TenantCredentials | None:
     return creds if creds is not None and creds.enabled else None
 
 
-def _store_slice(
-    todo: list[tuple[TenantCredentials, wal.WalRecord]], report: ReplayReport, row_by_row: bool = False
-) -> None:
+def _store_slice(todo: list[tuple[TenantCredentials, wal.WalRecord]], report: ReplayReport) -> None:
+    """The slice's outcomes, stored by a few multi-row statements (inside the caller's transaction)."""
+    for answer in process_bodies([(creds, record.body, record.received_at) for creds, record in todo]):
+        _count(answer, report)
+
+
+def _store_rows(todo: list[tuple[TenantCredentials, wal.WalRecord]], report: ReplayReport) -> None:
+    """The slice again, one body and one commit at a time: a bad row then costs only itself."""
     for creds, record in todo:
         try:
             answer = process_body(creds, record.body, record.received_at)
         except DataError:
-            if not row_by_row:
-                raise  # the whole slice is redone row by row
             report.skip("http_400")  # a value the database refuses: the request path answered 400 too
             continue
-        if answer.status in (200, 202) and not answer.dedup:
-            report.stored += 1
-        elif answer.status in (200, 202):
-            report.already_stored += 1
-        else:
-            report.skip(f"http_{answer.status}")
+        _count(answer, report)
+
+
+def _count(answer: Answer, report: ReplayReport) -> None:
+    if answer.status in (200, 202) and not answer.dedup:
+        report.stored += 1
+    elif answer.status in (200, 202):
+        report.already_stored += 1
+    else:
+        report.skip(f"http_{answer.status}")
 
 
 def _store_slice_committed(todo: list[tuple[TenantCredentials, wal.WalRecord]], threaded: bool) -> ReplayReport:
@@ -132,7 +139,7 @@ def _store_slice_committed(todo: list[tuple[TenantCredentials, wal.WalRecord]], 
                 # One bad row must not block the rest: redo the slice row by row (ON CONFLICT makes it safe).
                 log.warning("replay_batch_retry", extra={"event": "replay_batch_retry", "records": len(todo)})
                 report = ReplayReport()
-                _store_slice(todo, report, row_by_row=True)
+                _store_rows(todo, report)
     finally:
         if threaded:
             connection.close()  # the thread's own connection; the thread ends with this slice

@@ -156,8 +156,36 @@ def _wal_unavailable(tenant: str) -> Answer:
     return answer
 
 
+@dataclass
+class Checked:
+    """A body that passed steps 4–8 (schema, signature, verification): its outcome, ready to be stored."""
+
+    creds: TenantCredentials
+    pcs: dict[str, Any]
+    verdict: Verdict
+    params: VerifyParamsValues
+    record: store.NewRecord
+
+
 def process_body(creds: TenantCredentials, body: bytes, received_at: datetime) -> Answer:
     """Steps 4–9 for one body already made durable: shared by the request path and the WAL replay."""
+    checked = check_body(creds, body, received_at)
+    if isinstance(checked, Answer):
+        return checked
+    return stored_answer(checked, store.insert_first(checked.record))
+
+
+def process_bodies(bodies: list[tuple[TenantCredentials, bytes, datetime]]) -> list[Answer]:
+    """``process_body`` for many bodies at once (the WAL replay): the outcomes share multi-row inserts."""
+    checked = [check_body(*item) for item in bodies]
+    ready = [c.record for c in checked if isinstance(c, Checked)]
+    inserted = store.insert_many(ready) if ready else []
+    results = iter(inserted)
+    return [c if isinstance(c, Answer) else stored_answer(c, next(results)) for c in checked]
+
+
+def check_body(creds: TenantCredentials, body: bytes, received_at: datetime) -> Answer | Checked:
+    """Steps 4–8: parse, signature, verification; an error Answer, or the outcome to store."""
     try:
         pcs = parse_pcs(body)
     except PcsInvalid as exc:
@@ -179,7 +207,9 @@ def process_body(creds: TenantCredentials, body: bytes, received_at: datetime) -
     # The tenant's calibration snapshot comes from a per-process copy: no query on the warm path.
     verdict = verify_pcs(pcs, params, current_snapshot(creds.name))
     metrics.verify_observed(time.perf_counter() - started)
-    return store_verdict(creds, pcs, digest.hex(), key_id, params, verdict, received_at)
+    return Checked(
+        creds, pcs, verdict, params, new_record(creds, pcs, digest.hex(), key_id, params, verdict, received_at)
+    )
 
 
 def first_response(pcs: dict[str, Any], verdict: Verdict, params: VerifyParamsValues) -> dict[str, Any]:
@@ -196,7 +226,7 @@ def first_response(pcs: dict[str, Any], verdict: Verdict, params: VerifyParamsVa
     }
 
 
-def store_verdict(
+def new_record(
     creds: TenantCredentials,
     pcs: dict[str, Any],
     signed_digest: str,
@@ -204,10 +234,9 @@ def store_verdict(
     params: VerifyParamsValues,
     verdict: Verdict,
     received_at: datetime,
-) -> Answer:
-    """Store the first outcome for (tenant, pcs_id), or answer with the one already stored."""
-    response = first_response(pcs, verdict, params)
-    record = store.NewRecord(
+) -> store.NewRecord:
+    """The outcome row of a verified PCS, with the answer its first delivery gets."""
+    return store.NewRecord(
         tenant_id=creds.tenant_id,
         pcs_id=pcs["pcs_id"],
         shard_id=pcs["shard_id"],
@@ -228,17 +257,21 @@ def store_verdict(
         audit_sample=verdict.accepted and random.random() < params.audit_rate,
         status_code=verdict.http_status,
         decision=verdict.decision,
-        response=response,
+        response=first_response(pcs, verdict, params),
         params_version=params.version,
         received_at=received_at,
         verified_at=timezone.now(),
     )
-    inserted = store.insert_first(record)
+
+
+def stored_answer(checked: Checked, inserted: store.Inserted) -> Answer:
+    """Step 9 once the insert ran: the first answer if this insert won, else the stored one (or a 409)."""
+    creds, pcs, verdict, record = checked.creds, checked.pcs, checked.verdict, checked.record
     if isinstance(inserted, int):
         metrics.outcome(creds.name, verdict.decision)
-        _announce_outcome(creds, inserted, pcs, verdict, params, record.audit_sample, received_at)
-        return Answer(verdict.http_status, response, pcs_id=pcs["pcs_id"], tenant=creds.name)
-    return replay_answer(creds, pcs["pcs_id"], signed_digest, inserted)
+        _announce_outcome(creds, inserted, pcs, verdict, checked.params, record.audit_sample, record.received_at)
+        return Answer(verdict.http_status, record.response, pcs_id=pcs["pcs_id"], tenant=creds.name)
+    return replay_answer(creds, pcs["pcs_id"], record.signed_digest, inserted)
 
 
 def replay_answer(

@@ -29,30 +29,55 @@ _INSERT = (
 )
 
 
-# PostgreSQL: the same insert, prepared server-side, whose commit does not wait for PostgreSQL's own WAL
-# flush (set_config(..., true) scopes synchronous_commit=off to the statement's transaction). This is safe
-# because an outcome row is derived data: the request body it comes from is already fsync'd in the inbox
-# WAL before the insert runs, and replay_wal stores again any body whose outcome a database crash lost
-# (at most the last ~0.6 s of commits, wal_writer_delay × 3). Every other write (labels, admin changes,
-# review items) keeps synchronous commits, and PostgreSQL writes its WAL in order: a later synchronous
-# commit flushes the earlier outcome rows with it. Every value is cast to its column's type because
-# the values arrive through a SELECT list, where an untyped parameter would otherwise be read as text.
+# PostgreSQL: the same insert, for one row or many, prepared server-side, whose commit does not wait for
+# PostgreSQL's own WAL flush (set_config(..., true) scopes synchronous_commit=off to the statement's
+# transaction). This is safe because an outcome row is derived data: the request body it comes from is
+# already fsync'd in the inbox WAL before the insert runs, and replay_wal stores again any body whose
+# outcome a database crash lost (at most the last ~0.6 s of commits, wal_writer_delay × 3). Every other
+# write (labels, admin changes, review items) keeps synchronous commits, and PostgreSQL writes its WAL in
+# order: a later synchronous commit flushes the earlier outcome rows with it. Every value is cast to its
+# column's type because an untyped parameter in a SELECT or VALUES list would otherwise be read as text.
 @functools.cache
-def _insert_async_commit() -> str:
-    casts = []
+def _casts() -> str:
+    values = []
     for column in _COLUMNS:
         field = PcsRecord._meta.get_field(column.removesuffix("_id") if column == "tenant_id" else column)
-        casts.append(f"%s::{field.cast_db_type(connection)}")
-    # A loser of the insert (a replay, mostly) gets the stored row in the same round trip. That row is read
-    # with the statement's snapshot: if its writer committed after the snapshot was taken (a concurrent
-    # first delivery), neither part returns a row, and the caller reads it again.
+        values.append(f"%s::{field.cast_db_type(connection)}")
+    return ", ".join(values)
+
+
+# The statement of the request path, for one row. A loser of the insert (a replay, mostly) gets the stored
+# row in the same round trip. That row is read with the statement's snapshot: if its writer committed after
+# the snapshot was taken (a concurrent first delivery), neither part returns a row, and the caller reads it
+# again. Only the unique (tenant, pcs_id) index starts with the tenant (see PcsRecord), so the lookup is
+# one index probe whatever plan PostgreSQL keeps for the prepared statement.
+@functools.cache
+def _insert_one_sql() -> str:
     return (
-        f"WITH new AS (INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) SELECT {', '.join(casts)} "
+        f"WITH new AS (INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) SELECT {_casts()} "
         f"FROM (SELECT set_config('synchronous_commit', 'off', true)) AS outcome_commit "
         f"ON CONFLICT (tenant_id, pcs_id) DO NOTHING RETURNING id) "
         f"SELECT id, NULL, NULL, NULL FROM new UNION ALL "
         f"SELECT id, status_code, response, signed_digest FROM {_TABLE} "
         f"WHERE tenant_id = %s::bigint AND pcs_id = %s::text AND NOT EXISTS (SELECT FROM new)"
+    )
+
+
+# The same for many rows (the WAL replay): each row's key comes back with its new id, or with the stored
+# row when it lost. The stored rows are looked up by a LATERAL subquery with LIMIT 1, one index probe per
+# row. It costs PostgreSQL about 20 µs more than the one-row form for a single row, so requests keep that.
+@functools.cache
+def _insert_rows_sql(rows: int) -> str:
+    columns = ", ".join(_COLUMNS)
+    return (
+        f"WITH v ({columns}) AS (VALUES {', '.join([f'({_casts()})'] * rows)}), "
+        f"new AS (INSERT INTO {_TABLE} ({columns}) SELECT v.* FROM v, "
+        f"(SELECT set_config('synchronous_commit', 'off', true)) AS outcome_commit "
+        f"ON CONFLICT (tenant_id, pcs_id) DO NOTHING RETURNING id, tenant_id, pcs_id) "
+        f"SELECT id, tenant_id, pcs_id, NULL::smallint, NULL::jsonb, NULL::varchar FROM new UNION ALL "
+        f"SELECT stored.* FROM v CROSS JOIN LATERAL (SELECT id, tenant_id, pcs_id, status_code, response, "
+        f"signed_digest FROM {_TABLE} WHERE tenant_id = v.tenant_id AND pcs_id = v.pcs_id LIMIT 1) AS stored "
+        f"WHERE NOT EXISTS (SELECT FROM new WHERE new.tenant_id = v.tenant_id AND new.pcs_id = v.pcs_id)"
     )
 
 
@@ -140,7 +165,12 @@ def _row_values(rec: NewRecord) -> list[Any]:
     return values
 
 
-def insert_first(rec: NewRecord) -> int | StoredOutcome | None:
+Inserted = int | StoredOutcome | None
+# Rows per statement of insert_many: 100 x 22 parameters, far below PostgreSQL's 65,535.
+_ROWS_PER_STATEMENT = 100
+
+
+def insert_first(rec: NewRecord) -> Inserted:
     """Insert the outcome unless one exists for (tenant, pcs_id).
 
     Returns the new row's id; or, when a row was already there, that row if it could be read in the same
@@ -152,20 +182,55 @@ def insert_first(rec: NewRecord) -> int | StoredOutcome | None:
             cursor.execute(_INSERT, _row_values(rec))
             row = cursor.fetchone()
         return row[0] if row else None
-    # The statement runs on every submission: a server-binding cursor on the thread's connection lets
-    # psycopg prepare it server-side, sparing PostgreSQL parsing and planning it each time and this
-    # process quoting its values into SQL text (Django's own cursors bind client-side). Django still
-    # wraps it: errors surface as Django's, and query logging and execute wrappers see it.
+    return _insert_rows(db, [rec])[(rec.tenant_id, rec.pcs_id)]
+
+
+def insert_many(records: list[NewRecord]) -> list[Inserted]:
+    """``insert_first`` for each record, in that order, with a statement per 100 rows on PostgreSQL.
+
+    One multi-row statement costs PostgreSQL and this process about a third as much per row as a statement
+    per row. A record whose (tenant, pcs_id) came earlier in ``records`` gets None: the caller reads the
+    row the first one stored, visible to it on the same connection.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        return [insert_first(rec) for rec in records]
+    first: dict[tuple[int, str], NewRecord] = {}
+    for rec in records:
+        first.setdefault((rec.tenant_id, rec.pcs_id), rec)
+    rows = list(first.values())
+    found: dict[tuple[int, str], Inserted] = {}
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        found.update(_insert_rows(db, rows[start : start + _ROWS_PER_STATEMENT]))
+    return [found[key] if first[key] is rec else None for rec, key in ((r, (r.tenant_id, r.pcs_id)) for r in records)]
+
+
+def _insert_rows(db: Any, records: list[NewRecord]) -> dict[tuple[int, str], Inserted]:
+    """One statement for ``records`` (distinct keys) on PostgreSQL: each key's new id, stored row, or None."""
+    # A server-binding cursor on the thread's connection lets psycopg prepare the statement server-side,
+    # sparing PostgreSQL parsing and planning it each time and this process quoting its values into SQL
+    # text (Django's own cursors bind client-side). Django still wraps it: errors surface as Django's, and
+    # query logging and execute wrappers see it.
     db.ensure_connection()
     with db.wrap_database_errors:
         raw = _PreparingCursor(db.connection)
     cursor = db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
+    result: dict[tuple[int, str], Inserted] = {(rec.tenant_id, rec.pcs_id): None for rec in records}
     with cursor:
-        cursor.execute(_insert_async_commit(), [*_row_values(rec), rec.tenant_id, rec.pcs_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return row[0] if row[1] is None else _stored(row)
+        if len(records) == 1:
+            (rec,) = records
+            cursor.execute(_insert_one_sql(), [*_row_values(rec), rec.tenant_id, rec.pcs_id])
+            row = cursor.fetchone()
+            if row is not None:
+                result[(rec.tenant_id, rec.pcs_id)] = row[0] if row[1] is None else _stored(row)
+            return result
+        params: list[Any] = []
+        for rec in records:
+            params += _row_values(rec)
+        cursor.execute(_insert_rows_sql(len(records)), params)
+        for row in cursor.fetchall():
+            result[(row[1], row[2])] = row[0] if row[3] is None else _stored((row[0], *row[3:]))
+    return result
 
 
 def stored_outcome(tenant_id: int, pcs_id: str) -> StoredOutcome | None:

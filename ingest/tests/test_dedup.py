@@ -110,3 +110,33 @@ def test_a_replay_reads_one_row_however_many_the_tenant_has(hmac_default_tenant,
     again = submit(pcs)
     assert again.status_code == 200 and again.json()["dedup"] is True
     assert rows_read() - before <= 2
+
+
+def test_many_outcomes_inserted_together_each_get_their_own_answer(hmac_default_tenant, submit):
+    """store.insert_many (the WAL replay's slices): new rows, rows already stored, and a key given twice."""
+    from datetime import UTC, datetime
+
+    from ingest import store
+    from ingest.models import Tenant
+
+    tenant_id = Tenant.objects.get(name="default").id
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+    def record(pcs_id: str, digest: str = "d" * 64) -> store.NewRecord:
+        return store.NewRecord(
+            tenant_id=tenant_id, pcs_id=pcs_id, shard_id="s", epoch=1, attempt=1, signed_digest=digest,
+            key_id="", body={"pcs_id": pcs_id}, d_hat=1.0, coh_star=0.5, r=0.5, budget=0.5, regime="mixed",
+            recomputed_d_hat=1.0, score=None, audit_sample=False, status_code=200, decision="accept",
+            response={"pcs_id": pcs_id, "dedup": False}, params_version=1, received_at=now, verified_at=now,
+        )  # fmt: skip
+
+    earlier = submit(signed(make_pcs())).json()["pcs_id"]
+    old = PcsRecord.objects.get(pcs_id=earlier)
+    batch = [record("a" * 64), record(earlier, digest="e" * 64), record("b" * 64), record("a" * 64)]
+    results = store.insert_many(batch)
+
+    new_ids = dict(PcsRecord.objects.filter(pcs_id__in=["a" * 64, "b" * 64]).values_list("pcs_id", "id"))
+    assert results[0] == new_ids["a" * 64] and results[2] == new_ids["b" * 64]
+    assert results[1] == store.StoredOutcome(old.id, old.status_code, old.response, old.signed_digest)
+    assert results[3] is None  # the same key again: the caller reads the row the first one stored
+    assert PcsRecord.objects.count() == 3

@@ -72,6 +72,33 @@ def test_a_resubmitted_body_in_the_wal_is_stored_once(wal_dir, hmac_default_tena
     assert PcsRecord.objects.filter(pcs_id=pcs["pcs_id"]).count() == 1
 
 
+def test_a_body_twice_in_one_slice_is_stored_once_and_counted_as_already_stored(wal_dir, hmac_default_tenant):
+    pcs = signed(make_pcs())
+    others = [signed(make_pcs()) for _ in range(3)]
+    for body in (pcs, others[0], pcs, others[1], others[2]):
+        kept_in_wal(body)
+    report = replay.replay_wal(batch_size=1000, workers=1)  # one slice, one multi-row statement
+    assert (report.stored, report.already_stored, report.skipped) == (4, 1, 0)
+    assert PcsRecord.objects.filter(pcs_id=pcs["pcs_id"]).count() == 1
+    assert PcsRecord.objects.count() == 4
+
+
+def test_bodies_whose_pcs_id_has_an_outcome_are_not_stored_again(wal_dir, hmac_default_tenant, submit):
+    stored = [signed(make_pcs()) for _ in range(2)]
+    answers = [submit(pcs).json() for pcs in stored]  # stored before the crash (and kept in the WAL too)
+    changed = signed(dict(stored[0], coh_star=0.75, budget=0.289))  # same pcs_id, another signed subset
+    new = [signed(make_pcs()) for _ in range(3)]
+    for body in (new[0], stored[0], new[1], changed, stored[1], new[2]):
+        kept_in_wal(body)
+    report = replay.replay_wal(batch_size=1000, workers=1)
+    # 8 records: the 2 the request path kept, their 2 copies and the changed body (its pcs_id has an
+    # outcome, which a resubmission of it would get as a 409), and the 3 new ones.
+    assert (report.seen, report.stored, report.already_stored, report.skipped) == (8, 3, 5, 0)
+    assert PcsRecord.objects.count() == 5
+    for pcs, answer in zip(stored, answers, strict=True):
+        assert PcsRecord.objects.get(pcs_id=pcs["pcs_id"]).response == answer
+
+
 def test_bodies_that_fail_schema_or_signature_are_skipped_and_counted(wal_dir, hmac_default_tenant):
     kept_in_wal(b"not json at all\n")
     kept_in_wal({**make_pcs(), "D_hat": "high"})
