@@ -116,6 +116,14 @@ class Sender:
             session = requests.Session()
             session.mount("http://", HTTPAdapter(pool_maxsize=4, max_retries=0))
             session.mount("https://", HTTPAdapter(pool_maxsize=4, max_retries=0))
+            # What the environment says for this endpoint (HTTP(S)_PROXY and NO_PROXY, REQUESTS_CA_BUNDLE,
+            # ~/.netrc) is read once per thread's session: requests would read it again for every POST,
+            # about a sixth of the agent's CPU per PCS.
+            settings = session.merge_environment_settings(self.url, {}, None, None, None)
+            session.proxies.update(settings["proxies"])
+            session.verify = settings["verify"]
+            session.auth = requests.utils.get_netrc_auth(self.url)
+            session.trust_env = False
             self._local.session = session
         return session
 
