@@ -111,6 +111,7 @@ def test_a_replay_gets_the_first_conformal_answer_even_after_recalibration(calib
 def test_the_warm_accept_path_still_makes_one_query_with_a_snapshot(
     calibrated_default, submit, django_assert_num_queries
 ):
+    VerifyParams.objects.filter(is_active=True).update(audit_rate=0.0)  # an audit sample adds a review item
     submit(signed(make_pcs(**LOW)))
     with django_assert_num_queries(1):
         assert submit(signed(make_pcs(**LOW))).status_code == 200

@@ -6,15 +6,18 @@ from django.test import Client
 
 from calibration import services as calibration
 from calibration.models import DriftReport
-from flk_site.testing import make_pcs
+from flk_site.testing import make_pcs, reset_config_memos
 
 
 def test_stats_show_depth_labels_rates_and_calibration(
     make_user, queue_items, submit, unsigned_default_tenant, settings
 ):
     from calibration.tasks import recalibrate
+    from ingest.models import VerifyParams
 
     settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
+    VerifyParams.objects.filter(is_active=True).update(audit_rate=0.0)  # no accepted PCS is an audit sample
+    reset_config_memos()
     for _ in range(3):
         submit(make_pcs())  # accepted
     submit(make_pcs(degraded=True))  # escalated: 1 of 4 PCS of the tenant today
