@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from agent_client.outbox import Outbox
@@ -12,40 +9,10 @@ from agent_client.sender import DEAD, DELIVERED, Sender
 from flk_site.testing import make_pcs
 
 
-class Recorder:
-    """A local HTTP server that answers every POST with 200 and records each request line's target."""
-
-    def __init__(self):
-        self.targets: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.targets.append(self.path)  # an absolute URL when the request came as to a proxy
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "18")
-                self.end_headers()
-                self.wfile.write(b'{"accepted": true}')
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def recorder():
-    server = Recorder()
-    yield server
-    server.close()
+def recorder(scripted):
+    """A local server answering 200 to every POST (``scripted`` in conftest.py), recording request targets."""
+    return scripted([])
 
 
 @pytest.fixture(autouse=True)

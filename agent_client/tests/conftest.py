@@ -1,0 +1,58 @@
+"""A scripted local HTTP server for the sender's tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+class ScriptedServer:
+    """A local HTTP server answering POSTs from a script of (status, headers) and recording arrival times."""
+
+    def __init__(self, script: list[tuple[int, dict[str, str]]]):
+        self.script = list(script)
+        self.arrivals: list[float] = []
+        self.targets: list[str] = []  # each request line's target: an absolute URL when sent as to a proxy
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.arrivals.append(time.monotonic())
+                outer.targets.append(self.path)
+                status, headers = outer.script.pop(0) if outer.script else (200, {})
+                payload = b'{"accepted": true}' if status < 300 else b'{"detail": "scripted"}'
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def scripted():
+    servers: list[ScriptedServer] = []
+
+    def _make(script):
+        servers.append(ScriptedServer(script))
+        return servers[-1]
+
+    yield _make
+    for s in servers:
+        s.close()
