@@ -58,19 +58,12 @@ def command(*args: object) -> object:
     if fresh:
         kept = _thread.connection = (pool, os.getpid(), pool.connection_class(**pool.connection_kwargs))
     connection = kept[2]
-    try:
-        connection.send_command(*args)
-        return connection.read_response()
-    except redis.ConnectionError:
-        connection.disconnect()
-        if fresh:
-            raise
-    except redis.TimeoutError:
-        connection.disconnect()
-        raise
-    connection.send_command(*args)  # once more, on a new socket (connect() is lazy)
-    try:
-        return connection.read_response()
-    except (redis.ConnectionError, redis.TimeoutError):
-        connection.disconnect()
-        raise
+    while True:
+        try:
+            connection.send_command(*args)  # connects first when the socket is closed
+            return connection.read_response()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            connection.disconnect()
+            if fresh or isinstance(exc, redis.TimeoutError):
+                raise
+            fresh = True  # once more, on a new socket

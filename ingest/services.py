@@ -179,8 +179,7 @@ def process_bodies(bodies: list[tuple[TenantCredentials, bytes, datetime]]) -> l
     """``process_body`` for many bodies at once (the WAL replay): the outcomes share multi-row inserts."""
     checked = [check_body(*item) for item in bodies]
     ready = [c.record for c in checked if isinstance(c, Checked)]
-    inserted = store.insert_many(ready) if ready else []
-    results = iter(inserted)
+    results = iter(store.insert_many(ready))
     return [c if isinstance(c, Answer) else stored_answer(c, next(results)) for c in checked]
 
 

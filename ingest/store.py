@@ -195,14 +195,15 @@ def insert_many(records: list[NewRecord]) -> list[Inserted]:
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql":
         return [insert_first(rec) for rec in records]
+    keys = [(rec.tenant_id, rec.pcs_id) for rec in records]
     first: dict[tuple[int, str], NewRecord] = {}
-    for rec in records:
-        first.setdefault((rec.tenant_id, rec.pcs_id), rec)
+    for rec, key in zip(records, keys, strict=True):
+        first.setdefault(key, rec)
     rows = list(first.values())
     found: dict[tuple[int, str], Inserted] = {}
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
         found.update(_insert_rows(db, rows[start : start + _ROWS_PER_STATEMENT]))
-    return [found[key] if first[key] is rec else None for rec, key in ((r, (r.tenant_id, r.pcs_id)) for r in records)]
+    return [found[key] if first[key] is rec else None for rec, key in zip(records, keys, strict=True)]
 
 
 def _insert_rows(db: Any, records: list[NewRecord]) -> dict[tuple[int, str], Inserted]:
