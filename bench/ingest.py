@@ -46,22 +46,18 @@ from stack import HMAC_KEY, throwaway_service  # noqa: E402
 
 from agent_client.pcs import assemble_pcs, sign_pcs  # noqa: E402
 
-# Each wrk thread sends its share of the bodies file (one JSON document per line) once, then stops.
-# A connection may have one request in flight when its thread stops: at most `connections` extra requests,
-# which re-send a body of the thread's share (a duplicate) and are counted like the others.
+# One wrk thread sends the bodies file (one JSON document per line) once, then stops. One thread, because a
+# wrk thread that stops while others run leaves connections it has opened but never sends on: a sync gunicorn
+# worker that accepts one waits on it until wrk exits, and the phase measures that stall instead of the
+# service (with -t2 some phases ran at a fifth of their rate, p95 in seconds). One thread keeps up with the
+# service here: -t1 and -t2 both measured 2,300 req/s on the no-op with continuous load.
+# A connection may have one request in flight when the thread stops: at most `connections` extra requests,
+# which re-send a body (a duplicate) and are counted like the others.
 WRK_SCRIPT = r"""
-local counter = 0
-function setup(thread)
-  thread:set("id", counter)
-  counter = counter + 1
-end
 function init(args)
-  local nthreads = tonumber(os.getenv("FLK_BENCH_WRK_THREADS"))
   bodies = {}
-  local i = 0
   for line in io.lines(os.getenv("FLK_BENCH_BODIES")) do
-    if i % nthreads == id then table.insert(bodies, line) end
-    i = i + 1
+    table.insert(bodies, line)
   end
   idx = 0
   answered = 0
@@ -76,7 +72,7 @@ function response(status, headers, body)
   answered = answered + 1
   if answered == #bodies then
     -- wrk's main thread sleeps for -d regardless: tell the driver, which interrupts it with SIGINT.
-    local marker = io.open(os.getenv("FLK_BENCH_BODIES") .. ".done." .. id, "w")
+    local marker = io.open(os.getenv("FLK_BENCH_BODIES") .. ".done", "w")
     marker:close()
     wrk.thread:stop()
   end
@@ -102,17 +98,18 @@ def make_bodies(start: int, count: int) -> list[str]:
     return lines
 
 
-def run_wrk(url: str, bodies: list[str], work: Path, name: str, connections: int, threads: int) -> dict:
+def run_wrk(url: str, bodies: list[str], work: Path, name: str, connections: int) -> dict:
     path = work / f"{name}.jsonl"
     path.write_text("\n".join(bodies) + "\n")
     script = work / "bench.lua"
     script.write_text(WRK_SCRIPT)
     process = subprocess.Popen(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", "600s", "--timeout", "10s", "-s", str(script), url],
+        ["wrk", "-t", "1", "-c", str(connections), "-d", "600s", "--timeout", "10s", "-s", str(script), url],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "FLK_BENCH_WRK_THREADS": str(threads), "FLK_BENCH_BODIES": str(path)},
+        env={**os.environ, "FLK_BENCH_BODIES": str(path)},
     )  # fmt: skip
-    while len(list(work.glob(f"{path.name}.done.*"))) < threads and process.poll() is None:
+    done = work / f"{path.name}.done"
+    while not done.exists() and process.poll() is None:
         time.sleep(0.005)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
@@ -213,7 +210,6 @@ def main() -> None:
     parser.add_argument("--pcs", type=int, default=5000, help="PCS per phase and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the four phases; medians are reported")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py's)")
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4"))
@@ -225,10 +221,10 @@ def main() -> None:
     workers = args.workers or int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1))
     with throwaway_service(name="ingest", pg=args.pg, redis_url=args.redis, workers=workers,
                            extra_env={"FLK_BENCH_NOOP": "1"}) as (service, work, db_url):  # fmt: skip
-        n, c, t = args.pcs, args.connections, args.wrk_threads
+        n, c = args.pcs, args.connections
         warm = make_bodies(10**8, 1000)
-        run_wrk(f"{service.url}/v1/bench/noop", warm, work, "warm-noop", c, t)  # every worker imports, connects
-        run_wrk(f"{service.url}/v1/pcs/submit", warm, work, "warm", c, t)
+        run_wrk(f"{service.url}/v1/bench/noop", warm, work, "warm-noop", c)  # every worker imports, connects
+        run_wrk(f"{service.url}/v1/pcs/submit", warm, work, "warm", c)
         # The phases run in rounds, the no-op next to the submit path each time, and each phase reports its
         # median round: on a 2-core machine one phase alone can be off by a third from one run to the next.
         rounds: dict[str, list[dict]] = {"noop": [], "fresh": [], "duplicate": [], "mixed": []}
@@ -238,7 +234,7 @@ def main() -> None:
             for name, path, bodies in (("noop", "bench/noop", fresh), ("fresh", "pcs/submit", fresh),
                                        ("duplicate", "pcs/submit", fresh), ("mixed", "pcs/submit", mixed)):  # fmt: skip
                 before = cpu_by_group(service.process.pid)
-                figures = run_wrk(f"{service.url}/v1/{path}", bodies, work, f"{name}-{k}", c, t)
+                figures = run_wrk(f"{service.url}/v1/{path}", bodies, work, f"{name}-{k}", c)
                 after = cpu_by_group(service.process.pid)
                 figures["cpu_us"] = {g: (after[g] - before[g]) / figures["requests"] * 1e6 for g in after}
                 rounds[name].append(figures)
@@ -248,7 +244,7 @@ def main() -> None:
             stored = conn.execute("SELECT count(*) FROM ingest_pcsrecord").fetchone()[0]
         wal_bytes = sum(p.stat().st_size for p in (work / "wal").rglob("*") if p.is_file())
 
-        print(f"FLK ingest benchmark: {workers} gunicorn {os.environ.get('FLK_GUNICORN_WORKER_CLASS') or 'sync'} workers (gunicorn.conf.py), wrk -t{t} -c{c}, "
+        print(f"FLK ingest benchmark: {workers} gunicorn {os.environ.get('FLK_GUNICORN_WORKER_CLASS') or 'sync'} workers (gunicorn.conf.py), wrk -t1 -c{c}, "
               f"{n} PCS per phase × {args.rounds} rounds (median round; range in brackets), HMAC, WAL fsync, PostgreSQL, Redis rate limit, {os.cpu_count()} cores")  # fmt: skip
         print(line("noop", noop))
         for name, figures in (("fresh", first), ("duplicate", dup), ("mixed", mix)):
