@@ -271,11 +271,27 @@ class WalWriter:
             self._segment_opened = time.monotonic()
 
     def _close(self) -> None:
-        if self._fd is not None:
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
+        """Close the segment, cut back to its records: no zeros ahead, no partial record, no empty file.
+
+        Without this a closed segment keeps up to PREALLOCATE_BYTES of zeros, and a write or sync that keeps
+        failing (an I/O error) would leave a new segment of zeros behind for every request it fails.
+        """
+        if self._fd is None:
+            return
+        try:
+            if self._segment_size == 0:
+                os.unlink(self.directory / self._segment_name)
+            else:
+                before = os.fstat(self._fd)
+                os.ftruncate(self._fd, self._segment_size)
+                # Retention goes by the time of the last record, not of this cut.
+                os.utime(self._fd, ns=(before.st_atime_ns, before.st_mtime_ns))
+        except OSError:  # the zeros read as a clean end and a partial record is skipped: only space is lost
+            pass
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
         self._fd = None
 
     def active_segment(self) -> str:
