@@ -62,9 +62,9 @@ format: install-dev
 ## make bench: the submit path against the DRF no-op ceiling on gunicorn + PostgreSQL + Redis (needs wrk).
 bench: install-dev services
 	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
-	@# gthread keeps HTTP connections open; with sync workers every request is a new connection and wrk
-	@# runs out of loopback ports (README "Benchmarks").
-	FLK_GUNICORN_WORKER_CLASS=$${FLK_GUNICORN_WORKER_CLASS:-gthread} $(PY) bench/ingest.py $(or $(BENCH_ARGS),--workers 2)
+	@# gunicorn.conf.py's production defaults (sync workers, 2 x cores); BENCH_ARGS and the FLK_GUNICORN_*
+	@# variables change them (README "Benchmarks").
+	$(PY) bench/ingest.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var
