@@ -29,14 +29,10 @@ _INSERT = (
 )
 
 
-# PostgreSQL: the same insert, for one row or many, prepared server-side, whose commit does not wait for
-# PostgreSQL's own WAL flush (set_config(..., true) scopes synchronous_commit=off to the statement's
-# transaction). This is safe because an outcome row is derived data: the request body it comes from is
-# already fsync'd in the inbox WAL before the insert runs, and replay_wal stores again any body whose
-# outcome a database crash lost (at most the last ~0.6 s of commits, wal_writer_delay × 3). Every other
-# write (labels, admin changes, review items) keeps synchronous commits, and PostgreSQL writes its WAL in
-# order: a later synchronous commit flushes the earlier outcome rows with it. Every value is cast to its
-# column's type because an untyped parameter in a SELECT or VALUES list would otherwise be read as text.
+# PostgreSQL: the same insert, for one row or many, prepared server-side. Its commit waits for PostgreSQL's
+# WAL flush like any other: an answered 200 or 202 means the outcome row survives a PostgreSQL crash, so a
+# GET or a resubmission after the crash finds it without a replay. Every value is cast to its column's type
+# because an untyped parameter in a SELECT or VALUES list would otherwise be read as text.
 @functools.cache
 def _casts() -> str:
     values = []
@@ -55,7 +51,6 @@ def _casts() -> str:
 def _insert_one_sql() -> str:
     return (
         f"WITH new AS (INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) SELECT {_casts()} "
-        f"FROM (SELECT set_config('synchronous_commit', 'off', true)) AS outcome_commit "
         f"ON CONFLICT (tenant_id, pcs_id) DO NOTHING RETURNING id) "
         f"SELECT id, NULL, NULL, NULL FROM new UNION ALL "
         f"SELECT id, status_code, response, signed_digest FROM {_TABLE} "
@@ -71,8 +66,7 @@ def _insert_rows_sql(rows: int) -> str:
     columns = ", ".join(_COLUMNS)
     return (
         f"WITH v ({columns}) AS (VALUES {', '.join([f'({_casts()})'] * rows)}), "
-        f"new AS (INSERT INTO {_TABLE} ({columns}) SELECT v.* FROM v, "
-        f"(SELECT set_config('synchronous_commit', 'off', true)) AS outcome_commit "
+        f"new AS (INSERT INTO {_TABLE} ({columns}) SELECT v.* FROM v "
         f"ON CONFLICT (tenant_id, pcs_id) DO NOTHING RETURNING id, tenant_id, pcs_id) "
         f"SELECT id, tenant_id, pcs_id, NULL::smallint, NULL::jsonb, NULL::varchar FROM new UNION ALL "
         f"SELECT stored.* FROM v CROSS JOIN LATERAL (SELECT id, tenant_id, pcs_id, status_code, response, "
