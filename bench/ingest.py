@@ -17,8 +17,9 @@ so a stalled server cannot hide its queueing). Prints req/s, p50/p95/p99 and the
 each phase's median round; the fresh/no-op ratio within each round; and the CPU each request of a phase
 cost the service, PostgreSQL and Redis (from /proc; anything else using PostgreSQL meanwhile counts too).
 
-    FLK_GUNICORN_WORKER_CLASS=gthread .venv/bin/python bench/ingest.py [--pcs 5000] [--rounds 3]
-        [--connections 16] [--workers N]                                          (or: make bench)
+    .venv/bin/python bench/ingest.py [--pcs 5000] [--rounds 3] [--connections 16] [--workers N]
+                                                                                  (or: make bench)
+    FLK_GUNICORN_WORKER_CLASS=gthread FLK_GUNICORN_THREADS=4 ... for threaded workers
 """
 
 from __future__ import annotations
