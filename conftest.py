@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.core.servers.basehttp import ThreadedWSGIServer
 
-from flk_site.testing import HMAC_KEY, ServiceProcess, body, ensure_defaults, reset_config_memos
+from flk_site.testing import HMAC_KEY, ServiceProcess, body, ensure_defaults, reset_config_memos, service_env
 
 # The live test server listens with socketserver's backlog of 5; tests that open fifty connections at once
 # would see resets from the kernel, not from the service.
@@ -93,16 +93,10 @@ def gunicorn_service(transactional_db, tmp_path):
     db = connection.settings_dict
 
     def _start(workers: int = 2, **env: str) -> ServiceProcess:
-        base = {
-            "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
-            "DJANGO_SECRET_KEY": "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-            "DJANGO_DEBUG": "0",
-            "PCS_SIGN_ALG": "hmac",
-            "PCS_HMAC_KEY": HMAC_KEY.decode(),
-            "FLK_VAR_DIR": str(tmp_path / "var"),
-            "FLK_WAL_DIR": str(tmp_path / "wal"),
-        }
+        database = (
+            f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        )
+        base = service_env(database, os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"), tmp_path)
         service = ServiceProcess({**base, **env}, workers=workers)
         started.append(service)
         return service

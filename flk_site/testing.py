@@ -151,3 +151,143 @@ class ServiceProcess:
 
         self.kill(signal.SIGTERM)
         self._log.close()
+
+
+def service_env(database_url: str, redis_url: str, directory: Any, **extra: str) -> dict[str, str]:
+    """The environment of a test's gunicorn service: HMAC key "testkey", WAL and files under ``directory``."""
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "DJANGO_SECRET_KEY": "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "DJANGO_DEBUG": "0",
+        "PCS_SIGN_ALG": "hmac",
+        "PCS_HMAC_KEY": HMAC_KEY.decode(),
+        "FLK_VAR_DIR": f"{directory}/var",
+        "FLK_WAL_DIR": f"{directory}/wal",
+        **extra,
+    }
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def migrate(env: dict[str, str]) -> None:
+    """``manage.py migrate`` in a subprocess against the database of ``env`` (as operators run it)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], check=True, timeout=300,
+                   cwd=Path(__file__).resolve().parent.parent,
+                   env={**os.environ, **env, "DJANGO_SETTINGS_MODULE": "flk_site.settings"})  # fmt: skip
+
+
+class PostgresCluster:
+    """A PostgreSQL cluster of a test's own (initdb in a temporary directory) on a free loopback port.
+
+    For tests that crash the database as a power cut would, without touching the shared server. Run as the
+    postgres user when the tests run as root (PostgreSQL refuses to run as root).
+    """
+
+    def __init__(self) -> None:
+        import os
+        import shutil
+        import subprocess
+        import tempfile
+        from pathlib import Path
+
+        found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True)
+        self.bindir = Path(found.stdout.strip())
+        self.root = Path(tempfile.mkdtemp(prefix="flk-test-pg-", dir="/tmp"))  # reachable by the postgres user
+        self.data = self.root / "data"
+        self.port = free_port()
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
+        self.start()
+
+    def _run(self, tool: str, *args: str) -> None:
+        import os
+        import subprocess
+
+        command = [str(self.bindir / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=on"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+
+    def crash(self) -> None:
+        """SIGQUIT to the postmaster: every process exits at once, nothing is flushed or checkpointed."""
+        import os
+        import signal
+        import time
+
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + 30
+        while (self.data / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def remove(self) -> None:
+        import shutil
+        import subprocess
+
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+        except subprocess.CalledProcessError:
+            pass  # not running
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisServer:
+    """A redis-server of a test's own on a free loopback port, which the test can stop and start again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        import redis
+
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_timeout=1).ping()
+                return
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
