@@ -22,7 +22,7 @@ from django.utils.html import format_html, format_html_join
 from agent_client import signing
 from calibration.admin import ReadOnlyAdmin
 from ingest import policy_dsl, versions, whatif
-from ingest.models import PcsRecord, SignAlg, SigningKey, Tenant, VerifyParams, WhatIfReport
+from ingest.models import ApiKey, PcsRecord, SignAlg, SigningKey, Tenant, VerifyParams, WhatIfReport
 from ingest.params_rules import PARAM_FIELDS, changed_fields, widened_fields
 from ingest.policy_dsl import PolicyError, compile_policy
 
@@ -72,13 +72,21 @@ class SigningKeyInline(admin.TabularInline):
         return "stored (shown once, when the key was added)"
 
 
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    fields = ("name", "prefix", "created_at")
+    readonly_fields = ("prefix", "created_at")
+    verbose_name_plural = "API keys (to read outcomes; deleting one revokes it)"
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = ("name", "enabled", "sign_alg", "rate_per_second", "burst", "key_count", "created_at")
     list_filter = ("enabled", "sign_alg")
     search_fields = ("name",)
     fields = ("name", "enabled", "sign_alg", "rate_per_second", "burst")
-    inlines = [SigningKeyInline]
+    inlines = [SigningKeyInline, ApiKeyInline]
     actions = ["disable_tenants", "enable_tenants"]
 
     @admin.display(description="signing keys")
@@ -112,6 +120,15 @@ class TenantAdmin(admin.ModelAdmin):
                     request,
                     f"HMAC secret of key {key.key_id!r}: {key.secret} — copy it now into the agent's PCS signing "
                     f"configuration; it will not be shown again.",
+                    messages.WARNING,
+                )
+            elif isinstance(key, ApiKey) and key.pk is None:
+                secret = key.issue()  # only its digest is stored
+                key.save()
+                self.message_user(
+                    request,
+                    f"API key {key.name!r}: {secret} — copy it now into the client that reads this tenant's "
+                    f"outcomes (Authorization: Bearer …); it will not be shown again.",
                     messages.WARNING,
                 )
             else:

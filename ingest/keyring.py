@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +11,7 @@ from nacl.signing import VerifyKey
 
 from agent_client import signing
 from ingest.config_cache import ProcessMemo, config_generation
-from ingest.models import DEFAULT_TENANT, SignAlg, SigningKey, Tenant
+from ingest.models import DEFAULT_TENANT, ApiKey, SignAlg, SigningKey, Tenant
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class TenantCredentials:
     # Token-bucket overrides of TOKEN_RATE / TOKEN_BURST; None uses the settings.
     rate_per_second: float | None = None
     burst: float | None = None
+    # SHA-256 of the tenant's API keys; none means its outcomes are readable without a key.
+    api_key_digests: tuple[str, ...] = ()
 
 
 class SignatureRejected(Exception):
@@ -85,8 +88,9 @@ def load_credentials(name: str) -> TenantCredentials | None:
         sign_alg = settings.PCS_SIGN_ALG
         keys = _environment_keys() + keys
     keys = [k for k in keys if k.algorithm == sign_alg]
+    api_keys = tuple(tenant.api_keys.values_list("digest", flat=True))
     return TenantCredentials(tenant.pk, tenant.name, tenant.enabled, sign_alg, tuple(keys),
-                             tenant.rate_per_second, tenant.burst)  # fmt: skip
+                             tenant.rate_per_second, tenant.burst, api_keys)  # fmt: skip
 
 
 credentials_memo: ProcessMemo[TenantCredentials | None] = ProcessMemo(load_credentials, config_generation)
@@ -120,3 +124,21 @@ def check_signature(creds: TenantCredentials, digest: bytes, sig: object, now: d
         f"the {creds.sign_alg} signature verifies with none of the tenant's valid keys",
         tuple(k.key_id for k in valid),
     )
+
+
+def api_key_refusal(creds: TenantCredentials, authorization: str | None) -> tuple[str, str] | None:
+    """None when the request may read the tenant's outcomes; else the error code and detail of a 401.
+
+    A tenant with API keys needs ``Authorization: Bearer <key>`` with one of them; one without any needs
+    nothing more than its name.
+    """
+    if not creds.api_key_digests:
+        return None
+    scheme, _, key = (authorization or "").strip().partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        return "api_key_required", f"tenant {creds.name!r} requires 'Authorization: Bearer <API key>'"
+    digest = ApiKey.digest_of(key)
+    if any(hmac.compare_digest(digest, known) for known in creds.api_key_digests):
+        return None
+    return "api_key_invalid", f"the API key is not one of tenant {creds.name!r}'s keys"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
@@ -91,6 +94,41 @@ class SigningKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant}/{self.key_id} ({self.algorithm})"
+
+
+class ApiKey(models.Model):
+    """A bearer key with which a tenant's clients read their outcomes (GET /v1/pcs/<pcs_id>).
+
+    Only its SHA-256 is stored; the key itself is shown once, when it is issued. A tenant with no API key
+    lets anyone who names it read its outcomes by pcs_id; its first key makes the key required. Deleting
+    a key revokes it.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=64, help_text="What the key is for, e.g. the dashboard that reads outcomes.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False,
+                              help_text="The key's first characters, to recognise it; not secret.")  # fmt: skip
+    digest = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AnnouncingQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tenant", "name"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.tenant}/{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def digest_of(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def issue(self) -> str:
+        """Give this (unsaved) key a new secret and return it: the only time it exists in clear."""
+        key = f"flk_{secrets.token_hex(4)}_{secrets.token_urlsafe(32)}"
+        self.prefix, self.digest = key[:12], self.digest_of(key)
+        return key
 
 
 def _unit() -> list:

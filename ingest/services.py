@@ -312,12 +312,17 @@ def _announce_outcome(
                       exc_info=result)  # fmt: skip
 
 
-def get_outcome(tenant_header: str | None, pcs_id: str) -> Answer:
-    """GET /v1/pcs/<pcs_id>: the stored outcome of the tenant's PCS."""
+def get_outcome(tenant_header: str | None, pcs_id: str, authorization: str | None = None) -> Answer:
+    """GET /v1/pcs/<pcs_id>: the stored outcome of the tenant's PCS (with its API key when it has keys)."""
     try:
         creds = resolve_tenant(tenant_header)
         if isinstance(creds, Answer):
             return creds
+        refusal = keyring.api_key_refusal(creds, authorization)
+        if refusal is not None:
+            refused = error(401, *refusal)
+            refused.headers["WWW-Authenticate"] = 'Bearer realm="flk"'
+            return refused
         stored = store.stored_outcome(creds.tenant_id, pcs_id)
     except (OperationalError, InterfaceError):
         return unavailable("the database is unavailable, retry later", "database_unavailable")

@@ -18,6 +18,10 @@ TENANT_PARAMETER = OpenApiParameter(
     "X-Tenant-Id", str, OpenApiParameter.HEADER, required=False,
     description="The tenant, 1–64 characters of [A-Za-z0-9_.-]; `default` when absent.",
 )  # fmt: skip
+AUTHORIZATION_PARAMETER = OpenApiParameter(
+    "Authorization", str, OpenApiParameter.HEADER, required=False,
+    description="`Bearer <API key>`, when the tenant has API keys.",
+)  # fmt: skip
 _VERDICT_SCHEMA = {
     "type": "object",
     "properties": {
@@ -105,10 +109,18 @@ class OutcomeView(APIView):
     @extend_schema(
         operation_id="pcs_outcome",
         summary="The stored outcome of a PCS",
-        parameters=[TENANT_PARAMETER],
-        responses={200: OpenApiResponse(_VERDICT_SCHEMA), 404: OpenApiResponse(_ERROR_SCHEMA)},
+        description=(
+            "A tenant with API keys (admin console, or `manage.py create_api_key`) requires one of them as "
+            "`Authorization: Bearer <key>`; a tenant without any does not."
+        ),
+        parameters=[TENANT_PARAMETER, AUTHORIZATION_PARAMETER],
+        responses={
+            200: OpenApiResponse(_VERDICT_SCHEMA),
+            401: OpenApiResponse(_ERROR_SCHEMA, description="unknown tenant, or API key missing or wrong"),
+            404: OpenApiResponse(_ERROR_SCHEMA),
+        },
     )
     def get(self, request: HttpRequest, pcs_id: str) -> HttpResponse:
         if not _PCS_ID.fullmatch(pcs_id):
             return render(error(404, "not_found", "pcs_id must be 64 lowercase hexadecimal characters"))
-        return render(get_outcome(request.META.get("HTTP_X_TENANT_ID"), pcs_id))
+        return render(get_outcome(request.META.get("HTTP_X_TENANT_ID"), pcs_id, request.META.get("HTTP_AUTHORIZATION")))

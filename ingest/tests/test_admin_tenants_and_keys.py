@@ -7,21 +7,26 @@ import re
 import pytest
 
 from flk_site.testing import ed25519_public_b64, make_pcs, signed
-from ingest.models import SigningKey, Tenant
+from ingest.models import ApiKey, SigningKey, Tenant
 
 pytestmark = pytest.mark.django_db
 ADD_URL = "/admin/ingest/tenant/add/"
 
 
-def tenant_form(name: str = "acme", keys: list[dict] | None = None, **fields) -> dict:
+def tenant_form(name: str = "acme", keys: list[dict] | None = None, api_keys: list[str] = (), **fields) -> dict:
+    """The tenant's add form with signing keys (dicts of fields) and API keys (their names)."""
     keys = keys or []
     data = {"name": name, "enabled": "on", "sign_alg": "hmac", "rate_per_second": "", "burst": "", **fields,
             "signing_keys-TOTAL_FORMS": str(len(keys)), "signing_keys-INITIAL_FORMS": "0",
-            "signing_keys-MIN_NUM_FORMS": "0", "signing_keys-MAX_NUM_FORMS": "1000"}  # fmt: skip
+            "signing_keys-MIN_NUM_FORMS": "0", "signing_keys-MAX_NUM_FORMS": "1000",
+            "api_keys-TOTAL_FORMS": str(len(api_keys)), "api_keys-INITIAL_FORMS": "0",
+            "api_keys-MIN_NUM_FORMS": "0", "api_keys-MAX_NUM_FORMS": "1000"}  # fmt: skip
     for n, key in enumerate(keys):
         defaults = {"key_id": f"k{n}", "algorithm": "hmac", "public_key_b64": "", "valid_from_0": "",
                     "valid_from_1": "", "valid_until_0": "", "valid_until_1": ""}  # fmt: skip
         data.update({f"signing_keys-{n}-{k}": v for k, v in {**defaults, **key}.items()})
+    for n, api_key_name in enumerate(api_keys):
+        data[f"api_keys-{n}-name"] = api_key_name
     return data
 
 
@@ -34,6 +39,20 @@ def test_an_hmac_secret_is_generated_and_shown_once(admin_client, ensure_default
     assert secret not in page and "shown once" in page
     # the agent signs with the secret it was shown and is accepted
     assert submit(signed(make_pcs(), key=secret.encode()), tenant="acme").status_code == 200
+
+
+def test_an_api_key_is_issued_shown_once_and_stored_only_as_its_digest(admin_client, ensure_default_tenant, client):
+    response = admin_client.post(ADD_URL, tenant_form(sign_alg="none", api_keys=["grafana"]), follow=True)
+    key = re.search(r"API key &#x27;grafana&#x27;: (flk_\S+)", response.content.decode()).group(1)
+    stored = ApiKey.objects.get(name="grafana")
+    assert stored.digest == ApiKey.digest_of(key) and key.startswith(stored.prefix) and key != stored.digest
+    page = admin_client.get(f"/admin/ingest/tenant/{stored.tenant_id}/change/").content.decode()
+    assert key not in page and stored.prefix in page
+    # the tenant's outcomes now need the key
+    pcs_id = "0" * 64
+    assert client.get(f"/v1/pcs/{pcs_id}", HTTP_X_TENANT_ID="acme").status_code == 401
+    authorized = client.get(f"/v1/pcs/{pcs_id}", HTTP_X_TENANT_ID="acme", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert authorized.status_code == 404  # past the key check: no such PCS
 
 
 def test_a_malformed_ed25519_public_key_is_refused_with_the_field_named(admin_client, ensure_default_tenant):
