@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 from django.core.servers.basehttp import ThreadedWSGIServer
 
-from flk_site.testing import HMAC_KEY, ServiceProcess, body, ensure_defaults, reset_config_memos, service_env
+from flk_site.testing import (
+    HMAC_KEY,
+    PostgresCluster,
+    ServiceProcess,
+    body,
+    ensure_defaults,
+    reset_config_memos,
+    service_env,
+)
 
 # The live test server listens with socketserver's backlog of 5; tests that open fifty connections at once
 # would see resets from the kernel, not from the service.
@@ -152,3 +160,13 @@ def real_celery_worker(tmp_path):
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture
+def postgres_cluster():
+    """A PostgreSQL cluster of the test's own (see flk_site.testing.PostgresCluster), removed afterwards."""
+    cluster = PostgresCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()

@@ -2,9 +2,8 @@
 
 Creates a throwaway PostgreSQL database, migrates it, and starts plain ``gunicorn flk_site.wsgi`` (so
 ``gunicorn.conf.py`` applies: ``FLK_GUNICORN_WORKER_CLASS``, ``WEB_CONCURRENCY``, JSON access logs, metrics
-files) with HMAC
-signing, the inbox WAL on and Redis rate limits (raised out of the way, but still one Redis round trip per
-request). The no-op endpoint (``FLK_BENCH_NOOP=1``) is mounted in the same server. From a second process
+files) with HMAC signing, the inbox WAL on and Redis rate limits (raised out of the way, but still one Redis
+round trip per request). The no-op endpoint (``FLK_BENCH_NOOP=1``) is mounted in the same server. From a second process
 on loopback, ``wrk`` (Debian package ``wrk``) sends a fixed number of signed PCS per phase, in rounds:
 
   noop        the DRF no-op endpoint: the framework ceiling

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flk_site.testing import ServiceProcess  # noqa: E402
+from flk_site.testing import ServiceProcess, manage  # noqa: E402
 
 HMAC_KEY = "bench-key"
 
@@ -49,8 +48,7 @@ def throwaway_service(
     }
     service = None
     try:
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT,
-                       env={**os.environ, **env, "DJANGO_SETTINGS_MODULE": "flk_site.settings"}, check=True)  # fmt: skip
+        manage(env, "migrate", "--noinput", "-v", "0")
         service = ServiceProcess(env, workers=workers)
         yield service, work, f"{pg}/{db_name}"
     finally:

@@ -93,14 +93,11 @@ class ServiceProcess:
 
     def __init__(self, env: dict[str, str], workers: int = 2, cwd: str | None = None):
         import os
-        import socket
         import subprocess
         import sys
         from pathlib import Path
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         root = Path(__file__).resolve().parent.parent
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
@@ -176,16 +173,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def migrate(env: dict[str, str]) -> None:
-    """``manage.py migrate`` in a subprocess against the database of ``env`` (as operators run it)."""
+def manage(env: dict[str, str], *args: str) -> str:
+    """``manage.py ARGS`` in a subprocess with ``env`` (as operators run it); its output, or RuntimeError."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], check=True, timeout=300,
-                   cwd=Path(__file__).resolve().parent.parent,
-                   env={**os.environ, **env, "DJANGO_SETTINGS_MODULE": "flk_site.settings"})  # fmt: skip
+    done = subprocess.run([sys.executable, "manage.py", *args], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent,
+                          env={**os.environ, **env, "DJANGO_SETTINGS_MODULE": "flk_site.settings"})  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
+    return done.stdout
+
+
+def stored_pcs_ids(database_url: str) -> list[str]:
+    """The pcs_id of every stored outcome, read straight from the database (repeats included)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        return [row[0] for row in conn.execute("SELECT pcs_id FROM ingest_pcsrecord")]
 
 
 class PostgresCluster:

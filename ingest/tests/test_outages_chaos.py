@@ -11,42 +11,30 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
-import psycopg
 import pytest
 import requests
 
-from flk_site.testing import PostgresCluster, RedisServer, ServiceProcess, make_pcs, migrate, service_env, signed
+from flk_site.testing import RedisServer, ServiceProcess, make_pcs, manage, service_env, signed, stored_pcs_ids
 
-ROOT = Path(__file__).resolve().parents[2]
 HEADERS = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-def stack(tmp_path):
-    cluster, redis_server, service = PostgresCluster(), None, None
+def stack(postgres_cluster, tmp_path):
+    redis_server, service = RedisServer(), None
     try:
-        redis_server = RedisServer()
-        env = service_env(cluster.create_database("flk"), redis_server.url, tmp_path,
+        env = service_env(postgres_cluster.create_database("flk"), redis_server.url, tmp_path,
                           TOKEN_RATE="100000", TOKEN_BURST="100000")  # fmt: skip
-        migrate(env)
+        manage(env, "migrate", "--noinput", "-v", "0")
         service = ServiceProcess(env, workers=2)
-        yield cluster, redis_server, service, env
+        yield postgres_cluster, redis_server, service, env
     finally:
         if service is not None:
             service.stop()
-        if redis_server is not None:
-            redis_server.stop()
-        cluster.remove()
-
-
-def stored_ids(url: str) -> list[str]:
-    with psycopg.connect(url) as conn:
-        return [row[0] for row in conn.execute("SELECT pcs_id FROM ingest_pcsrecord")]
+        redis_server.stop()
 
 
 def workers_of(master: int) -> list[int]:
@@ -103,12 +91,10 @@ def test_a_load_through_a_database_crash_a_killed_worker_and_a_redis_restart_los
     assert len(answered) > 100 and refused, "the load must run on both sides of the outage"
     assert {body["code"] for status, body in answers.values() if status == 503} == {"database_unavailable"}
 
-    before = stored_ids(env["DATABASE_URL"])
+    before = stored_pcs_ids(env["DATABASE_URL"])
     assert answered <= set(before)  # no replay needed for what was answered
-    replay = subprocess.run([sys.executable, "manage.py", "replay_wal"], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, **env, "DJANGO_SETTINGS_MODULE": "flk_site.settings"}, timeout=300)  # fmt: skip
-    assert replay.returncode == 0, replay.stderr[-2000:]
-    after = stored_ids(env["DATABASE_URL"])
+    manage(env, "replay_wal")
+    after = stored_pcs_ids(env["DATABASE_URL"])
     assert len(after) == len(set(after))
     assert answered | refused <= set(after)
 
@@ -121,4 +107,4 @@ def test_a_load_through_a_database_crash_a_killed_worker_and_a_redis_restart_los
             assert again.status_code == status and again.json() == {**first, "dedup": True}
         elif status == 503:
             assert again.json()["dedup"] is True  # stored by the replay
-    assert len(stored_ids(env["DATABASE_URL"])) == len(sent)
+    assert len(stored_pcs_ids(env["DATABASE_URL"])) == len(sent)

@@ -8,36 +8,21 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import psycopg
-import pytest
 import requests
 
-from flk_site.testing import PostgresCluster, ServiceProcess, make_pcs, migrate, service_env, signed
+from flk_site.testing import ServiceProcess, make_pcs, manage, service_env, signed, stored_pcs_ids
 
 HEADERS = {"Content-Type": "application/json"}
 
 
-@pytest.fixture
-def cluster() -> Iterator[PostgresCluster]:
-    pg = PostgresCluster()
-    try:
-        yield pg
-    finally:
-        pg.remove()
-
-
-def stored_ids(url: str) -> list[str]:
-    with psycopg.connect(url) as conn:
-        return [row[0] for row in conn.execute("SELECT pcs_id FROM ingest_pcsrecord")]
-
-
-def test_every_answered_outcome_is_in_the_database_after_a_crash_without_a_replay(cluster, tmp_path):
+def test_every_answered_outcome_is_in_the_database_after_a_crash_without_a_replay(postgres_cluster, tmp_path):
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
-    env = service_env(cluster.create_database("flk"), redis_url, tmp_path, TOKEN_RATE="100000", TOKEN_BURST="100000")
-    migrate(env)
+    env = service_env(
+        postgres_cluster.create_database("flk"), redis_url, tmp_path, TOKEN_RATE="100000", TOKEN_BURST="100000"
+    )
+    manage(env, "migrate", "--noinput", "-v", "0")
     service = ServiceProcess(env, workers=2)
     session = requests.Session()
 
@@ -50,12 +35,12 @@ def test_every_answered_outcome_is_in_the_database_after_a_crash_without_a_repla
             batch = [signed(make_pcs()) for _ in range(40)]
             with ThreadPoolExecutor(8) as pool:
                 responses = list(pool.map(submit, batch))
-            cluster.crash()
+            postgres_cluster.crash()
             for pcs, response in zip(batch, responses, strict=True):
                 assert response.status_code in (200, 202), response.text
                 answered[pcs["pcs_id"]] = (pcs, response.status_code, response.json())
-            cluster.start()
-            stored = stored_ids(cluster.url("flk"))
+            postgres_cluster.start()
+            stored = stored_pcs_ids(postgres_cluster.url("flk"))
             assert len(stored) == len(set(stored))
             missing = set(answered) - set(stored)
             assert not missing, f"{len(missing)} answered PCS missing after the crash"
