@@ -8,13 +8,18 @@ signals on every run.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 import warnings
 import zlib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from agent_client.dimension import theil_sen_dhat
 
@@ -79,8 +84,8 @@ _ROUNDOFF_32 = 2.0**-24  # unit roundoff of float32
 _ROUNDOFF_64 = 2.0**-53  # unit roundoff of float64
 _UNDERFLOW_32 = 2.0**-126  # the most a float32 operation loses to underflow, even flushing to zero
 _BLOCK = 256  # dimensions per float32 matrix product; the partial products are summed in float32
-_ROWS = 2000  # points converted to float32 and projected at a time
-_CHUNK = 2000  # points binned at a time, so the temporaries stay in cache
+_ROWS = 1000  # points converted to float32 and projected at a time, by one thread
+_CHUNK = 1000  # points binned at a time, in the same few buffers, which stay in cache
 
 
 def _gamma(roundings: int, roundoff: float) -> float:
@@ -94,7 +99,44 @@ def _direction_max(cloud: np.ndarray, unit: np.ndarray, bins: int) -> int:
     return int(hist.max())
 
 
-def _float32_projections(cloud: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries numpy loaded (found once: looking them up walks the process's shared libraries)."""
+    return ThreadpoolController()
+
+
+_BLAS_LIMIT = threading.Lock()  # one caller at a time changes the BLAS thread count, so each restores it right
+
+
+@contextmanager
+def _projection_threads() -> Iterator[int]:
+    """How many threads project at once, with the BLAS kept to one thread each meanwhile.
+
+    As many as the BLAS would use on its own (so OPENBLAS_NUM_THREADS and the like still set the limit).
+    Each thread converts its slice of points to float32 and projects it while the slice is in cache; a
+    multi-threaded BLAS would instead leave the conversion, a third of the work, on one core.
+    """
+    with _BLAS_LIMIT:
+        blas = _blas().select(user_api="blas")
+        threads = max((library["num_threads"] for library in blas.info()), default=1)
+        if threads <= 1:
+            yield 1
+            return
+        with blas.limit(limits=1):
+            yield threads
+
+
+class _Projections(NamedTuple):
+    """The float32 projections of a cloud, with what binning them needs to know."""
+
+    values: np.ndarray  # points x directions, float32
+    gap: float  # the most any value is off the loop's float64 value
+    magnitude: float  # at least |any value|, the loop's included
+    lowest: np.ndarray  # the min of each column of ``values``
+    highest: np.ndarray  # and its max
+
+
+def _float32_projections(cloud: np.ndarray, units: np.ndarray) -> _Projections | None:
     """float32 projections (points x directions), a bound on their distance to the loop's, and on |p|.
 
     The loop projects in float64 with ``cloud @ unit``; whatever order its BLAS sums in, its value is within
@@ -104,25 +146,51 @@ def _float32_projections(cloud: np.ndarray, units: np.ndarray) -> tuple[np.ndarr
     Σ|x_j u_j| ≤ |x|·|u| (Cauchy–Schwarz), so ``gap`` = (sum of the relative bounds)·max|x|·max|u|, plus
     2^-126 per operation for underflow. Returns None when the cloud does not fit in float32 (or is not
     finite, which the same check catches: NaN and ±inf survive the conversion and the sum of squares).
-    The points go through in slices of _ROWS, so each float32 slice is still in cache for its products.
+    The points go through in slices of _ROWS, shared out among ``_projection_threads``, so each float32
+    slice is still in cache for its products, and for the min and max of its projections.
     """
     n, dims = cloud.shape
     unit32 = units.astype(np.float32)
     proj = np.empty((n, len(units)), dtype=np.float32)
-    largest = 0.0
-    buffer = np.empty((min(n, _ROWS), dims), dtype=np.float32)
-    for start in range(0, n, _ROWS):
-        single = buffer[: min(_ROWS, n - start)]
-        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf here, and is caught just below
-            np.copyto(single, cloud[start : start + _ROWS], casting="same_kind")
-            squares = float(np.matmul(single[:, None, :], single[:, :, None]).max())  # row by row dot products
-        if not math.isfinite(squares):
-            return None
-        largest = max(largest, squares)
-        part = proj[start : start + _ROWS]
-        np.matmul(single[:, :_BLOCK], unit32[:, :_BLOCK].T, out=part)
-        for block in range(_BLOCK, dims, _BLOCK):
-            part += single[:, block : block + _BLOCK] @ unit32[:, block : block + _BLOCK].T
+    starts = range(0, n, _ROWS)
+
+    def project(slices: range) -> tuple[float, np.ndarray, np.ndarray]:
+        """Converts and projects the slices starting at ``slices``: the largest float32 |x|² among them, and
+        the min and max of their projections along each direction."""
+        largest, lowest, highest = (
+            0.0,
+            np.full(len(units), np.inf, np.float32),
+            np.full(len(units), -np.inf, np.float32),
+        )
+        buffer = np.empty((min(n, _ROWS), dims), dtype=np.float32)
+        for start in slices:
+            single = buffer[: min(_ROWS, n - start)]
+            with np.errstate(over="ignore"):  # a value beyond float32 becomes inf here, and is caught just below
+                np.copyto(single, cloud[start : start + _ROWS], casting="same_kind")
+                squares = float(np.matmul(single[:, None, :], single[:, :, None]).max())  # row by row dot products
+            if not math.isfinite(squares):
+                return math.inf, lowest, highest
+            largest = max(largest, squares)
+            part = proj[start : start + _ROWS]
+            np.matmul(single[:, :_BLOCK], unit32[:, :_BLOCK].T, out=part)
+            for block in range(_BLOCK, dims, _BLOCK):
+                part += single[:, block : block + _BLOCK] @ unit32[:, block : block + _BLOCK].T
+            np.minimum(lowest, _column_extreme(part, np.minimum), out=lowest)
+            np.maximum(highest, _column_extreme(part, np.maximum), out=highest)
+        return largest, lowest, highest
+
+    with _projection_threads() as threads:
+        threads = min(threads, len(starts))
+        if threads == 1:
+            shares = [project(starts)]
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                shares = list(pool.map(project, (starts[k::threads] for k in range(threads))))
+    largest = max(share[0] for share in shares)
+    if not math.isfinite(largest):
+        return None
+    lowest = np.minimum.reduce([share[1] for share in shares])
+    highest = np.maximum.reduce([share[2] for share in shares])
     # The float32 sum of squares is low by at most γ of it, and by 2^-126 per square that underflows.
     radius = math.sqrt(largest / (1.0 - _gamma(dims + 1, _ROUNDOFF_32)) + dims * _UNDERFLOW_32)
     length = max(np.linalg.norm(units, axis=1).max(), np.linalg.norm(unit32.astype(np.float64), axis=1).max())
@@ -134,7 +202,7 @@ def _float32_projections(cloud: np.ndarray, units: np.ndarray) -> tuple[np.ndarr
     )
     scale = float(radius * length) * (1.0 + 1e-6)  # the 1e-6 covers rounding in these few scalar steps
     gap = relative * scale * (1.0 + 1e-6) + 4.0 * dims * _UNDERFLOW_32
-    return proj, gap, scale + gap
+    return _Projections(proj, gap, scale + gap, lowest, highest)
 
 
 def _frame(
@@ -164,7 +232,9 @@ def _frame(
     return narrow, stretch.astype(dtype), np.where(narrow, 0.0, margin).astype(dtype)
 
 
-def _bin_keys(values: np.ndarray, first: Any, stretch: Any, margin: Any, dtype: type = np.int32) -> np.ndarray:
+def _bin_keys(
+    values: np.ndarray, first: Any, stretch: Any, margin: Any, out: tuple[np.ndarray, ...] | None = None
+) -> np.ndarray:
     """2·b for a value certainly in bin b, 2·b + 1 for one in doubt between bins b and b + 1.
 
     With p the value's position in bin units (value − first, stretched: 0 .. bins), the key is
@@ -177,13 +247,26 @@ def _bin_keys(values: np.ndarray, first: Any, stretch: Any, margin: Any, dtype: 
     edge within the margin of 0 or of bins is an outer edge, which holds every value in: key 0 is bin 0
     for sure, and key 2·bins − 1 (trunc(p − margin) = bins − 1, trunc(p + margin) = bins) is the last bin
     for sure.
+
+    The keys are np.intp, what np.bincount counts without a copy. ``out`` is four arrays shaped like
+    ``values`` to work in (two of its dtype, two np.intp), so that a caller binning chunk after chunk
+    reuses the same memory instead of asking for fresh pages each time.
     """
-    position = values - first
+    if out is None:
+        out = (
+            np.empty_like(values),
+            np.empty_like(values),
+            np.empty(values.shape, np.intp),
+            np.empty(values.shape, np.intp),
+        )
+    position, below, keys, above = out
+    np.subtract(values, first, out=position)
     position *= stretch
-    below = position - margin
+    np.subtract(position, margin, out=below)
     position += margin
-    keys = below.astype(dtype)
-    keys += position.astype(dtype)
+    np.copyto(keys, below, casting="unsafe")  # truncates towards zero, as astype does
+    np.copyto(above, position, casting="unsafe")
+    keys += above
     return keys
 
 
@@ -211,22 +294,27 @@ def _column_extreme(values: np.ndarray, extreme: np.ufunc) -> np.ndarray:
     return folded[0]
 
 
-def _largest_bin_bounds(proj: np.ndarray, gap: float, magnitude: float, bins: int) -> tuple[np.ndarray, np.ndarray]:
+def _largest_bin_bounds(projections: _Projections, bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Per direction (column of ``proj``), bounds low ≤ the loop's largest bin count ≤ high.
 
     A value in doubt (see ``_frame``) may be in either bin next to its edge: it counts towards the high
     bound of both and the low bound of neither. A direction whose bins are too narrow gets 0 and n. One
     np.bincount per chunk counts the keys of ``_bin_keys`` of every direction, each in its own 2·bins slots.
     """
+    proj, gap, magnitude, first, last = projections
     n, directions = proj.shape
-    first = _column_extreme(proj, np.minimum)
-    narrow, stretch, margin = _frame(first, _column_extreme(proj, np.maximum), gap, magnitude, bins, proj.dtype.type)
+    narrow, stretch, margin = _frame(first, last, gap, magnitude, bins, proj.dtype.type)
     slots = 2 * bins
-    key_type = np.int32 if directions * slots <= np.iinfo(np.int32).max else np.intp
-    offsets = np.arange(directions, dtype=key_type) * key_type(slots)
+    offsets = np.arange(directions, dtype=np.intp) * slots
     counts = np.zeros(directions * slots, dtype=np.intp)  # key s of direction k at k*slots + s
+    rows = min(n, _CHUNK)
+    scratch = (
+        *(np.empty((rows, directions), proj.dtype) for _ in range(2)),
+        *(np.empty((rows, directions), np.intp) for _ in range(2)),
+    )
     for start in range(0, n, _CHUNK):  # each chunk is a handful of vectorised passes over points x directions
-        keys = _bin_keys(proj[start : start + _CHUNK], first, stretch, margin, key_type)
+        values = proj[start : start + _CHUNK]
+        keys = _bin_keys(values, first, stretch, margin, tuple(buffer[: len(values)] for buffer in scratch))
         keys += offsets
         counts += np.bincount(keys.ravel(), minlength=directions * slots)
     counts = counts.reshape(directions, slots)
@@ -257,7 +345,7 @@ def _refined_max(
     narrow, stretch, margin = _frame(first, last, gap, magnitude, bins, np.float32)
     if narrow:
         return None
-    keys = _bin_keys(column, first, stretch, margin, np.intp)
+    keys = _bin_keys(column, first, stretch, margin)
     certain = _certain(keys, bins)
     counts = np.bincount(keys[certain] >> 1, minlength=bins)
     wide = column.astype(np.float64)
@@ -274,7 +362,7 @@ def _refined_max(
     # first64 and last64 are the extremes of the values near the ends only. The values in doubt lie near
     # interior edges, well inside them; the clip keeps their keys in range all the same (a value beyond an
     # outer edge would belong to that outer bin).
-    keys = np.clip(_bin_keys(values[~certain[redo]], first64, stretch, margin, np.intp), 0, 2 * bins - 1)
+    keys = np.clip(_bin_keys(values[~certain[redo]], first64, stretch, margin), 0, 2 * bins - 1)
     if not _certain(keys, bins).all():
         return None
     return int((counts + np.bincount(keys >> 1, minlength=bins)).max())
@@ -306,14 +394,13 @@ def coherence(points: Any, directions: int = 100, bins: int = 20, seed: int = 0)
         _check_finite(cloud)
         low, high = np.zeros(directions, dtype=np.intp), np.full(directions, len(cloud))
     else:
-        low, high = _largest_bin_bounds(*projected, bins)
+        low, high = _largest_bin_bounds(projected, bins)
     best, winner = -1, 0
     for k in np.flatnonzero(high >= low.max()):  # every other direction is beaten by the best low bound
         largest = int(low[k]) if low[k] == high[k] else None
         if largest is None and projected is not None:
-            proj, gap, magnitude = projected
-            column = np.ascontiguousarray(proj[:, k])  # read several times: one strided pass to copy it
-            largest = _refined_max(cloud, units[k], column, gap, magnitude, bins)
+            column = np.ascontiguousarray(projected.values[:, k])  # read several times: one strided pass to copy it
+            largest = _refined_max(cloud, units[k], column, projected.gap, projected.magnitude, bins)
         if largest is None:
             largest = _direction_max(cloud, units[k], bins)
         if largest > best:

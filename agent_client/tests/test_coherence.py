@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
+from threadpoolctl import ThreadpoolController
 
 from agent_client.signals import (
     _bin_keys,
@@ -11,6 +15,7 @@ from agent_client.signals import (
     _column_extreme,
     _float32_projections,
     _largest_bin_bounds,
+    _Projections,
     coherence,
     coherence_loop,
     coherence_with_guarantees,
@@ -113,7 +118,7 @@ def test_the_float32_bounds_hold_the_loops_largest_bin_in_every_direction(seed):
     for cloud in clouds:
         cloud = cloud.reshape(len(cloud), -1)
         units = random_directions(60, cloud.shape[1], seed)
-        low, high = _largest_bin_bounds(*_float32_projections(cloud, units), 20)
+        low, high = _largest_bin_bounds(_float32_projections(cloud, units), 20)
         exact = [np.histogram(cloud @ unit, bins=20)[0].max() for unit in units]
         assert (low <= exact).all() and (exact <= high).all()
 
@@ -167,18 +172,18 @@ def test_values_exactly_on_edges_and_piled_on_the_outer_edges_are_binned_as_the_
     for bins in (4, 8, 16, 20):
         expected = coherence_loop(cloud, directions=4, bins=bins, seed=0)
         assert coherence(cloud, directions=4, bins=bins, seed=0) == expected
-        low, high = _largest_bin_bounds(*_float32_projections(cloud[:, None], np.ones((1, 1))), bins)
+        low, high = _largest_bin_bounds(_float32_projections(cloud[:, None], np.ones((1, 1))), bins)
         exact = np.histogram(cloud, bins=bins)[0].max()
         assert low[0] <= exact <= high[0]
     ends = np.concatenate([np.zeros(90), np.ones(80), np.full(5, 0.4)])  # piled on the outer edges: no doubt
-    low, high = _largest_bin_bounds(*_float32_projections(ends[:, None], np.ones((1, 1))), 20)
+    low, high = _largest_bin_bounds(_float32_projections(ends[:, None], np.ones((1, 1))), 20)
     assert low.tolist() == high.tolist() == [90]
 
 
 def test_a_direction_with_all_points_equal_gets_loose_bounds_and_leaves_the_others_exact():
     rng = np.random.default_rng(401)
     proj = np.column_stack([np.full(500, 2.5), rng.standard_normal(500), np.zeros(500)]).astype(np.float32)
-    low, high = _largest_bin_bounds(proj, 1e-6, 10.0, 20)
+    low, high = _largest_bin_bounds(_Projections(proj, 1e-6, 10.0, proj.min(axis=0), proj.max(axis=0)), 20)
     exact = np.histogram(proj[:, 1].astype(np.float64), bins=20)[0].max()
     assert low.tolist() == [0, exact, 0]
     assert high.tolist() == [500, exact, 500]
@@ -195,3 +200,23 @@ def test_column_extremes_are_the_min_and_max_of_each_column(rows):
     values = np.random.default_rng(rows).standard_normal((rows, 5)).astype(np.float32)
     assert _column_extreme(values, np.minimum).tolist() == values.min(axis=0).tolist()
     assert _column_extreme(values, np.maximum).tolist() == values.max(axis=0).tolist()
+
+
+def test_a_large_cloud_beyond_float32_in_a_later_slice_is_binned_as_the_loop_bins_it():
+    # Several slices of points, shared among threads: the one value beyond float32 is in the last.
+    cloud = np.random.default_rng(403).standard_normal((3500, 8))
+    cloud[3400, 2] = 1e39
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert coherence(cloud, directions=6, bins=20, seed=3) == coherence_loop(cloud, 6, 20, 3)
+
+
+def test_coherence_leaves_the_blas_thread_count_as_it_found_it_even_when_called_from_many_threads():
+    blas = ThreadpoolController().select(user_api="blas")
+    before = [library["num_threads"] for library in blas.info()]
+    cloud = np.random.default_rng(404).standard_normal((4000, 64))
+    expected = coherence_loop(cloud, 20, 20, 5)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: coherence(cloud, 20, 20, 5), range(8)))
+    assert results == [expected] * 8
+    assert [library["num_threads"] for library in blas.info()] == before
