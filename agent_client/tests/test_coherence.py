@@ -220,3 +220,10 @@ def test_coherence_leaves_the_blas_thread_count_as_it_found_it_even_when_called_
         results = list(pool.map(lambda _: coherence(cloud, 20, 20, 5), range(8)))
     assert results == [expected] * 8
     assert [library["num_threads"] for library in blas.info()] == before
+
+
+def test_a_single_threaded_blas_gives_the_same_coherence_as_the_threaded_one():
+    cloud = np.random.default_rng(405).standard_normal((3500, 40))
+    threaded = coherence(cloud, 30, 20, 6)
+    with ThreadpoolController().limit(limits=1, user_api="blas"):  # as OPENBLAS_NUM_THREADS=1 would
+        assert coherence(cloud, 30, 20, 6) == threaded == coherence_loop(cloud, 30, 20, 6)
