@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import threading
 import warnings
 import zlib
@@ -106,6 +107,15 @@ def _blas() -> ThreadpoolController:
 
 
 _BLAS_LIMIT = threading.Lock()  # one caller at a time changes the BLAS thread count, so each restores it right
+
+
+def _new_lock_in_child() -> None:
+    """A child forked while another thread held the lock would wait for it forever: it starts with a new one."""
+    global _BLAS_LIMIT
+    _BLAS_LIMIT = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 @contextmanager

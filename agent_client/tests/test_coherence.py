@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from threadpoolctl import ThreadpoolController
 
+from agent_client import signals
 from agent_client.signals import (
     _bin_keys,
     _certain,
@@ -227,3 +229,22 @@ def test_a_single_threaded_blas_gives_the_same_coherence_as_the_threaded_one():
     threaded = coherence(cloud, 30, 20, 6)
     with ThreadpoolController().limit(limits=1, user_api="blas"):  # as OPENBLAS_NUM_THREADS=1 would
         assert coherence(cloud, 30, 20, 6) == threaded == coherence_loop(cloud, 30, 20, 6)
+
+
+def _coherence_in_child(queue) -> None:
+    cloud = np.random.default_rng(406).standard_normal((2500, 16))
+    queue.put(coherence(cloud, 10, 20, 2) == coherence_loop(cloud, 10, 20, 2))
+
+
+def test_a_process_forked_while_a_thread_projects_computes_coherence_all_the_same():
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    with signals._BLAS_LIMIT:  # another thread of the parent is in the middle of its projections
+        child = context.Process(target=_coherence_in_child, args=(queue,))
+        child.start()
+    child.join(timeout=60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
+    assert queue.get(timeout=5) is True
