@@ -123,8 +123,7 @@ class TenantAdmin(admin.ModelAdmin):
                     messages.WARNING,
                 )
             elif isinstance(key, ApiKey) and key.pk is None:
-                secret = key.issue()  # only its digest is stored
-                key.save()
+                secret = key.issue()  # saved with only its digest
                 self.message_user(
                     request,
                     f"API key {key.name!r}: {secret} — copy it now into the client that reads this tenant's "

@@ -125,9 +125,10 @@ class ApiKey(models.Model):
         return hashlib.sha256(key.encode()).hexdigest()
 
     def issue(self) -> str:
-        """Give this (unsaved) key a new secret and return it: the only time it exists in clear."""
+        """Give this new key a secret, save it, and return the secret: the only time it exists in clear."""
         key = f"flk_{secrets.token_hex(4)}_{secrets.token_urlsafe(32)}"
         self.prefix, self.digest = key[:12], self.digest_of(key)
+        self.save()
         return key
 
 

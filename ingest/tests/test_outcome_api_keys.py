@@ -14,10 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)  # key changes are announce
 
 
 def issue(tenant: str, name: str = "dashboard") -> str:
-    key = ApiKey(tenant=Tenant.objects.get(name=tenant), name=name)
-    secret = key.issue()
-    key.save()
-    return secret
+    return ApiKey(tenant=Tenant.objects.get(name=tenant), name=name).issue()
 
 
 def get(client, pcs_id: str, tenant: str = "owner", authorization: str | None = None):

@@ -26,6 +26,5 @@ class Command(BaseCommand):
             raise CommandError("--name must be 1–64 characters")
         key = ApiKey(tenant=found, name=name.strip())
         secret = key.issue()
-        key.save()
         self.stdout.write(secret)
         self.stderr.write(f"API key {key.name!r} of tenant {tenant!r} ({key.prefix}…): shown once, store it now.")
