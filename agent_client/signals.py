@@ -242,6 +242,11 @@ def _frame(
     return narrow, stretch.astype(dtype), np.where(narrow, 0.0, margin).astype(dtype)
 
 
+def _bin_scratch(shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, ...]:
+    """The four arrays ``_bin_keys`` works in: two of the values' dtype, then two np.intp (the keys)."""
+    return (*(np.empty(shape, dtype) for _ in range(2)), *(np.empty(shape, np.intp) for _ in range(2)))
+
+
 def _bin_keys(
     values: np.ndarray, first: Any, stretch: Any, margin: Any, out: tuple[np.ndarray, ...] | None = None
 ) -> np.ndarray:
@@ -258,18 +263,11 @@ def _bin_keys(
     for sure, and key 2·bins − 1 (trunc(p − margin) = bins − 1, trunc(p + margin) = bins) is the last bin
     for sure.
 
-    The keys are np.intp, what np.bincount counts without a copy. ``out`` is four arrays shaped like
-    ``values`` to work in (two of its dtype, two np.intp), so that a caller binning chunk after chunk
-    reuses the same memory instead of asking for fresh pages each time.
+    The keys are np.intp, what np.bincount counts without a copy. ``out`` is ``_bin_scratch`` of
+    ``values``' shape and dtype (or a slice of each), so that a caller binning chunk after chunk reuses
+    the same memory instead of asking for fresh pages each time.
     """
-    if out is None:
-        out = (
-            np.empty_like(values),
-            np.empty_like(values),
-            np.empty(values.shape, np.intp),
-            np.empty(values.shape, np.intp),
-        )
-    position, below, keys, above = out
+    position, below, keys, above = _bin_scratch(values.shape, values.dtype) if out is None else out
     np.subtract(values, first, out=position)
     position *= stretch
     np.subtract(position, margin, out=below)
@@ -317,11 +315,7 @@ def _largest_bin_bounds(projections: _Projections, bins: int) -> tuple[np.ndarra
     slots = 2 * bins
     offsets = np.arange(directions, dtype=np.intp) * slots
     counts = np.zeros(directions * slots, dtype=np.intp)  # key s of direction k at k*slots + s
-    rows = min(n, _CHUNK)
-    scratch = (
-        *(np.empty((rows, directions), proj.dtype) for _ in range(2)),
-        *(np.empty((rows, directions), np.intp) for _ in range(2)),
-    )
+    scratch = _bin_scratch((min(n, _CHUNK), directions), proj.dtype)
     for start in range(0, n, _CHUNK):  # each chunk is a handful of vectorised passes over points x directions
         values = proj[start : start + _CHUNK]
         keys = _bin_keys(values, first, stretch, margin, tuple(buffer[: len(values)] for buffer in scratch))
