@@ -21,16 +21,25 @@ def _post(url: str) -> int:
                          timeout=10).status_code  # fmt: skip
 
 
+def _answering_pids(service) -> set[int]:
+    return {json.loads(line)["pid"] for line in service.log_path.read_text().splitlines()
+            if line.startswith("{") and '"http_access"' in line}  # fmt: skip
+
+
 def test_two_workers_share_one_bucket(gunicorn_service):
     redis.Redis.from_url(settings.REDIS_URL).delete("flk:bucket:default")
     service = gunicorn_service(workers=2, TOKEN_RATE="0.01", TOKEN_BURST="6")
+    statuses: list[int] = []
+    # Rounds of 24 until both workers have answered (a worker still starting leaves every request to the
+    # other); at 0.01 tokens per second the bucket gains nothing meanwhile.
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda _: _post(service.url), range(24)))
+        for _ in range(10):
+            statuses += pool.map(lambda _: _post(service.url), range(24))
+            if len(_answering_pids(service)) == 2:
+                break
+    assert len(_answering_pids(service)) == 2, "both workers must have answered for the test to show sharing"
     assert statuses.count(200) == 6  # per-process buckets would let up to 12 through
-    assert statuses.count(429) == 18
-    pids = {json.loads(line)["pid"] for line in service.log_path.read_text().splitlines()
-            if line.startswith("{") and '"http_access"' in line}  # fmt: skip
-    assert len(pids) == 2, "both workers must have answered for the test to show sharing"
+    assert statuses.count(429) == len(statuses) - 6
 
 
 def test_with_redis_on_a_closed_port_ingest_works_and_counts_the_degradation(gunicorn_service):
