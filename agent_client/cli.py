@@ -30,8 +30,15 @@ class CliError(Exception):
     """A problem the user can fix; printed as one line, exit code 2."""
 
 
+CSV_DELIMITERS = (",", "\t", ";")  # looked for in this order in a CSV's first line
+
+
 def load_points(path: str) -> np.ndarray:
-    """A point cloud from a ``.npy`` array or a CSV of numeric columns (one point per row, optional header)."""
+    """A point cloud from a ``.npy`` array or a CSV of numeric columns (one point per row, optional header).
+
+    The CSV's separator is the first of comma, tab and semicolon found in its first line (else spaces, or a
+    single column); fields may be quoted, and a UTF-8 byte order mark (as spreadsheets write) is skipped.
+    """
     p = Path(path)
     if not p.is_file():
         raise CliError(f"no such file: {path}")
@@ -44,15 +51,18 @@ def load_points(path: str) -> np.ndarray:
             raise CliError(f"{path} must hold a 1-D or 2-D numeric array, got {cloud.dtype} with {cloud.ndim} dims")
         return cloud.astype(np.float64)
     try:
-        with open(p, encoding="utf-8") as handle:
+        with open(p, encoding="utf-8-sig") as handle:
             first = handle.readline()
     except UnicodeDecodeError:
         raise CliError(f"{path} is neither a .npy file nor a UTF-8 CSV") from None
-    header = 1 if first.strip() and not _is_numeric_row(first) else 0
+    delimiter = next((d for d in CSV_DELIMITERS if d in first), None)  # None: runs of spaces
+    header = 1 if first.strip() and not _is_numeric_row(first, delimiter) else 0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below instead
-            cloud = np.loadtxt(p, delimiter=",", skiprows=header, ndmin=2, dtype=np.float64)
+            cloud = np.loadtxt(
+                p, delimiter=delimiter, quotechar='"', skiprows=header, ndmin=2, dtype=np.float64, encoding="utf-8-sig"
+            )
     except ValueError as exc:
         raise CliError(f"{path}: every row after the optional header must be numbers: {exc}") from None
     if cloud.size == 0:
@@ -60,9 +70,9 @@ def load_points(path: str) -> np.ndarray:
     return cloud
 
 
-def _is_numeric_row(line: str) -> bool:
+def _is_numeric_row(line: str, delimiter: str | None) -> bool:
     try:
-        [float(cell) for cell in line.strip().split(",")]
+        [float(cell.strip().strip('"')) for cell in line.strip().split(delimiter)]
     except ValueError:
         return False
     return True
@@ -223,7 +233,7 @@ def make_parser() -> argparse.ArgumentParser:
         "header; one point per row). Signs with PCS_HMAC_KEY or PCS_ED25519_SEED_B64 when set. "
         "The same file and arguments always give the same PCS.",
     )
-    b.add_argument("--in", dest="input", required=True, metavar="PATH", help=".npy or .csv file")
+    b.add_argument("--in", dest="input", required=True, metavar="PATH", help=".npy array or CSV of numeric columns")
     b.add_argument("--shard-id", required=True, help="the shard this work belongs to")
     b.add_argument("--epoch", type=int, required=True, help="the epoch (integer ≥ 0)")
     b.add_argument("--seed", type=int, required=True, help="seed of the random directions; written to the PCS")

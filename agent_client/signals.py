@@ -43,13 +43,23 @@ def _check_finite(cloud: np.ndarray) -> None:
         raise ValueError("the point cloud contains NaN or infinite values")
 
 
+def _check_projectable(cloud: np.ndarray) -> None:
+    """Projections of the cloud, and the distance between any two of them, stay finite in float64."""
+    limit = np.finfo(np.float64).max / (2 * cloud.shape[1])  # |x·u| ≤ dims·max|x_j| for a unit u
+    if len(cloud) and np.abs(cloud).max() > limit:
+        raise ValueError(f"the point cloud has coordinates beyond ±{limit:.3g}, too large to project in float64")
+
+
 def normalise_to_unit_cube(points: Any) -> np.ndarray:
     """Map each coordinate to [0, 1] by its own min and max; a constant coordinate becomes 0."""
     cloud = _as_cloud(points)
     if len(cloud) == 0:
         return cloud
     low = cloud.min(axis=0)
-    span = cloud.max(axis=0) - low
+    with np.errstate(over="ignore"):
+        span = cloud.max(axis=0) - low
+    if not np.isfinite(span).all():  # coordinates apart by more than float64 holds: halved, the ratios are the same
+        return normalise_to_unit_cube(cloud * 0.5)
     return (cloud - low) / np.where(span > 0, span, 1.0)
 
 
@@ -95,8 +105,23 @@ def _gamma(roundings: int, roundoff: float) -> float:
 
 
 def _direction_max(cloud: np.ndarray, unit: np.ndarray, bins: int) -> int:
-    """The largest bin count along one direction: one np.histogram call (``coherence_loop``'s step)."""
-    hist, _ = np.histogram(cloud @ unit, bins=bins)
+    """The largest bin count along one direction: one np.histogram call (``coherence_loop``'s step).
+
+    When ``bins`` distinct edges do not fit between the min and the max of the projections (equal values
+    beside a huge coordinate, which np.histogram's half a unit either side does not move, or values apart
+    by a few rounding steps only), np.histogram refuses; the points coincide at float64's precision, so
+    they are all in one bin.
+    """
+    values = cloud @ unit
+    try:
+        hist, _ = np.histogram(values, bins=bins)
+    except ValueError:
+        first, last = values.min(), values.max()
+        if first == last:  # np.histogram's range for equal values
+            first, last = first - 0.5, last + 0.5
+        if math.isfinite(float(last) - float(first)) and not (np.diff(np.linspace(first, last, bins + 1)) > 0).all():
+            return len(values)
+        raise
     return int(hist.max())
 
 
@@ -396,6 +421,7 @@ def coherence(points: Any, directions: int = 100, bins: int = 20, seed: int = 0)
     projected = _float32_projections(cloud, units)
     if projected is None:  # non-finite values (an error) or values beyond float32: every direction in float64
         _check_finite(cloud)
+        _check_projectable(cloud)
         low, high = np.zeros(directions, dtype=np.intp), np.full(directions, len(cloud))
     else:
         low, high = _largest_bin_bounds(projected, bins)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -28,3 +30,10 @@ def test_counts_are_distinct_occupied_cells_after_normalising_to_the_unit_cube()
     # Four corners of a 10 x 10 square: one cell at scale 1, four at every finer scale.
     corners = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
     assert box_counts(corners, [1, 2, 8]) == {1: 1, 2: 4, 8: 4}
+
+
+def test_coordinates_further_apart_than_float64_holds_are_counted_as_the_same_shape_scaled_down():
+    far = np.array([[1e308, -1e308], [-1e308, 1e308], [0.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on the way
+        assert box_counts(far, [2, 4, 8]) == box_counts(far / 1e300, [2, 4, 8]) == {2: 3, 4: 3, 8: 3}

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent_client.cli import load_points
 from ingest.models import PcsRecord
 
 FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
@@ -61,6 +62,42 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tmp_path):
     assert empty.returncode == 2 and "no data rows" in empty.stderr
     missing = run("submit", "--endpoint", "http://127.0.0.1:9", str(tmp_path / "nope.json"))
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_spreadsheet_and_other_csv_dialects_read_as_the_same_points(tmp_path):
+    rows = np.random.default_rng(14).random((30, 3)).round(6)
+    lines = [[repr(float(v)) for v in row] for row in rows]
+
+    def written(name: str, text: str, encoding: str = "utf-8") -> str:
+        (tmp_path / name).write_bytes(text.encode(encoding))
+        return str(tmp_path / name)
+
+    plain = written("plain.csv", "".join(",".join(cells) + "\n" for cells in lines))
+    variants = [
+        # a spreadsheet's "CSV UTF-8": a byte order mark, no header; the first row is data, not a header
+        written("bom.csv", "".join(",".join(cells) + "\n" for cells in lines), "utf-8-sig"),
+        written("crlf.csv", "x,y,z\r\n" + "".join(",".join(cells) + "\r\n" for cells in lines)),
+        written("quoted.csv", '"x","y","z"\n' + "".join(",".join(f'"{c}"' for c in cells) + "\n" for cells in lines)),
+        written("tabs.tsv", "".join("\t".join(cells) + "\n" for cells in lines)),
+        written("semicolons.csv", "x;y;z\n" + "".join(";".join(cells) + "\n" for cells in lines)),
+        written("spaces.txt", "".join("  ".join(cells) + "\n" for cells in lines) + "\n"),
+    ]
+    assert load_points(plain).tolist() == rows.tolist()
+    for path in variants:
+        assert load_points(path).tolist() == rows.tolist(), path
+
+
+def test_a_cloud_whose_points_coincide_but_for_a_huge_coordinate_builds_a_fully_coherent_pcs(tmp_path):
+    data = tmp_path / "ids.csv"
+    data.write_text("id,x,y\n" + "1e30,1,2\n" * 20)
+    result = run("build", "--in", str(data), "--shard-id", "s", "--epoch", "0", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["coh_star"] == 1.0
+    far = tmp_path / "far.csv"
+    far.write_text("1e308,-1e308\n-1e308,1e308\n0,0\n")
+    refused = run("build", "--in", str(far), "--shard-id", "s", "--epoch", "0", "--seed", "1")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "too large to project" in refused.stderr
 
 
 def test_every_subcommand_explains_itself():

@@ -64,6 +64,18 @@ def test_a_single_repeated_point_is_fully_coherent():
     assert coh == 1.0
 
 
+def test_points_apart_by_a_rounding_step_only_are_fully_coherent_where_np_histogram_refuses():
+    huge = 1e30
+    ulp_apart = np.array([huge, np.nextafter(huge, np.inf)] * 10)[:, None]
+    with pytest.raises(ValueError, match="finite-sized bins"):
+        np.histogram(ulp_apart[:, 0], bins=20)
+    assert coherence(ulp_apart, directions=4, bins=20, seed=3)[0] == 1.0
+    assert coherence(ulp_apart, directions=4, bins=20, seed=3) == coherence_loop(ulp_apart, 4, 20, 3)
+    equal_rows_beside_a_huge_coordinate = np.array([[huge, 1.0, 2.0]] * 20)
+    assert coherence(equal_rows_beside_a_huge_coordinate)[0] == 1.0
+    assert coherence(equal_rows_beside_a_huge_coordinate) == coherence_loop(equal_rows_beside_a_huge_coordinate)
+
+
 def test_epsilon_net_metadata_says_when_the_guarantee_holds():
     cloud = np.random.default_rng(7).random((100, 2))
     _, _, few = coherence_with_guarantees(cloud, directions=100)
