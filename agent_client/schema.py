@@ -24,6 +24,8 @@ KNOWN_MAJOR_VERSIONS = frozenset({0})
 MAX_SCALES = 64
 MAX_INT64 = 2**63 - 1
 NON_FIELD = "non_field_errors"
+MAX_NESTING = 32  # objects and arrays inside each other; a PCS itself needs 3 (the PCS, ft, its fallbacks)
+_TOO_DEEP = f"body nests objects and arrays more than {MAX_NESTING} levels deep"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _VERSION = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})(\.(0|[1-9][0-9]{0,5}))?")
@@ -67,6 +69,18 @@ def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+def _nests_deeper_than(obj: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` deep in ``obj`` (walked without recursion)."""
+    pending = [(obj, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > limit:
+            return True
+        inner = value.values() if isinstance(value, dict) else value
+        pending.extend((item, depth + 1) for item in inner if isinstance(item, (dict, list)))
+    return False
+
+
 def loads_strict(body: bytes | str) -> Any:
     """json.loads that refuses duplicate keys and keeps NaN/Infinity as markers for per-field errors."""
     return json.loads(body, object_pairs_hook=_object_without_duplicates, parse_constant=_NonFinite)
@@ -78,10 +92,17 @@ def parse_pcs(body: bytes | str) -> dict[str, Any]:
         obj = loads_strict(body)
     except _DuplicateKey as exc:
         raise PcsInvalid({NON_FIELD: [f"duplicate JSON key {str(exc)!r}"]}) from None
+    except RecursionError:  # the parser's own guard, near a thousand levels
+        raise PcsInvalid({NON_FIELD: [_TOO_DEEP]}) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise PcsInvalid({NON_FIELD: [f"body is not valid JSON: {exc}"]}) from None
     if not isinstance(obj, dict):
         raise PcsInvalid({NON_FIELD: [f"body must be a JSON object, got {_json_type(obj)}"]})
+    # Every level opens with a bracket or a brace, so a body with few of them needs no walk. A deeper body
+    # could be stored, but not shown or replayed where less of the stack is free.
+    opened = body.count("[") + body.count("{") if isinstance(body, str) else body.count(b"[") + body.count(b"{")
+    if opened > MAX_NESTING and _nests_deeper_than(obj, MAX_NESTING):
+        raise PcsInvalid({NON_FIELD: [_TOO_DEEP]})
     # Only an escape (\u0000, \ud800) or a body that is not plain ASCII can carry such a string.
     if ("\\u" in body if isinstance(body, str) else b"\\u" in body) or not body.isascii():
         where = _unstorable_text(obj, "")

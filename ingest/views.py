@@ -84,6 +84,7 @@ class SubmitView(APIView):
             400: OpenApiResponse({"type": "object"}, description="field errors, DRF format"),
             401: OpenApiResponse(_ERROR_SCHEMA, description="unknown tenant or bad signature"),
             409: OpenApiResponse(_ERROR_SCHEMA, description="pcs_id reused with a different signed subset"),
+            411: OpenApiResponse(_ERROR_SCHEMA, description="chunked body where the server cannot read one"),
             413: OpenApiResponse(_ERROR_SCHEMA), 415: OpenApiResponse(_ERROR_SCHEMA),
             429: OpenApiResponse(_ERROR_SCHEMA), 503: OpenApiResponse(_ERROR_SCHEMA),
         },
@@ -97,7 +98,14 @@ class SubmitView(APIView):
         length = request.META.get("CONTENT_LENGTH") or ""
         if length.isdigit() and int(length) > limit:
             return render(too_large)
-        body = request.read(limit + 1)
+        if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # Django reads no further than Content-Length, so a chunked body would look empty. A server that
+            # decodes chunked bodies and ends the stream after them (gunicorn) says so in wsgi.input_terminated.
+            if not request.META.get("wsgi.input_terminated"):
+                return render(error(411, "length_required", "this server needs a Content-Length header"))
+            body = request.META["wsgi.input"].read(limit + 1)
+        else:
+            body = request.read(limit + 1)
         if len(body) > limit:
             return render(too_large)
         answer = submit_pcs(request.META.get("HTTP_X_TENANT_ID"), request.META.get("CONTENT_TYPE"), body)

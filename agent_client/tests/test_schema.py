@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agent_client.canonical import pcs_id_for
-from agent_client.schema import NON_FIELD, PcsInvalid, parse_pcs
+from agent_client.schema import MAX_NESTING, NON_FIELD, PcsInvalid, parse_pcs
 from flk_site.testing import make_pcs
 
 
@@ -32,6 +32,23 @@ def test_a_valid_pcs_parses():
 def test_unknown_fields_are_ignored():
     pcs = make_pcs(extra_field={"anything": [1, 2]})
     assert parse_pcs(json.dumps(pcs))["pcs_id"] == pcs["pcs_id"]
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING, MAX_NESTING + 1, 990, 100_000])
+@pytest.mark.parametrize("opener, closer", [("[", "]"), ('{"a":', "}")])
+def test_objects_and_arrays_nested_beyond_the_limit_are_refused_whatever_the_depth(depth, opener, closer):
+    nested = opener * (depth - 1) + "1" + closer * (depth - 1)
+    body = json.dumps(make_pcs())[:-1] + f', "extra": {nested}}}'  # the PCS itself is the first level
+    if depth <= MAX_NESTING:
+        assert parse_pcs(body)["extra"]
+        return
+    with pytest.raises(PcsInvalid) as refused:
+        parse_pcs(body.encode())
+    assert refused.value.errors == {NON_FIELD: [f"body nests objects and arrays more than {MAX_NESTING} levels deep"]}
+
+
+def test_many_brackets_side_by_side_are_not_nesting():
+    assert parse_pcs(json.dumps(make_pcs(extra=[[1]] * 100, note="[{" * 50)))["extra"] == [[1]] * 100
 
 
 @pytest.mark.parametrize(

@@ -31,3 +31,18 @@ def test_unsigned_production_configuration_is_refused_at_start(tmp_path):
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode != 0
     assert "FLK_ALLOW_UNSIGNED" in result.stderr
+
+
+def test_a_chunked_body_is_read_whole_and_an_endless_one_stops_at_the_size_limit(gunicorn_service):
+    service = gunicorn_service()
+    data = json.dumps(signed(make_pcs())).encode()
+    headers = {"Content-Type": "application/json"}
+    pieces = iter([data[:100], data[100:]])  # a generator body: requests sends it chunked, no Content-Length
+    response = requests.post(f"{service.url}/v1/pcs/submit", data=pieces, headers=headers, timeout=10)
+    assert response.request.headers["Transfer-Encoding"] == "chunked"
+    assert response.status_code == 200 and response.json()["pcs_id"] == json.loads(data)["pcs_id"]
+    again = requests.post(f"{service.url}/v1/pcs/submit", data=data, headers=headers, timeout=10)
+    assert again.status_code == 200 and again.json()["dedup"] is True
+    endless = (b" " * 4096 for _ in range(10_000))  # 40 MB of padding: the service reads 64 KiB and answers
+    too_large = requests.post(f"{service.url}/v1/pcs/submit", data=endless, headers=headers, timeout=10)
+    assert too_large.status_code == 413 and too_large.json()["code"] == "body_too_large"

@@ -11,6 +11,7 @@ import pytest
 from flk_site.testing import make_pcs, signed
 from ingest import services
 from ingest.models import PcsRecord
+from ingest.views import SubmitView
 
 VECTORS = json.loads((Path(__file__).parents[2] / "agent_client/tests/vectors/pcs_vectors.json").read_text())
 pytestmark = pytest.mark.django_db
@@ -162,6 +163,26 @@ def test_a_string_the_database_cannot_store_is_a_400_and_nothing_is_stored(hmac_
     response = submit(body)
     assert response.status_code == 400
     assert "note: a string holds U+0000 or an unpaired surrogate" in response.json()["non_field_errors"][0]
+    assert not PcsRecord.objects.exists()
+
+
+def test_a_chunked_body_on_a_server_that_cannot_read_one_is_411(hmac_default_tenant, rf):
+    """The development server hands Django the raw stream: a chunked body is refused, not taken for empty."""
+    request = rf.post("/v1/pcs/submit", data=b"{}", content_type="application/json")
+    del request.META["CONTENT_LENGTH"]
+    request.META["HTTP_TRANSFER_ENCODING"] = "chunked"
+    response = SubmitView.as_view()(request)
+    assert response.status_code == 411
+    assert json.loads(response.content)["code"] == "length_required"
+    assert not PcsRecord.objects.exists()
+
+
+@pytest.mark.parametrize("depth", [40, 5_000])
+def test_a_body_nested_too_deep_is_a_400_and_nothing_is_stored(hmac_default_tenant, submit, depth):
+    body = json.dumps(signed(make_pcs()))[:-1] + ', "note": ' + '{"a":' * depth + "1" + "}" * depth + "}"
+    response = submit(body)
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": ["body nests objects and arrays more than 32 levels deep"]}
     assert not PcsRecord.objects.exists()
 
 
