@@ -213,8 +213,20 @@ def _add_outbox(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _endpoint(text: str) -> str:
+    from agent_client.sender import submit_url
+
+    try:
+        submit_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _add_delivery(p: argparse.ArgumentParser, endpoint_required: bool = True) -> None:
-    p.add_argument("--endpoint", required=endpoint_required, help="the verifier's base URL, e.g. http://host:8000")
+    p.add_argument(
+        "--endpoint", required=endpoint_required, type=_endpoint, help="the verifier's base URL, e.g. http://host:8000"
+    )
     p.add_argument("--tenant", default=os.environ.get("FLK_TENANT"), help="X-Tenant-Id to send (env FLK_TENANT)")
     p.add_argument("--max-attempts", type=int, default=8, help="tries per PCS before it goes to the DLQ (default 8)")
     _add_outbox(p)

@@ -16,6 +16,7 @@ ignored when reading and cut off before the next append.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -81,6 +82,8 @@ class Outbox:
 
     def __init__(self, directory: str | os.PathLike[str], fsync: bool = True):
         self.dir = Path(directory)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "the outbox must be a directory, and this is a file", str(self.dir))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / OUTBOX_FILE
         self.dlq_path = self.dir / DLQ_FILE

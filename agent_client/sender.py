@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -58,7 +59,15 @@ class DrainSummary:
 
 
 def submit_url(endpoint: str) -> str:
-    """The submit URL for an endpoint given as the service's base URL or the full submit URL."""
+    """The submit URL for an endpoint given as the service's base URL or the full submit URL.
+
+    A URL that is not http(s) with a host is a ValueError here, not eight failed tries and a dead letter.
+    """
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"the endpoint must be an http:// or https:// URL with a host, e.g. http://host:8000; got {endpoint!r}"
+        )
     endpoint = endpoint.rstrip("/")
     return endpoint if endpoint.endswith(SUBMIT_PATH) else endpoint + SUBMIT_PATH
 

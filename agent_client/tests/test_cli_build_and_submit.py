@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from agent_client.cli import load_points
+from flk_site.testing import make_pcs
 from ingest.models import PcsRecord
 
 FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
@@ -130,3 +131,22 @@ def test_built_pcs_files_are_submitted_and_accepted_by_the_service(gunicorn_serv
     assert "delivered 3, dead letters 0" in submitted.stderr
     ids = [json.loads(Path(f).read_text())["pcs_id"] for f in files]
     assert sorted(PcsRecord.objects.filter(pcs_id__in=ids).values_list("decision", flat=True)) == ["accept"] * 3
+
+
+@pytest.mark.parametrize("endpoint", ["htp:/x", "127.0.0.1:8000", "http://:8000", "ftp://host/"])
+def test_an_endpoint_that_is_not_an_http_url_is_refused_before_anything_is_queued(tmp_path, endpoint):
+    pcs = tmp_path / "pcs.json"
+    pcs.write_text(json.dumps(make_pcs()))
+    outbox = tmp_path / "outbox"
+    result = run("submit", "--outbox", str(outbox), "--endpoint", endpoint, str(pcs))
+    assert result.returncode == 2
+    assert "the endpoint must be an http:// or https:// URL with a host" in result.stderr
+    assert not outbox.exists()  # nothing queued, no eight tries ending in a dead letter
+
+
+def test_an_outbox_path_that_is_a_file_is_named_in_the_error(tmp_path):
+    not_a_directory = tmp_path / "outbox"
+    not_a_directory.write_text("")
+    result = run("outbox", "status", "--outbox", str(not_a_directory))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "the outbox must be a directory" in result.stderr and str(not_a_directory) in result.stderr
