@@ -93,3 +93,24 @@ def test_regime_and_budget_match_the_expected_verification(name):
 @pytest.mark.parametrize("case", VECTORS["merkle_rfc6962"], ids=lambda c: f"{len(c['leaves_hex'])}-leaves")
 def test_merkle_root_follows_rfc6962(case):
     assert merkle_root([bytes.fromhex(h) for h in case["leaves_hex"]]) == case["root"]
+
+
+@pytest.mark.parametrize("case", VECTORS["merkle_rfc6962"], ids=lambda c: f"{len(c['leaves_hex'])}-leaves")
+def test_merkle_root_takes_any_iterable_of_bytes_like_leaves(case):
+    leaves = [bytes.fromhex(h) for h in case["leaves_hex"]]
+    assert merkle_root(iter([bytearray(leaf) for leaf in leaves])) == case["root"]
+    assert merkle_root(memoryview(leaf) for leaf in leaves) == case["root"]
+
+
+@pytest.mark.parametrize(
+    "leaves, problem",
+    [
+        (None, "takes a list of leaves, each bytes, not NoneType"),
+        (b"abc", "takes a list of leaves, each bytes, not bytes"),
+        (["text"], "leaf 0 is str, not bytes (encode text first"),
+        ([b"a", 1], "leaf 1 is int, not bytes"),
+    ],
+)
+def test_merkle_root_names_a_leaf_that_is_not_bytes(leaves, problem):
+    with pytest.raises(TypeError, match=problem.replace("(", r"\(")):
+        merkle_root(leaves)
