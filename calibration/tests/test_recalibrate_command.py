@@ -55,3 +55,10 @@ def test_a_delta_outside_the_unit_interval_is_refused(unsigned_default_tenant):
     with pytest.raises(CommandError, match="--delta"):
         run("--delta", "1.5")
     assert not CalibrationSnapshot.objects.exists()
+
+
+def test_a_tenant_without_labels_is_refused_and_no_snapshot_is_made_for_it(unsigned_default_tenant):
+    label("acme", [0.5] * 3)
+    with pytest.raises(CommandError, match=r"no labels and no snapshot for tenant 'acmee'.*tenants with labels: acme$"):
+        run("--tenant", "acmee")
+    assert not CalibrationSnapshot.objects.exists()

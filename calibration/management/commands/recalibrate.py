@@ -37,7 +37,13 @@ class Command(BaseCommand):
         self._stop = False
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         try:
-            tenants = [tenant] if tenant else services.calibrated_tenants()
+            known = services.calibrated_tenants()
+            if tenant and tenant not in known:
+                raise CommandError(
+                    f"no labels and no snapshot for tenant {tenant!r} (it uses the global set until it has labels); "
+                    f"tenants with labels: {', '.join(known) or 'none'}"
+                )
+            tenants = [tenant] if tenant else known
             changed = done = 0
             for name in [*tenants, GLOBAL_SET]:
                 if self._stop:
