@@ -6,7 +6,7 @@ import io
 import json
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from flk_site.testing import make_pcs, signed
@@ -157,3 +157,16 @@ def test_a_large_backlog_is_stored_once_by_parallel_slices(transactional_db, wal
     assert (first.seen, first.stored, first.already_stored) == (61, 60, 1)
     assert (second.stored, second.already_stored) == (0, 61)
     assert sorted(PcsRecord.objects.values_list("pcs_id", flat=True)) == sorted(p["pcs_id"] for p in pending)
+
+
+def test_a_wal_directory_that_does_not_exist_is_an_error_not_an_empty_replay(wal_dir, hmac_default_tenant, tmp_path):
+    kept_in_wal(signed(make_pcs()))
+    for wrong in (tmp_path / "no-such-dir", tmp_path / "a-file"):
+        if wrong.name == "a-file":
+            wrong.write_text("")
+        with pytest.raises(CommandError, match=f"--dir {wrong} is not a directory"):
+            call_command("replay_wal", "--dir", str(wrong), stdout=io.StringIO())
+    assert not PcsRecord.objects.exists()
+    out = io.StringIO()
+    call_command("replay_wal", "--dir", str(wal_dir), stdout=out)
+    assert out.getvalue().startswith(f"replay_wal: {wal_dir}: 1 records read, 1 stored")

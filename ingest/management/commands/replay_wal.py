@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ingest import replay
@@ -27,6 +28,9 @@ class Command(BaseCommand):
     def handle(self, *args, dir: Path | None, batch_size: int, purge: bool, **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
+        wal_dir = dir if dir is not None else Path(settings.FLK_WAL_DIR)
+        if dir is not None and not dir.is_dir():  # a mistyped path must not read as "nothing to replay"
+            raise CommandError(f"--dir {dir} is not a directory")
         stop = {"requested": False}
 
         def on_term(signum, frame):  # finish the batch in hand, then stop: every stored row is committed
@@ -41,7 +45,7 @@ class Command(BaseCommand):
             signal.signal(signal.SIGTERM, previous)
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(report.skipped_by_reason.items())) or "none"
         self.stdout.write(
-            f"replay_wal: {report.seen} records read, {report.stored} stored, {report.already_stored} already "
+            f"replay_wal: {wal_dir}: {report.seen} records read, {report.stored} stored, {report.already_stored} already "
             f"stored, {report.skipped} skipped ({reasons})"
             + (" — interrupted by SIGTERM" if report.interrupted else "")
         )
