@@ -25,6 +25,8 @@ from threadpoolctl import ThreadpoolController
 from agent_client.dimension import theil_sen_dhat
 
 DEFAULT_SCALES = (2, 4, 8, 16, 32)
+ZLIB_LEVEL = 6  # r from bytes; see compressibility_bytes
+ZLIB_BLOCK = 4 << 20
 
 
 def _as_cloud(points: Any, check_finite: bool = True) -> np.ndarray:
@@ -490,10 +492,24 @@ def coherence_with_guarantees(
 
 
 def compressibility_bytes(data: bytes) -> float:
-    """r: the zlib (level 9) compressed size over the raw size, clamped to [0, 1]; 1 means incompressible."""
+    """r: the zlib compressed size over the raw size, clamped to [0, 1]; 1 means incompressible.
+
+    zlib's default level (6). Level 9 squeezes out a few per cent more on data full of repeats (float32
+    values widened to float64, small integers), and takes five to ten times as long on exactly that data:
+    45 s instead of 4 s for a 10 000 x 768 cloud. Data over ZLIB_BLOCK bytes is compressed in blocks of
+    that size, on as many threads as there are cores; each block loses only the first 32 KiB of history
+    (DEFLATE's window), and the result does not depend on the number of threads.
+    """
     if not data:
         raise ValueError("cannot measure the compressibility of empty data")
-    return min(1.0, max(0.0, len(zlib.compress(data, 9)) / len(data)))
+    view = memoryview(data)
+    blocks = [view[start : start + ZLIB_BLOCK] for start in range(0, len(view), ZLIB_BLOCK)]
+    if len(blocks) == 1:
+        compressed = len(zlib.compress(view, ZLIB_LEVEL))
+    else:
+        with ThreadPoolExecutor(min(len(blocks), os.cpu_count() or 1)) as pool:  # zlib lets go of the GIL
+            compressed = sum(pool.map(lambda block: len(zlib.compress(block, ZLIB_LEVEL)), blocks))
+    return min(1.0, max(0.0, compressed / len(view)))
 
 
 def product_quantise(embeddings: Any, subspaces: int = 8, codes: int = 256, seed: int = 0) -> np.ndarray:

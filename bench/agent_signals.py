@@ -1,11 +1,12 @@
-"""How fast the agent computes its signals: coh★ vectorised against a per-direction loop, and PQ r.
+"""How fast the agent computes its signals: coh★ vectorised against a per-direction loop, and r.
 
 Prints the best (and the median) of several runs for coh★ over 10 000 x 768 points (M=100 directions,
 B=20 bins), the vectorised ``coherence`` against ``coherence_loop`` (one projection and one np.histogram
 per direction, the straightforward way), checks both give the same coh★ and v★ (for the timed seed and a
-few more), and times product quantisation of 2 000 x 768 embeddings (8 subspaces x 256 codes) followed
-by zlib. The loop is bound by memory bandwidth and the vectorised version by arithmetic, so their ratio
-depends on what else the machine is doing; run it on a quiet machine for the figures to compare.
+few more), times product quantisation of 2 000 x 768 embeddings (8 subspaces x 256 codes) followed
+by zlib, and r from the bytes of a 10 000 x 768 cloud of float32 values widened to float64. The loop
+is bound by memory bandwidth and the vectorised version by arithmetic, so their ratio depends on what
+else the machine is doing; run it on a quiet machine for the figures to compare.
 
     .venv/bin/python bench/agent_signals.py [--repeat 5]
 """
@@ -22,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent_client.signals import coherence, coherence_loop, compressibility_embeddings
+from agent_client.signals import coherence, coherence_loop, compressibility_bytes, compressibility_embeddings
 
 
 def best_of(repeat: int, fn, *args, **kwargs):
@@ -61,6 +62,10 @@ def main() -> None:
     embeddings = rng.standard_normal((2_000, 768))
     pq, r = best_of(args.repeat, compressibility_embeddings, embeddings, subspaces=8, codes=256, seed=7)
     print(f"PQ r 2000x768, 8 subspaces x 256 codes + zlib: {pq * 1000:.0f} ms (best of {args.repeat}), r={r:.4f}")
+    widened = rng.standard_normal((10_000, 768)).astype(np.float32).astype("<f8").tobytes()
+    zlib_time, r_bytes = best_of(min(args.repeat, 3), compressibility_bytes, widened)
+    print(f"r from bytes, 10000x768 float32 values as float64 (61 MB): {zlib_time:.2f} s (best of "
+          f"{min(args.repeat, 3)}), r={r_bytes:.4f}")  # fmt: skip
     if not same:
         sys.exit("vectorised and loop coherence disagree")
 
