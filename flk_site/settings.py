@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "flk_site.middleware.DatabaseUnavailableMiddleware",  # django-prometheus, below, sees the exception first
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 

@@ -155,3 +155,43 @@ def test_after_a_database_restart_the_next_submissions_succeed_on_new_connection
         answers = list(pool.map(lambda p: post(service, p), after))
     assert [a.status_code for a in answers] == [200] * 40
     assert PcsRecord.objects.filter(pcs_id__in=[p["pcs_id"] for p in after]).count() == 40
+
+
+def test_pages_and_logins_during_an_outage_are_a_503_with_retry_after_not_a_500(gunicorn_service, db_proxy):
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+    from django.contrib.auth.models import User
+
+    # Hashed as the service hashes (the test settings use a fast hasher the service does not know).
+    hasher = PBKDF2PasswordHasher()
+    password = hasher.encode("correct-horse-battery-staple", hasher.salt())
+    User.objects.create(username="rita", password=password, is_staff=True, is_superuser=True)
+    db = connection.settings_dict
+    service = gunicorn_service(
+        DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@127.0.0.1:{db_proxy.port}/{db['NAME']}"
+    )
+    signed_in = requests.Session()
+    form = signed_in.get(f"{service.url}/accounts/login/", timeout=30)
+    assert form.status_code == 200
+    login = {"username": "rita", "password": "correct-horse-battery-staple",
+             "csrfmiddlewaretoken": signed_in.cookies["csrftoken"]}  # fmt: skip
+    referer = {"Referer": f"{service.url}/accounts/login/"}
+    logged_in = signed_in.post(f"{service.url}/accounts/login/", data=login, headers=referer, timeout=30)
+    assert logged_in.history and logged_in.history[0].status_code == 302  # to the page after logging in
+    assert signed_in.get(f"{service.url}/review/", timeout=30, allow_redirects=False).status_code == 200
+
+    db_proxy.cut()
+    stranger = requests.Session()
+    stranger.get(f"{service.url}/accounts/login/", timeout=30)  # the form needs no database
+    attempts = {
+        "log in": stranger.post(f"{service.url}/accounts/login/", timeout=30, headers=referer,
+                                data={**login, "csrfmiddlewaretoken": stranger.cookies["csrftoken"]}),
+        "review queue": signed_in.get(f"{service.url}/review/", timeout=30, allow_redirects=False),
+        "admin": signed_in.get(f"{service.url}/admin/ingest/tenant/", timeout=30, allow_redirects=False),
+    }  # fmt: skip
+    for what, answer in attempts.items():
+        assert answer.status_code == 503, what
+        assert int(answer.headers["Retry-After"]) >= 1, what
+        assert "cannot reach its database" in answer.text, what
+
+    db_proxy.restore()
+    assert signed_in.get(f"{service.url}/review/", timeout=30, allow_redirects=False).status_code == 200
