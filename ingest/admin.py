@@ -309,7 +309,13 @@ class VerifyParamsAdmin(admin.ModelAdmin):
             size = request.POST.get("sample_size", "").strip()
             if size.isdigit() and 1 <= int(size) <= whatif.MAX_SAMPLE_SIZE:
                 report = whatif.request_whatif(obj, int(size), request.user)
-                self.message_user(request, f"What-if of v{obj.version} on the last {size} PCS started.")
+                report.refresh_from_db(fields=["status", "error"])
+                if report.status == WhatIfReport.Status.FAILED:
+                    self.message_user(
+                        request, f"What-if of v{obj.version} not started: {report.error}.", messages.ERROR
+                    )
+                else:
+                    self.message_user(request, f"What-if of v{obj.version} on the last {size} PCS started.")
                 return HttpResponseRedirect(reverse("admin:ingest_whatifreport_change", args=[report.pk]))
             error = f"a whole number within [1, {whatif.MAX_SAMPLE_SIZE}]"
         return TemplateResponse(request, "admin/ingest/verifyparams/whatif.html",

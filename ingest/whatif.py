@@ -12,6 +12,7 @@ import logging
 
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from ingest.models import PcsRecord, VerifyParams, WhatIfReport
 from ingest.params import params_values
@@ -25,16 +26,30 @@ EXAMPLES_PER_TRANSITION = 5
 
 def request_whatif(params: VerifyParams, sample_size: int, user: object | None) -> WhatIfReport:
     """Create a pending report for ``params`` and enqueue its computation once the row is committed."""
-    from ingest.whatif_tasks import run_whatif_report
-
     if not 1 <= sample_size <= MAX_SAMPLE_SIZE:
         raise ValueError(f"the number of PCS must be within [1, {MAX_SAMPLE_SIZE}]")
     report = WhatIfReport.objects.create(
         params=params, sample_size=sample_size, created_by=user if getattr(user, "pk", None) else None
     )
     # The worker must find the row: enqueue only after the commit.
-    transaction.on_commit(lambda: run_whatif_report.delay(report.pk))
+    transaction.on_commit(lambda: _enqueue(report.pk))
     return report
+
+
+QUEUE_UNREACHABLE = "the task queue (Redis) could not be reached; request the report again once it is back"
+
+
+def _enqueue(report_id: int) -> None:
+    """Hand the report to a worker; if the broker is unreachable, the report fails at once, saying why."""
+    from ingest.whatif_tasks import run_whatif_report
+
+    try:
+        run_whatif_report.delay(report_id)
+    except KombuOperationalError:
+        log.warning("whatif_enqueue_failed", extra={"event": "whatif_enqueue_failed", "report": report_id})
+        WhatIfReport.objects.filter(pk=report_id, status=WhatIfReport.Status.PENDING).update(
+            status=WhatIfReport.Status.FAILED, error=QUEUE_UNREACHABLE, finished_at=timezone.now()
+        )
 
 
 def compute_whatif(report_id: int) -> WhatIfReport:

@@ -67,3 +67,29 @@ def test_a_real_worker_computes_the_report(admin_client, unsigned_default_tenant
     assert report.status == "done", real_celery_worker.read_text()[-3000:]
     assert (report.examined, report.transitions) == (3, {"accept→escalate": 3})
     assert set(PcsRecord.objects.values_list("decision", flat=True)) == {"accept"}
+
+
+def test_with_the_task_queue_unreachable_the_report_fails_at_once_saying_why(gunicorn_service):
+    """Redis down under gunicorn: the admin is told, the report does not wait as pending for ever, no 500."""
+    import requests
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+    from django.contrib.auth.models import User
+
+    hasher = PBKDF2PasswordHasher()  # as the service hashes; the test settings use another hasher
+    User.objects.create(username="root", password=hasher.encode("pw-for-tests", hasher.salt()), is_staff=True,
+                        is_superuser=True)  # fmt: skip
+    draft = draft_with(base=0.2)
+    service = gunicorn_service(REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens on port 1
+    admin = requests.Session()
+    login_url = f"{service.url}/admin/login/"
+    admin.get(login_url, timeout=30)
+    admin.post(login_url, data={"username": "root", "password": "pw-for-tests", "next": "/admin/",
+                                "csrfmiddlewaretoken": admin.cookies["csrftoken"]}, timeout=30)  # fmt: skip
+    whatif_url = f"{service.url}/admin/ingest/verifyparams/{draft.pk}/whatif/"
+    assert admin.get(whatif_url, timeout=30).status_code == 200
+    answer = admin.post(whatif_url, data={"sample_size": "3", "csrfmiddlewaretoken": admin.cookies["csrftoken"]},
+                        timeout=60)  # fmt: skip
+    report = WhatIfReport.objects.get()
+    assert answer.status_code == 200 and answer.url.endswith(f"/whatifreport/{report.pk}/change/")
+    assert "not started: the task queue (Redis) could not be reached" in answer.text
+    assert report.status == "failed" and "could not be reached" in report.error and report.finished_at
