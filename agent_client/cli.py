@@ -34,7 +34,7 @@ CSV_DELIMITERS = (",", "\t", ";")  # looked for in this order in a CSV's first l
 
 
 def load_points(path: str) -> np.ndarray:
-    """A point cloud from a ``.npy`` array or a CSV of numeric columns (one point per row, optional header).
+    """A point cloud from a ``.npy`` array (or a ``.npz`` holding one) or a CSV of numeric columns.
 
     The CSV's separator is the first of comma, tab and semicolon found in its first line (else spaces, or a
     single column); fields may be quoted, and a UTF-8 byte order mark (as spreadsheets write) is skipped.
@@ -42,11 +42,17 @@ def load_points(path: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise CliError(f"no such file: {path}")
-    if p.suffix.lower() == ".npy":
+    if p.suffix.lower() in (".npy", ".npz"):
         try:
             cloud = np.load(p, allow_pickle=False)
+            if isinstance(cloud, np.lib.npyio.NpzFile):
+                with cloud as archive:
+                    if len(archive.files) != 1:
+                        names = ", ".join(archive.files) or "none"
+                        raise CliError(f"{path} holds {len(archive.files)} arrays ({names}); build reads one")
+                    cloud = archive[archive.files[0]]
         except (ValueError, OSError) as exc:
-            raise CliError(f"{path} is not a readable .npy array: {exc}") from None
+            raise CliError(f"{path} is not a readable {p.suffix.lower()} array: {exc}") from None
         if not np.issubdtype(cloud.dtype, np.number) or cloud.ndim not in (1, 2):
             raise CliError(f"{path} must hold a 1-D or 2-D numeric array, got {cloud.dtype} with {cloud.ndim} dims")
         return cloud.astype(np.float64)
@@ -245,7 +251,13 @@ def make_parser() -> argparse.ArgumentParser:
         "header; one point per row). Signs with PCS_HMAC_KEY or PCS_ED25519_SEED_B64 when set. "
         "The same file and arguments always give the same PCS.",
     )
-    b.add_argument("--in", dest="input", required=True, metavar="PATH", help=".npy array or CSV of numeric columns")
+    b.add_argument(
+        "--in",
+        dest="input",
+        required=True,
+        metavar="PATH",
+        help=".npy array (or .npz holding one) or CSV of numeric columns",
+    )
     b.add_argument("--shard-id", required=True, help="the shard this work belongs to")
     b.add_argument("--epoch", type=int, required=True, help="the epoch (integer ≥ 0)")
     b.add_argument("--seed", type=int, required=True, help="seed of the random directions; written to the PCS")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent_client.cli import load_points
+from agent_client.cli import CliError, load_points
 from flk_site.testing import make_pcs
 from ingest.models import PcsRecord
 
@@ -86,6 +86,16 @@ def test_spreadsheet_and_other_csv_dialects_read_as_the_same_points(tmp_path):
     assert load_points(plain).tolist() == rows.tolist()
     for path in variants:
         assert load_points(path).tolist() == rows.tolist(), path
+
+
+def test_an_npz_holding_one_array_reads_like_the_npy_and_one_holding_more_is_refused_by_name(tmp_path):
+    points = np.random.default_rng(15).random((40, 3))
+    np.save(tmp_path / "points.npy", points)
+    np.savez_compressed(tmp_path / "one.npz", cloud=points)
+    np.savez(tmp_path / "two.npz", cloud=points, labels=np.arange(40))
+    assert load_points(str(tmp_path / "one.npz")).tolist() == load_points(str(tmp_path / "points.npy")).tolist()
+    with pytest.raises(CliError, match=r"two.npz holds 2 arrays \(cloud, labels\); build reads one"):
+        load_points(str(tmp_path / "two.npz"))
 
 
 def test_a_cloud_whose_points_coincide_but_for_a_huge_coordinate_builds_a_fully_coherent_pcs(tmp_path):
