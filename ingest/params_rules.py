@@ -6,6 +6,7 @@ tests. A wrong parameter silently widens what is accepted, so every rule names t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 # The fields an admin tunes, in the order the admin and the diff show them.
@@ -37,6 +38,7 @@ def invariant_errors(values: Mapping[str, float]) -> dict[str, list[str]]:
       ``base + alpha + gamma·(1 + tolCoh)``, which must not exceed 1. The D̂ term ``beta·max(0, D̂ − D0)``
       is unbounded in D̂ by design (a runaway dimension saturates the budget at 1 by clamping), so D0 ≥ 0
       is all that is asked of it;
+    - every value is a finite number;
     - sticky D̂ max < non-sticky D̂ min (otherwise the regimes overlap), r0 > 0, n_min ≥ 1, TTL ≥ 1 day.
     Missing values are reported on their field rather than raising.
     """
@@ -53,8 +55,11 @@ def invariant_errors(values: Mapping[str, float]) -> dict[str, list[str]]:
         else:
             try:
                 v[name] = float(raw)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 add(name, "must be a number")
+                continue
+            if not math.isfinite(v[name]):  # e.g. 1e999 in a policy: an infinite tolerance would switch a check off
+                add(name, "must be a finite number")
     if errors:
         return errors
 

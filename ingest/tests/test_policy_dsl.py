@@ -48,6 +48,8 @@ def test_the_defaults_match_the_verifier():
         ("tolerance X = 1", 1, 11, "unexpected character 'X'"),
         ("\n\nconformal delta = 0.5,", 3, 23, "expected one of: CONFORMAL_NAME"),
         ("dedup ttl = 1.5 days", 1, 13, "whole number"),
+        ("tolerance D_hat = 1e999", 1, 19, "tol_d must be a finite number"),
+        ("score r0 = " + "9" * 400, 1, 12, "r0 must be a finite number"),
     ],
 )
 def test_a_broken_rule_is_refused_with_line_and_column(policy, line, column, words):
@@ -55,6 +57,15 @@ def test_a_broken_rule_is_refused_with_line_and_column(policy, line, column, wor
         compile_policy(policy, DEFAULTS)
     assert (refused.value.line, refused.value.column) == (line, column)
     assert words in refused.value.message
+
+
+@pytest.mark.django_db
+def test_a_policy_with_an_infinite_value_stores_no_draft(admin_client):
+    response = admin_client.post(
+        "/admin/ingest/verifyparams/policy/", {"policy": "tolerance D_hat = 1e999\n", "reason": "no D̂ check"}
+    )
+    assert response.status_code == 200 and "must be a finite number" in response.content.decode()
+    assert list(VerifyParams.objects.values_list("version", flat=True)) == [1]
 
 
 @pytest.mark.django_db
