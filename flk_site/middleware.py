@@ -1,13 +1,14 @@
-"""503 with Retry-After, instead of a 500, for any page or API call that fails because the database is away."""
+"""Project-wide middleware: a 503 when the database is away, and query parameters without NUL characters."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.template.loader import render_to_string
 
 log = logging.getLogger("flk.request")
@@ -38,3 +39,20 @@ class DatabaseUnavailableMiddleware:
             response = HttpResponse(render_to_string("503.html", {"retry_after": retry_after}), status=503)
         response["Retry-After"] = str(retry_after)
         return response
+
+
+class NulFreeQueryMiddleware:
+    """Drops NUL characters from query parameters: PostgreSQL text cannot hold them, so a filter such as
+    ``?decision=%00`` in the admin would fail in the database with a 500. Without them it is just a value
+    that matches nothing."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "%00" in request.META.get("QUERY_STRING", ""):
+            pairs = [(key, value) for key, values in request.GET.lists() for value in values]
+            request.GET = QueryDict(
+                urlencode([(key.replace("\x00", ""), value.replace("\x00", "")) for key, value in pairs])
+            )
+        return self.get_response(request)

@@ -41,9 +41,8 @@ def reviewer_required(view):
 @reviewer_required
 def queue(request: HttpRequest) -> HttpResponse:
     waiting = services.visible_items(request.user).filter(stage__in=services.QUEUED)
-    # Filter values go into SQL parameters: PostgreSQL text cannot hold NUL, so drop it rather than fail.
-    filters = {k: request.GET.get(k, "").replace("\x00", "").strip()[:128]
-               for k in ("tenant", "decision", "regime", "reason", "age")}  # fmt: skip
+    # Filter values go into SQL parameters (flk_site.middleware has dropped any NUL character from them).
+    filters = {k: request.GET.get(k, "").strip()[:128] for k in ("tenant", "decision", "regime", "reason", "age")}
     items = waiting
     if filters["tenant"]:
         items = items.filter(tenant=filters["tenant"])

@@ -70,3 +70,16 @@ def test_the_index_counts_the_open_review_queue_and_todays_drift_alerts(
     page = admin_client.get("/admin/").content.decode()
     assert f'id="figure-queue-depth">{open_items}<' in page
     assert 'id="figure-drift-alerts">1<' in page
+
+
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [("?decision=%00", 0), ("?decision=accept%00", 1), ("?decision=%00escalate", 0), ("?q=%00&decision=%00", 0)],
+)
+def test_a_nul_character_in_a_filter_is_dropped_instead_of_failing_in_the_database(
+    admin_client, unsigned_default_tenant, submit, query, shown
+):
+    submit(make_pcs())  # accepted
+    response = admin_client.get(f"/admin/ingest/pcsrecord/{query}")
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == shown
