@@ -134,7 +134,19 @@ class Sender:
             session.auth = requests.utils.get_netrc_auth(self.url)
             session.trust_env = False
             self._local.session = session
+            # Every POST goes to the same URL with the same headers and credentials: the request is prepared
+            # once (headers merged, auth applied) and copied with a new body for each PCS, which spares
+            # requests' merging of settings on every call (a sixth of the agent's CPU per PCS). Cookies the
+            # service might set are therefore not sent back; the API sets none.
+            headers = {"Content-Type": "application/json", **({"X-Tenant-Id": self.tenant} if self.tenant else {})}
+            self._local.template = session.prepare_request(requests.Request("POST", self.url, headers=headers))
         return session
+
+    def _post(self, body: bytes) -> requests.Response:
+        session = self._session()
+        request = self._local.template.copy()
+        request.prepare_body(body, None)
+        return session.send(request, timeout=self.timeout)
 
     def submit(self, pcs: dict[str, Any]) -> Result:
         """Append ``pcs`` to the outbox (durably), then deliver it."""
@@ -143,9 +155,6 @@ class Sender:
     def send(self, entry: Entry) -> Result:
         """Deliver one entry: retry as the module docstring says, then ack it or move it to the DLQ."""
         pcs_id = str(entry.pcs.get("pcs_id", ""))
-        headers = {"Content-Type": "application/json"}
-        if self.tenant:
-            headers["X-Tenant-Id"] = self.tenant
         status: int | None = None
         error = ""
         for attempt in range(1, self.max_attempts + 1):
@@ -153,7 +162,7 @@ class Sender:
             body = json.dumps(entry.pcs, separators=(",", ":"), ensure_ascii=False).encode()
             wait: float | None = None
             try:
-                response = self._session().post(self.url, data=body, headers=headers, timeout=self.timeout)
+                response = self._post(body)
             except requests.RequestException as exc:
                 status, error = None, f"{type(exc).__name__}: {exc}"
             else:
@@ -209,7 +218,8 @@ class Sender:
 
 
 def _json_or_text(response: requests.Response) -> Any:
+    """The answer's JSON (UTF-8, as JSON is, which json.loads reads from bytes), else its text."""
     try:
-        return response.json()
+        return json.loads(response.content)
     except ValueError:
         return response.text

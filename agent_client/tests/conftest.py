@@ -16,11 +16,13 @@ class ScriptedServer:
         self.script = list(script)
         self.arrivals: list[float] = []
         self.targets: list[str] = []  # each request line's target: an absolute URL when sent as to a proxy
+        self.received: list[tuple[dict[str, str], bytes]] = []  # each request's headers and body
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.received.append((dict(self.headers.items()), body))
                 outer.arrivals.append(time.monotonic())
                 outer.targets.append(self.path)
                 status, headers = outer.script.pop(0) if outer.script else (200, {})

@@ -1,6 +1,9 @@
-"""The sender goes through the proxy the environment names, and straight to hosts NO_PROXY exempts."""
+"""What each POST carries (tenant, body, credentials from ~/.netrc) and the proxy the environment names."""
 
 from __future__ import annotations
+
+import base64
+import json
 
 import pytest
 
@@ -44,3 +47,32 @@ def test_without_no_proxy_the_dead_proxy_is_used_and_the_pcs_waits_in_the_dlq(re
     with Outbox(tmp_path / "outbox") as outbox:
         result = Sender(recorder.url, outbox, max_attempts=1).submit(make_pcs())
     assert result.outcome == DEAD and recorder.targets == []
+
+
+def test_each_post_carries_the_tenant_and_its_own_body_and_attempt(scripted, tmp_path):
+    server = scripted([(503, {"Retry-After": "0"})])  # the first PCS is tried twice, on the same thread
+    first, second = make_pcs(), make_pcs()
+    with Outbox(tmp_path / "outbox") as outbox:
+        sender = Sender(server.url, outbox, tenant="acme", sleep=lambda _s: None)
+        assert [sender.submit(p).outcome for p in (first, second)] == [DELIVERED, DELIVERED]
+    sent = [(headers, json.loads(body)) for headers, body in server.received]
+    assert [(pcs["pcs_id"], pcs["attempt"]) for _, pcs in sent] == [
+        (first["pcs_id"], 1),
+        (first["pcs_id"], 2),
+        (second["pcs_id"], 1),
+    ]
+    for (headers, _), (_, body) in zip(sent, server.received, strict=True):
+        assert headers["X-Tenant-Id"] == "acme" and headers["Content-Type"] == "application/json"
+        assert int(headers["Content-Length"]) == len(body)
+        assert "Authorization" not in headers
+
+
+def test_credentials_for_the_host_in_netrc_are_sent(recorder, monkeypatch, tmp_path):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login agent password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with Outbox(tmp_path / "outbox") as outbox:
+        assert Sender(recorder.url, outbox).submit(make_pcs()).outcome == DELIVERED
+    ((headers, _),) = recorder.received
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"agent:s3cret").decode()
