@@ -63,7 +63,7 @@ def _pcs_id_of(body: bytes) -> str | None:
     """The claimed pcs_id of a body, or None when it is not a JSON object with a string pcs_id."""
     try:
         parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested past the parser's depth: unparsable too
         return None
     pcs_id = parsed.get("pcs_id") if isinstance(parsed, dict) else None
     return pcs_id if isinstance(pcs_id, str) else None

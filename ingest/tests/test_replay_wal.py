@@ -113,6 +113,22 @@ def test_bodies_that_fail_schema_or_signature_are_skipped_and_counted(wal_dir, h
     assert PcsRecord.objects.count() == 1
 
 
+def test_a_body_nested_past_the_json_parsers_depth_is_skipped_and_does_not_stop_the_replay(
+    wal_dir, hmac_default_tenant
+):
+    """The WAL keeps whatever a client sent before it is parsed, so one such body must not halt every replay."""
+    kept_in_wal(b"[" * 30_000 + b"]" * 30_000)
+    kept_in_wal(json.dumps(signed(make_pcs()))[:-1].encode() + b', "note": ' + b'{"a":' * 5000 + b"1" + b"}" * 5001)
+    good = signed(make_pcs())
+    kept_in_wal(good)
+
+    report = replay.replay_wal()
+
+    assert (report.seen, report.stored, report.skipped) == (3, 1, 2)
+    assert report.skipped_by_reason == {"unparsable": 2}
+    assert list(PcsRecord.objects.values_list("pcs_id", flat=True)) == [good["pcs_id"]]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_body_the_database_refuses_is_skipped_and_the_rest_of_its_slice_stored(wal_dir, hmac_default_tenant):
     """1e400 passes the schema (an unchecked field) but is not JSON to PostgreSQL once it is infinity."""
