@@ -61,6 +61,7 @@ def build_pcs(
     cloud_source = points if points is not None else embeddings
     if cloud_source is None:
         raise ValueError("build_pcs needs a point cloud (points=) or embeddings (embeddings=)")
+    signals.require_real(cloud_source)
     cloud = np.asarray(cloud_source, dtype=np.float64)
     if cloud.ndim == 1:
         cloud = cloud[:, None]

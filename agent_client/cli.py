@@ -53,8 +53,10 @@ def load_points(path: str) -> np.ndarray:
                     cloud = archive[archive.files[0]]
         except (ValueError, OSError) as exc:
             raise CliError(f"{path} is not a readable {p.suffix.lower()} array: {exc}") from None
-        if not np.issubdtype(cloud.dtype, np.number) or cloud.ndim not in (1, 2):
-            raise CliError(f"{path} must hold a 1-D or 2-D numeric array, got {cloud.dtype} with {cloud.ndim} dims")
+        if not np.issubdtype(cloud.dtype, np.number) or np.iscomplexobj(cloud) or cloud.ndim not in (1, 2):
+            raise CliError(
+                f"{path} must hold a 1-D or 2-D array of real numbers, got {cloud.dtype} with {cloud.ndim} dims"
+            )
         return cloud.astype(np.float64)
     try:
         with open(p, encoding="utf-8-sig") as handle:

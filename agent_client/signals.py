@@ -29,7 +29,16 @@ ZLIB_LEVEL = 6  # r from bytes; see compressibility_bytes
 ZLIB_BLOCK = 4 << 20
 
 
+def require_real(points: Any) -> None:
+    """ValueError for complex numbers, which a conversion to float64 would cut to their real parts silently."""
+    if np.iscomplexobj(points):
+        raise ValueError(
+            "the point cloud holds complex numbers: give real coordinates (e.g. real and imaginary parts as columns)"
+        )
+
+
 def _as_cloud(points: Any, check_finite: bool = True) -> np.ndarray:
+    require_real(points)
     cloud = np.asarray(points, dtype=np.float64)
     if cloud.ndim == 1:
         cloud = cloud[:, None]

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent_client import signals
+from agent_client.builder import build_pcs
 from agent_client.cli import CliError, load_points
 from flk_site.testing import make_pcs
 from ingest.models import PcsRecord
@@ -96,6 +98,16 @@ def test_an_npz_holding_one_array_reads_like_the_npy_and_one_holding_more_is_ref
     assert load_points(str(tmp_path / "one.npz")).tolist() == load_points(str(tmp_path / "points.npy")).tolist()
     with pytest.raises(CliError, match=r"two.npz holds 2 arrays \(cloud, labels\); build reads one"):
         load_points(str(tmp_path / "two.npz"))
+
+
+def test_complex_numbers_are_refused_not_cut_to_their_real_parts(tmp_path):
+    np.save(tmp_path / "complex.npy", np.random.default_rng(16).standard_normal((20, 2)) + 1j)
+    result = run("build", "--in", str(tmp_path / "complex.npy"), "--shard-id", "s", "--epoch", "0", "--seed", "1")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1  # no ComplexWarning beside it
+    assert "must hold a 1-D or 2-D array of real numbers, got complex128" in result.stderr
+    for compute in (lambda c: build_pcs(shard_id="s", epoch=0, points=c), signals.coherence, signals.dimension):
+        with pytest.raises(ValueError, match="the point cloud holds complex numbers"):
+            compute(np.ones((10, 2)) + 1j)
 
 
 def test_a_cloud_whose_points_coincide_but_for_a_huge_coordinate_builds_a_fully_coherent_pcs(tmp_path):
