@@ -103,7 +103,11 @@ class SubmitView(APIView):
             # decodes chunked bodies and ends the stream after them (gunicorn) says so in wsgi.input_terminated.
             if not request.META.get("wsgi.input_terminated"):
                 return render(error(411, "length_required", "this server needs a Content-Length header"))
-            body = request.META["wsgi.input"].read(limit + 1)
+            try:
+                body = request.META["wsgi.input"].read(limit + 1)
+            except Exception as exc:  # each server raises its own errors for a malformed chunk
+                detail = f"the chunked body could not be read ({type(exc).__name__}); nothing was stored"
+                return render(error(400, "malformed_chunked_body", detail))
         else:
             body = request.read(limit + 1)
         if len(body) > limit:

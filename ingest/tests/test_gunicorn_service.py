@@ -46,3 +46,24 @@ def test_a_chunked_body_is_read_whole_and_an_endless_one_stops_at_the_size_limit
     endless = (b" " * 4096 for _ in range(10_000))  # 40 MB of padding: the service reads 64 KiB and answers
     too_large = requests.post(f"{service.url}/v1/pcs/submit", data=endless, headers=headers, timeout=10)
     assert too_large.status_code == 413 and too_large.json()["code"] == "body_too_large"
+
+
+def test_a_malformed_chunked_body_is_a_400_and_nothing_is_stored(gunicorn_service):
+    import socket
+
+    from ingest.models import PcsRecord
+
+    service = gunicorn_service()
+    port = int(service.url.rsplit(":", 1)[1])
+    body = json.dumps(signed(make_pcs())).encode()
+    request = (b"POST /v1/pcs/submit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Connection: close\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + body + b"\r\n0\r\n\r\n")  # fmt: skip
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 400 Bad Request"
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])["code"] == "malformed_chunked_body"
+    assert not PcsRecord.objects.exists()
