@@ -5,6 +5,8 @@ What happens to an entry depends only on the server's answer:
 - 200 or 202: delivered (202 is a verdict, not a failure: the PCS was escalated or rejected), acked.
 - 400, 401, 409 and any other 4xx except 429: the server will never accept this body; moved to the DLQ with
   the status and the server's error, acked.
+- 3xx: the endpoint is not the service's (a proxy sending http to https, say); redirects are not followed,
+  and the entry goes to the DLQ with the redirect's target, for whoever fixes the endpoint.
 - 429 and 503: the server asks to wait; the wait is its ``Retry-After`` (seconds) when given.
 - other 5xx and network errors: retried after an exponential backoff with full jitter
   (a uniform wait in [0, min(cap, base·2^attempt)]).
@@ -146,7 +148,7 @@ class Sender:
         session = self._session()
         request = self._local.template.copy()
         request.prepare_body(body, None)
-        return session.send(request, timeout=self.timeout)
+        return session.send(request, timeout=self.timeout, allow_redirects=False)
 
     def submit(self, pcs: dict[str, Any]) -> Result:
         """Append ``pcs`` to the outbox (durably), then deliver it."""
@@ -172,6 +174,10 @@ class Sender:
                     log.info("delivered pcs_id=%s seq=%d status=%d attempts=%d", pcs_id, entry.seq, status, attempt)
                     return Result(entry.seq, pcs_id, DELIVERED, status, attempt, _json_or_text(response))
                 error = response.text[:2000]
+                if 300 <= status < 400:  # a POST redirected would be resent as a GET, or to where nobody chose
+                    where = response.headers.get("Location", "nowhere")
+                    error = f"the endpoint redirects to {where}: give that URL as the endpoint"
+                    return self._dead(entry, pcs_id, status, error, attempt)
                 if 400 <= status < 500 and status != 429:
                     return self._dead(entry, pcs_id, status, error, attempt)
                 if status in (429, 503):

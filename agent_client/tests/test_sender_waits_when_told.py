@@ -67,3 +67,15 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert retry_after_seconds("3") == 3.0
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: no wait
     assert retry_after_seconds("soon") is None
+
+
+def test_a_redirect_is_not_followed_and_the_pcs_waits_in_the_dlq_with_its_target(scripted, tmp_path):
+    server = scripted([(308, {"Location": "https://verifier.example/v1/pcs/submit"})])
+    with Outbox(tmp_path) as box:
+        result = Sender(server.url, box).submit(pcs())
+        assert (result.outcome, result.status, result.attempts) == (DEAD, 308, 1)
+        assert len(server.arrivals) == 1
+        [letter] = box.dead_letters()
+        assert letter.error == (
+            "the endpoint redirects to https://verifier.example/v1/pcs/submit: give that URL as the endpoint"
+        )
