@@ -231,10 +231,8 @@ def _endpoint(text: str) -> str:
     return text
 
 
-def _add_delivery(p: argparse.ArgumentParser, endpoint_required: bool = True) -> None:
-    p.add_argument(
-        "--endpoint", required=endpoint_required, type=_endpoint, help="the verifier's base URL, e.g. http://host:8000"
-    )
+def _add_delivery(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--endpoint", required=True, type=_endpoint, help="the verifier's base URL, e.g. http://host:8000")
     p.add_argument("--tenant", default=os.environ.get("FLK_TENANT"), help="X-Tenant-Id to send (env FLK_TENANT)")
     p.add_argument("--max-attempts", type=int, default=8, help="tries per PCS before it goes to the DLQ (default 8)")
     _add_outbox(p)
