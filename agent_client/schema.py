@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import datetime
 from typing import Any
 
 from agent_client import SCHEMA_NAME
@@ -30,6 +31,11 @@ _TOO_DEEP = f"body nests objects and arrays more than {MAX_NESTING} levels deep"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _VERSION = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})(\.(0|[1-9][0-9]{0,5}))?")
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]{1,128}")
+_RFC3339 = re.compile(
+    r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})[Tt ](?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})(\.\d{1,9})?"
+    r"([Zz]|[+-](?P<oh>\d{2}):(?P<om>\d{2}))",
+    re.ASCII,
+)
 
 REQUIRED = (
     "pcs_id", "schema", "version", "shard_id", "epoch", "scales", "N_j",
@@ -253,8 +259,8 @@ def validate_pcs(obj: dict[str, Any]) -> dict[str, Any]:
     if "sig" in obj and not isinstance(obj["sig"], str):
         err("sig", f"must be a base64 string, got {_json_type(obj['sig'])}")
 
-    if "sent_at" in obj and not isinstance(obj["sent_at"], str):
-        err("sent_at", "must be an RFC 3339 timestamp string")
+    if "sent_at" in obj and not _is_rfc3339(obj["sent_at"]):
+        err("sent_at", "must be an RFC 3339 timestamp string, e.g. 2026-11-24T10:00:00Z")
 
     if "ft" in obj:
         ft_errors = _ft_errors(obj["ft"])
@@ -314,6 +320,21 @@ def _validate_scales(obj: dict[str, Any], err: Any) -> None:
                 if extra:
                     parts.append(f"unexpected keys {', '.join(extra)}")
                 err("N_j", "keys must be the scales written as strings: " + "; ".join(parts))
+
+
+def _is_rfc3339(value: Any) -> bool:
+    """A full RFC 3339 date-time (date, time, offset or Z) that names a real instant."""
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return False
+    year, month, day, hour, minute, second, offset_hours, offset_minutes = (
+        int(part) if part else 0 for part in match.group("y", "mo", "d", "h", "mi", "s", "oh", "om")
+    )
+    try:
+        datetime(year, month, day, hour, minute, min(second, 59))  # 60: a leap second, which RFC 3339 allows
+    except ValueError:
+        return False
+    return second <= 60 and offset_hours <= 23 and offset_minutes <= 59
 
 
 def _scale_order(key: str) -> tuple[int, str]:

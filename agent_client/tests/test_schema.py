@@ -211,3 +211,36 @@ def test_escaped_and_non_ascii_text_that_is_valid_passes():
     pcs = dict(make_pcs(), note="caf\u00e9 \u2603 \U0001f600")
     assert parse_pcs(json.dumps(pcs).encode())["note"] == "café ☃ 😀"
     assert parse_pcs(json.dumps(pcs, ensure_ascii=False).encode("utf-8"))["note"] == "café ☃ 😀"
+
+
+@pytest.mark.parametrize(
+    "sent_at",
+    [
+        "2026-11-24T10:00:00Z",
+        "2026-11-24t10:00:00.123456789-05:30",
+        "2024-02-29T00:00:00+00:00",
+        "2026-12-31T23:59:60Z",
+    ],
+)
+def test_an_rfc3339_sent_at_is_accepted(sent_at):
+    assert parse_pcs(json.dumps(make_pcs(sent_at=sent_at)))["sent_at"] == sent_at
+
+
+@pytest.mark.parametrize(
+    "sent_at",
+    [
+        "yesterday",
+        "2026-11-24",
+        "2026-11-24T10:00:00",
+        "2026-13-01T00:00:00Z",
+        "2026-02-29T00:00:00Z",
+        "2026-11-24T24:00:00Z",
+        "2026-11-24T10:00:00+25:00",
+        "٢٠٢٦-11-24T10:00:00Z",
+        1764000000,
+    ],
+)
+def test_a_sent_at_that_is_not_an_rfc3339_instant_is_named(sent_at):
+    with pytest.raises(PcsInvalid) as refused:
+        parse_pcs(json.dumps(make_pcs(sent_at=sent_at)))
+    assert refused.value.errors == {"sent_at": ["must be an RFC 3339 timestamp string, e.g. 2026-11-24T10:00:00Z"]}
