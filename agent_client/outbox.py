@@ -70,7 +70,10 @@ def _read_records(path: Path) -> Iterator[dict[str, Any]]:
         except ValueError:
             if i == len(lines) - 1 or (i == len(lines) - 2 and not lines[-1]):
                 return  # torn tail of a crashed write: the record never happened
-            raise OutboxCorrupt(f"{path}: line {i + 1} is not JSON") from None
+            raise OutboxCorrupt(
+                f"{path}: line {i + 1} is not JSON, and it is not the last line, so it is damage rather than a "
+                "write cut short; nothing is guessed: repair or delete that line, then run again"
+            ) from None
 
 
 class OutboxCorrupt(RuntimeError):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 
-from agent_client.outbox import Entry, Outbox
+import pytest
+
+from agent_client.outbox import Entry, Outbox, OutboxCorrupt
 
 
 def pcs(n: int) -> dict:
@@ -120,3 +122,16 @@ def test_threads_appending_together_share_fsyncs_and_lose_nothing(tmp_path):
         assert all(e.pcs["ft"]["outbox_seq"] == e.seq for e in entries)
     with Outbox(tmp_path) as reopened:
         assert len(reopened.pending()) == 400
+
+
+def test_a_damaged_record_before_the_last_line_is_refused_with_where_it_is(tmp_path):
+    with Outbox(tmp_path) as box:
+        box.append({"pcs_id": "a"})
+        box.append({"pcs_id": "b"})
+    log = tmp_path / "outbox.log"
+    first, rest = log.read_bytes().split(b"\n", 1)
+    log.write_bytes(first[:-5] + b"#####\n" + rest)  # the first record, not the tail, is damaged
+    with Outbox(tmp_path) as box, pytest.raises(OutboxCorrupt) as refused:
+        box.pending()
+    assert str(refused.value).startswith(f"{log}: line 1 is not JSON")
+    assert "repair or delete that line" in str(refused.value)
