@@ -2,7 +2,9 @@
 
 What happens to an entry depends only on the server's answer:
 
-- 200 or 202: delivered (202 is a verdict, not a failure: the PCS was escalated or rejected), acked.
+- 200 or 202 with the verdict (a JSON object naming the PCS's pcs_id): delivered (202 is a verdict, not a
+  failure: the PCS was escalated or rejected), acked. A 200 or 202 without it comes from something other
+  than the verifier (a proxy's login page, say): the entry goes to the DLQ rather than being acked and lost.
 - 400, 401, 409 and any other 4xx except 429: the server will never accept this body; moved to the DLQ with
   the status and the server's error, acked.
 - 3xx: the endpoint is not the service's (a proxy sending http to https, say); redirects are not followed,
@@ -170,9 +172,16 @@ class Sender:
             else:
                 status = response.status_code
                 if status in (200, 202):
+                    answer = _json_or_text(response)
+                    if not (isinstance(answer, dict) and answer.get("pcs_id") == pcs_id):
+                        # Not the verifier's verdict (a proxy's login page, another server): acking would lose it.
+                        kind = response.headers.get("Content-Type") or "no Content-Type"
+                        error = (f"the endpoint answered {status} ({kind}) without this PCS's verdict: is it the "
+                                 "verifier, or is a proxy answering instead?")  # fmt: skip
+                        return self._dead(entry, pcs_id, status, error, attempt)
                     self.outbox.ack(entry.seq)
                     log.info("delivered pcs_id=%s seq=%d status=%d attempts=%d", pcs_id, entry.seq, status, attempt)
-                    return Result(entry.seq, pcs_id, DELIVERED, status, attempt, _json_or_text(response))
+                    return Result(entry.seq, pcs_id, DELIVERED, status, attempt, answer)
                 error = response.text[:2000]
                 if 300 <= status < 400:  # a POST redirected would be resent as a GET, or to where nobody chose
                     where = response.headers.get("Location", "nowhere")

@@ -52,8 +52,11 @@ class H(BaseHTTPRequestHandler):
     wbufsize = 65536  # one write per response: split writes meet delayed ACKs on a keep-alive connection
     disable_nagle_algorithm = True
     def do_POST(self):
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"{}")
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        at = body.find(b'"pcs_id":"') + 10  # the verdict names the PCS, which the agent checks before it acks
+        answer = b'{"pcs_id":"' + body[at:at + 64] + b'"}'
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer))); self.end_headers(); self.wfile.write(answer)
     def log_message(self, *a): pass
 s = ThreadingHTTPServer(("127.0.0.1", 0), H); print(s.server_address[1], flush=True); s.serve_forever()
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -9,8 +10,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 
+def _verdict(body: bytes) -> dict:
+    """What the verifier's 200 carries, as far as the agent checks it: the pcs_id of the PCS it judged."""
+    try:
+        pcs_id = json.loads(body).get("pcs_id")
+    except (ValueError, AttributeError):
+        pcs_id = None
+    return {"pcs_id": pcs_id, "accepted": True}
+
+
 class ScriptedServer:
-    """A local HTTP server answering POSTs from a script of (status, headers) and recording arrival times."""
+    """A local HTTP server answering POSTs from a script of (status, headers[, body]) and recording arrival times.
+
+    Without a body in the script, a 2xx carries the verdict of the PCS it was sent (its pcs_id), as the
+    verifier's does.
+    """
 
     def __init__(self, script: list[tuple[int, dict[str, str]]]):
         self.script = list(script)
@@ -25,8 +39,12 @@ class ScriptedServer:
                 outer.received.append((dict(self.headers.items()), body))
                 outer.arrivals.append(time.monotonic())
                 outer.targets.append(self.path)
-                status, headers = outer.script.pop(0) if outer.script else (200, {})
-                payload = b'{"accepted": true}' if status < 300 else b'{"detail": "scripted"}'
+                status, headers, *given = outer.script.pop(0) if outer.script else (200, {})
+                payload = (
+                    given[0]
+                    if given
+                    else json.dumps(_verdict(body) if status < 300 else {"detail": "scripted"}).encode()
+                )
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 from agent_client.outbox import Outbox
@@ -79,3 +80,17 @@ def test_a_redirect_is_not_followed_and_the_pcs_waits_in_the_dlq_with_its_target
         assert letter.error == (
             "the endpoint redirects to https://verifier.example/v1/pcs/submit: give that URL as the endpoint"
         )
+
+
+def test_a_200_that_is_not_the_verdict_of_this_pcs_goes_to_the_dlq_instead_of_being_acked(scripted, tmp_path):
+    login_page = b"<html><body>Sign in to continue</body></html>"
+    other_verdict = json.dumps({"pcs_id": "cd" * 32, "accepted": True}).encode()
+    server = scripted([(200, {}, login_page), (202, {}, other_verdict)])
+    with Outbox(tmp_path) as box:
+        sender = Sender(server.url, box)
+        results = [sender.submit(pcs()), sender.submit({"pcs_id": "ef" * 32, "ft": {}})]
+        assert [(r.outcome, r.status, r.attempts) for r in results] == [(DEAD, 200, 1), (DEAD, 202, 1)]
+        letters = box.dead_letters()
+        assert [letter.pcs_id for letter in letters] == ["ab" * 32, "ef" * 32]
+        assert all("without this PCS's verdict: is it the verifier" in letter.error for letter in letters)
+        assert box.pending() == []
