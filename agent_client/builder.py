@@ -130,6 +130,8 @@ def signing_key_from_env(environ: dict[str, str] | None = None) -> tuple[str, by
     import binascii
 
     env = os.environ if environ is None else environ
+    if env.get("PCS_HMAC_KEY") and env.get("PCS_ED25519_SEED_B64"):
+        raise ValueError("both PCS_HMAC_KEY and PCS_ED25519_SEED_B64 are set: set the one the tenant signs with")
     if env.get("PCS_HMAC_KEY"):
         return signing.HMAC, env["PCS_HMAC_KEY"].encode()
     if env.get("PCS_ED25519_SEED_B64"):

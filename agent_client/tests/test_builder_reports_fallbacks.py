@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from agent_client import signing
 from agent_client.builder import build_pcs, signing_key_from_env
@@ -48,3 +53,15 @@ def test_an_ed25519_seed_from_the_environment_signs_verifiably():
     pcs = build_pcs(shard_id="e", epoch=0, points=np.random.default_rng(6).random((100, 2)), alg=alg, key=key)
     verify_key = signing.load_ed25519_public_key(signing.ed25519_public_key_b64(seed))
     assert signing.ed25519_verify(verify_key, signing_digest(pcs), base64.b64decode(pcs["sig"]))
+
+
+def test_both_signing_keys_in_the_environment_is_an_error_not_a_silent_choice(tmp_path):
+    env = {"PCS_HMAC_KEY": "secret", "PCS_ED25519_SEED_B64": base64.b64encode(bytes(32)).decode()}
+    with pytest.raises(ValueError, match="both PCS_HMAC_KEY and PCS_ED25519_SEED_B64 are set"):
+        signing_key_from_env(env)
+    data = tmp_path / "cloud.npy"
+    np.save(data, np.random.default_rng(7).random((50, 2)))
+    flk_agent = str(Path(sys.executable).with_name("flk-agent"))
+    result = subprocess.run([flk_agent, "build", "--in", str(data), "--shard-id", "s", "--epoch", "0", "--seed", "1"],
+                            capture_output=True, text=True, env={**os.environ, **env}, timeout=120)  # fmt: skip
+    assert result.returncode == 2 and "both PCS_HMAC_KEY and PCS_ED25519_SEED_B64 are set" in result.stderr
