@@ -21,7 +21,7 @@ import numpy as np
 from agent_client import signals
 from agent_client.builder import build_pcs, signing_key_from_env
 from agent_client.outbox import Outbox, OutboxCorrupt
-from agent_client.schema import PcsInvalid, parse_pcs
+from agent_client.schema import MAX_INT64, PcsInvalid, parse_pcs
 
 DEFAULT_OUTBOX = os.path.join("~", ".local", "state", "flk-agent")
 
@@ -86,6 +86,16 @@ def _is_numeric_row(line: str, delimiter: str | None) -> bool:
     return True
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= MAX_INT64:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_INT64}, got {value}")
+    return value
+
+
 def _scales(text: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
@@ -120,7 +130,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     text = json.dumps(pcs, ensure_ascii=False, separators=(",", ":")) + "\n"
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write {args.out}: {exc.strerror}") from None
     else:
         sys.stdout.write(text)
     return 0
@@ -260,7 +273,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--shard-id", required=True, help="the shard this work belongs to")
     b.add_argument("--epoch", type=int, required=True, help="the epoch (integer ≥ 0)")
-    b.add_argument("--seed", type=int, required=True, help="seed of the random directions; written to the PCS")
+    b.add_argument(
+        "--seed", type=_seed, required=True, help="seed of the random directions (integer ≥ 0); written to the PCS"
+    )
     b.add_argument("--out", metavar="FILE", help="write the PCS JSON here instead of stdout")
     b.add_argument(
         "--scales", type=_scales, default=list(signals.DEFAULT_SCALES), help="box-counting scales (default 2,4,8,16,32)"

@@ -123,6 +123,17 @@ def test_a_cloud_whose_points_coincide_but_for_a_huge_coordinate_builds_a_fully_
     assert "too large to project" in refused.stderr
 
 
+def test_a_negative_seed_and_an_unwritable_output_are_named_errors(tmp_path):
+    data = tmp_path / "cloud.csv"
+    data.write_text("1,2\n3,4\n5,7\n")
+    negative = run("build", "--in", str(data), "--shard-id", "s", "--epoch", "0", "--seed", "-5")
+    assert negative.returncode == 2 and "argument --seed: must be between 0 and" in negative.stderr
+    into_a_directory = run("build", "--in", str(data), "--shard-id", "s", "--epoch", "0", "--seed", "1",
+                           "--out", str(tmp_path))  # fmt: skip
+    assert into_a_directory.returncode == 2
+    assert into_a_directory.stderr == f"flk-agent: error: cannot write {tmp_path}: Is a directory\n"
+
+
 def test_every_subcommand_explains_itself():
     for command in (
         ["build"],
