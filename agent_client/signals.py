@@ -97,6 +97,8 @@ def dimension(points: Any, scales: Sequence[int] = DEFAULT_SCALES) -> tuple[floa
 
 def random_directions(count: int, dims: int, seed: int) -> np.ndarray:
     """``count`` unit vectors drawn uniformly on the sphere in ``dims`` dimensions (normalised Gaussians)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"the seed must be an integer ≥ 0 (the PCS's seed), got {seed!r}")
     rng = np.random.default_rng(seed)
     raw = rng.standard_normal((count, dims))
     return raw / np.linalg.norm(raw, axis=1, keepdims=True)

@@ -76,6 +76,12 @@ def test_points_apart_by_a_rounding_step_only_are_fully_coherent_where_np_histog
     assert coherence(equal_rows_beside_a_huge_coordinate) == coherence_loop(equal_rows_beside_a_huge_coordinate)
 
 
+@pytest.mark.parametrize("seed", [-1, 1.5, "7", True])
+def test_a_seed_that_is_not_a_non_negative_integer_is_named(seed):
+    with pytest.raises(ValueError, match=r"the seed must be an integer ≥ 0 \(the PCS's seed\), got"):
+        coherence(np.random.default_rng(1).random((20, 3)), seed=seed)
+
+
 def test_epsilon_net_metadata_says_when_the_guarantee_holds():
     cloud = np.random.default_rng(7).random((100, 2))
     _, _, few = coherence_with_guarantees(cloud, directions=100)
