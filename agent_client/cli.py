@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -84,6 +85,26 @@ def _is_numeric_row(line: str, delimiter: str | None) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -247,7 +268,9 @@ def _endpoint(text: str) -> str:
 def _add_delivery(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint", required=True, type=_endpoint, help="the verifier's base URL, e.g. http://host:8000")
     p.add_argument("--tenant", default=os.environ.get("FLK_TENANT"), help="X-Tenant-Id to send (env FLK_TENANT)")
-    p.add_argument("--max-attempts", type=int, default=8, help="tries per PCS before it goes to the DLQ (default 8)")
+    p.add_argument(
+        "--max-attempts", type=_at_least_one, default=8, help="tries per PCS before it goes to the DLQ (default 8)"
+    )
     _add_outbox(p)
 
 
@@ -306,8 +329,8 @@ def make_parser() -> argparse.ArgumentParser:
         description="Send every pending PCS (for instance after a crash or an outage), then compact acked entries.",
     )
     _add_delivery(od)
-    od.add_argument("--concurrency", type=int, default=4, help="parallel requests (default 4)")
-    od.add_argument("--horizon", type=float, default=3600.0, help="keep acked entries this many seconds (3600)")
+    od.add_argument("--concurrency", type=_at_least_one, default=4, help="parallel requests (default 4)")
+    od.add_argument("--horizon", type=_seconds, default=3600.0, help="keep acked entries this many seconds (3600)")
     od.set_defaults(func=cmd_outbox_drain)
     os_ = osub.add_parser("status", help="show pending and dead-letter counts", description="Show the outbox state.")
     _add_outbox(os_)

@@ -112,6 +112,8 @@ class Sender:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ):
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.url = submit_url(endpoint)
         self.outbox = outbox
         self.tenant = tenant
@@ -210,6 +212,8 @@ class Sender:
 
     def drain(self, concurrency: int = 1, on_result: Callable[[Result], None] | None = None) -> DrainSummary:
         """Send every pending entry (oldest first), ``concurrency`` at a time; return what happened."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         summary = DrainSummary()
         pending = self.outbox.pending()
 

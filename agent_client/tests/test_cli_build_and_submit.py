@@ -134,6 +134,23 @@ def test_a_negative_seed_and_an_unwritable_output_are_named_errors(tmp_path):
     assert into_a_directory.stderr == f"flk-agent: error: cannot write {tmp_path}: Is a directory\n"
 
 
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        (["submit", "--max-attempts", "0"], "argument --max-attempts: must be at least 1, got 0"),
+        (["outbox", "drain", "--concurrency", "0"], "argument --concurrency: must be at least 1, got 0"),
+        (["outbox", "drain", "--horizon", "-1"], "argument --horizon: must be 0 or more seconds, got -1"),
+    ],
+)
+def test_counts_and_durations_out_of_range_are_refused_before_anything_is_sent(tmp_path, command, problem):
+    pcs = tmp_path / "pcs.json"
+    pcs.write_text(json.dumps(make_pcs()))
+    files = [str(pcs)] if command[0] == "submit" else []
+    result = run(*command, "--endpoint", "http://127.0.0.1:9", "--outbox", str(tmp_path / "outbox"), *files)
+    assert result.returncode == 2 and problem in result.stderr
+    assert not (tmp_path / "outbox").exists()
+
+
 def test_every_subcommand_explains_itself():
     for command in (
         ["build"],

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
+
 from agent_client.outbox import Outbox
 from agent_client.sender import DEAD, DELIVERED, Sender, backoff_delay, retry_after_seconds
 
@@ -94,3 +96,11 @@ def test_a_200_that_is_not_the_verdict_of_this_pcs_goes_to_the_dlq_instead_of_be
         assert [letter.pcs_id for letter in letters] == ["ab" * 32, "ef" * 32]
         assert all("without this PCS's verdict: is it the verifier" in letter.error for letter in letters)
         assert box.pending() == []
+
+
+def test_no_attempt_at_all_or_no_sender_thread_is_refused(tmp_path):
+    with Outbox(tmp_path) as box:
+        with pytest.raises(ValueError, match="max_attempts must be at least 1, got 0"):
+            Sender("http://127.0.0.1:9", box, max_attempts=0)
+        with pytest.raises(ValueError, match="concurrency must be at least 1, got 0"):
+            Sender("http://127.0.0.1:9", box).drain(concurrency=0)
