@@ -235,6 +235,10 @@ FLK_CALIBRATION_TRAFFIC_PROVIDER = "ingest.params.recent_traffic_scores"
 
 METRICS_USER = env_str("METRICS_USER")
 METRICS_PASS = env_str("METRICS_PASS")
+if bool(METRICS_USER) != bool(METRICS_PASS):  # one alone would leave /metrics at 404 without a word
+    raise ImproperlyConfigured(
+        "METRICS_USER and METRICS_PASS go together: set both (Basic Auth on /metrics) or neither"
+    )
 # Scrape-time collectors added to /metrics: dotted paths of callables returning a prometheus_client collector.
 FLK_METRICS_COLLECTORS: list[str] = [
     "calibration.metrics.calibration_collector",
@@ -266,6 +270,9 @@ LOGGING = {
             "filters": ["redact"],
         }
     },
-    "root": {"handlers": ["console"], "level": env_str("FLK_LOG_LEVEL") or "INFO"},
+    "root": {
+        "handlers": ["console"],
+        "level": env_choice("FLK_LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper(),
+    },
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

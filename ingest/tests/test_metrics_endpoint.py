@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 
+import pytest
 import requests
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
@@ -116,3 +120,23 @@ def test_counts_under_two_workers_match_what_was_sent(gunicorn_service, make_ten
         # Verification runs before the insert finds a stored outcome: duplicates are verified too.
         assert got[("flk_verify_latency_seconds_count", ())] == 16
         assert ("django_http_requests_total_by_method_total", (("method", "POST"),)) in got
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"METRICS_USER": "scraper"}, "METRICS_USER and METRICS_PASS go together"),
+        ({"METRICS_PASS": "secret"}, "METRICS_USER and METRICS_PASS go together"),
+        ({"FLK_LOG_LEVEL": "loud"}, "FLK_LOG_LEVEL='loud' must be one of debug, info, warning, error, critical"),
+    ],
+)
+def test_half_a_metrics_login_or_an_unknown_log_level_stops_the_start_with_the_variable_named(tmp_path, env, problem):
+    base = {k: v for k, v in os.environ.items() if k not in ("METRICS_USER", "METRICS_PASS", "FLK_LOG_LEVEL")}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={**base, "DJANGO_SETTINGS_MODULE": "flk_site.settings", "DJANGO_DEBUG": "1", "FLK_VAR_DIR": str(tmp_path),
+             **env},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert problem in result.stderr
