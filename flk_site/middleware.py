@@ -11,6 +11,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.template.loader import render_to_string
 
+from ingest.requestlog import API_PREFIX
+
 log = logging.getLogger("flk.request")
 
 
@@ -32,7 +34,7 @@ class DatabaseUnavailableMiddleware:
             return None
         log.warning("database_unavailable", extra={"event": "database_unavailable", "path": request.path})
         retry_after = settings.FLK_RETRY_AFTER_SECONDS
-        if request.path.startswith("/v1/"):
+        if request.path.startswith(API_PREFIX):
             detail = {"detail": "the database is unavailable, retry later", "code": "database_unavailable"}
             response: HttpResponse = JsonResponse(detail, status=503)
         else:

@@ -20,3 +20,7 @@ urlpatterns = [
 ]
 if settings.FLK_BENCH_NOOP:  # the benchmark's framework ceiling; never mounted otherwise
     urlpatterns.append(path("v1/bench/noop", health.BenchNoopView.as_view(), name="bench-noop"))
+
+handler400 = "flk_site.errors.bad_request"
+handler404 = "flk_site.errors.page_not_found"
+handler500 = "flk_site.errors.server_error"

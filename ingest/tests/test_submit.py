@@ -177,6 +177,28 @@ def test_a_chunked_body_on_a_server_that_cannot_read_one_is_411(hmac_default_ten
     assert not PcsRecord.objects.exists()
 
 
+def test_errors_django_raises_before_any_view_are_json_on_the_api_and_pages_elsewhere(client, unsigned_default_tenant):
+    wrong_host = client.post("/v1/pcs/submit", b"{}", content_type="application/json", HTTP_HOST="evil.example")
+    assert wrong_host.status_code == 400
+    assert wrong_host.json() == {"detail": "this service does not answer to the host 'evil.example'",
+                                 "code": "disallowed_host"}  # fmt: skip
+    unknown = client.get("/v1/pcs/submit/extra")
+    assert unknown.status_code == 404
+    assert unknown.json() == {"detail": "no API endpoint at /v1/pcs/submit/extra", "code": "not_found"}
+    page = client.get("/review/nowhere/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+    assert not PcsRecord.objects.exists()
+
+
+def test_an_internal_error_on_the_api_is_json_too(rf):
+    from flk_site.errors import server_error
+
+    api = server_error(rf.get("/v1/pcs/" + "a" * 64))
+    assert api.status_code == 500 and json.loads(api.content)["code"] == "server_error"
+    page = server_error(rf.get("/review/"))
+    assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
+
+
 @pytest.mark.parametrize("depth", [40, 5_000])
 def test_a_body_nested_too_deep_is_a_400_and_nothing_is_stored(hmac_default_tenant, submit, depth):
     body = json.dumps(signed(make_pcs()))[:-1] + ', "note": ' + '{"a":' * depth + "1" + "}" * depth + "}"

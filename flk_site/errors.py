@@ -1,0 +1,40 @@
+"""Error pages: JSON for the API under /v1/, Django's pages elsewhere.
+
+An agent whose request Django refuses before any view runs (a Host the service does not answer to, an
+unknown path) reads the reason in the same JSON shape as every other API error, not in an HTML page.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+
+from ingest.requestlog import API_PREFIX
+
+
+def _api(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not _api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, DisallowedHost):
+        host = request.META.get("HTTP_HOST", "")[:255]
+        body = {"detail": f"this service does not answer to the host {host!r}", "code": "disallowed_host"}
+    else:
+        body = {"detail": "the request was refused before it reached the API", "code": "bad_request"}
+    return JsonResponse(body, status=400)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not _api(request):
+        return defaults.page_not_found(request, exception)
+    return JsonResponse({"detail": f"no API endpoint at {request.path[:200]}", "code": "not_found"}, status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if not _api(request):
+        return defaults.server_error(request)
+    return JsonResponse({"detail": "internal error; it has been logged", "code": "server_error"}, status=500)
