@@ -22,10 +22,12 @@ from django.conf import settings
 from django.db import DatabaseError, DataError, connection, transaction
 from django.utils import timezone
 
+from agent_client.canonical import signing_digest
+from agent_client.schema import PcsInvalid, parse_pcs
 from calibration.services import generation_pinned as snapshot_generation_pinned
 from ingest import keyring, metrics, wal
 from ingest.config_cache import generation_pinned
-from ingest.keyring import TenantCredentials
+from ingest.keyring import SignatureRejected, TenantCredentials
 from ingest.models import PcsRecord
 from ingest.params import active_params_memo
 from ingest.services import Answer, process_bodies, process_body
@@ -223,26 +225,48 @@ class RetentionReport:
 
 
 def _segment_fully_stored(path: Path) -> bool:
-    keys: set[tuple[int, str]] = set()
+    """Whether every body of the segment has a stored outcome or can never get one (replay would skip it)."""
+    bodies: dict[tuple[int, str], list[tuple[TenantCredentials, wal.WalRecord]]] = {}
     for record in wal.read_segment(path):
         creds = _credentials(record.tenant)
         pcs_id = _pcs_id_of(record.body)
         if creds is None or pcs_id is None:
             continue  # such a body never gets an outcome; it does not hold the segment
-        keys.add((creds.tenant_id, pcs_id))
-    keys_list = list(keys)
-    for start in range(0, len(keys_list), DEFAULT_BATCH):
-        chunk = keys_list[start : start + DEFAULT_BATCH]
-        if len(stored_keys(chunk)) < len(chunk):
-            return False
+        bodies.setdefault((creds.tenant_id, pcs_id), []).append((creds, record))
+    keys = list(bodies)
+    for start in range(0, len(keys), DEFAULT_BATCH):
+        chunk = keys[start : start + DEFAULT_BATCH]
+        stored = stored_keys(chunk)
+        for key in chunk:
+            if key in stored:
+                continue
+            # Not stored: it holds the segment unless the verifier refuses it (schema, signature), as replay
+            # would, for ever; a body refused that way would otherwise keep its segment on disk for good.
+            if not all(_refused(creds, record) for creds, record in bodies[key]):
+                return False
     return True
+
+
+def _refused(creds: TenantCredentials, record: wal.WalRecord) -> bool:
+    """Whether the verifier refuses this body for its schema or signature (a 400 or 401, which replay skips).
+
+    The checks of ``check_body`` without its log line and metric: retention asks every few hours, and a
+    refusal must be counted once, when it is answered.
+    """
+    try:
+        pcs = parse_pcs(record.body)
+        keyring.check_signature(creds, signing_digest(pcs), pcs.get("sig"), record.received_at)
+    except (PcsInvalid, SignatureRejected):
+        return True
+    return False
 
 
 def purge_wal_segments(directory: Path | None = None, retention_days: int | None = None) -> RetentionReport:
     """Delete WAL segments last written more than FLK_WAL_RETENTION_DAYS ago whose bodies are all stored.
 
     A segment that still holds a body without a stored outcome is kept (and logged): replay needs it.
-    A body that can never get an outcome (bad JSON, unknown tenant) does not hold its segment.
+    A body that can never get an outcome (bad JSON, unknown tenant, refused for its schema or signature)
+    does not hold its segment.
     """
     days = retention_days if retention_days is not None else settings.FLK_WAL_RETENTION_DAYS
     cutoff = time.time() - days * 86400

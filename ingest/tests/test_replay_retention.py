@@ -61,6 +61,27 @@ def test_an_old_segment_holding_an_unstored_body_is_kept(wal_dir, hmac_default_t
     assert replay.purge_wal_segments().deleted == [name]
 
 
+def test_an_old_segment_whose_unstored_bodies_the_verifier_refuses_is_deleted(wal_dir, hmac_default_tenant):
+    """A body refused for its schema or signature never gets an outcome: it must not keep its segment for good."""
+    refused = [signed(make_pcs(), key=b"not the tenant's key"), {**signed(make_pcs()), "D_hat": "high"}]
+    name = segment_with(refused)
+    age_days(wal_dir / name, 30)
+    report = replay.replay_wal()
+    assert (report.stored, report.skipped) == (0, 2)  # replay skips them, run after run
+
+    assert replay.purge_wal_segments().deleted == [name]
+
+
+def test_an_old_segment_with_one_storable_body_among_refused_ones_is_kept(wal_dir, hmac_default_tenant):
+    storable = signed(make_pcs())
+    name = segment_with([signed(make_pcs(), key=b"not the tenant's key"), storable])
+    age_days(wal_dir / name, 30)
+
+    assert replay.purge_wal_segments().kept_unstored == [name]
+    assert replay.replay_wal().stored == 1
+    assert replay.purge_wal_segments().deleted == [name]
+
+
 def test_recent_segments_are_kept(wal_dir, hmac_default_tenant, submit):
     submit(signed(make_pcs()))
     (segment,) = wal.segments()
