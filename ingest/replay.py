@@ -248,7 +248,8 @@ def _segment_fully_stored(path: Path) -> bool:
 
 
 def _refused(creds: TenantCredentials, record: wal.WalRecord) -> bool:
-    """Whether the verifier refuses this body for its schema or signature (a 400 or 401, which replay skips).
+    """Whether this body is refused for good: its schema or signature (a 400 or 401, which replay skips), or a
+    value the database refuses (infinity from 1e400 in a field the schema does not check, a 400 too).
 
     The checks of ``check_body`` without its log line and metric: retention asks every few hours, and a
     refusal must be counted once, when it is answered.
@@ -256,7 +257,8 @@ def _refused(creds: TenantCredentials, record: wal.WalRecord) -> bool:
     try:
         pcs = parse_pcs(record.body)
         keyring.check_signature(creds, signing_digest(pcs), pcs.get("sig"), record.received_at)
-    except (PcsInvalid, SignatureRejected):
+        json.dumps(pcs, allow_nan=False)  # what the JSON column takes
+    except (PcsInvalid, SignatureRejected, ValueError):
         return True
     return False
 
@@ -265,8 +267,8 @@ def purge_wal_segments(directory: Path | None = None, retention_days: int | None
     """Delete WAL segments last written more than FLK_WAL_RETENTION_DAYS ago whose bodies are all stored.
 
     A segment that still holds a body without a stored outcome is kept (and logged): replay needs it.
-    A body that can never get an outcome (bad JSON, unknown tenant, refused for its schema or signature)
-    does not hold its segment.
+    A body that can never get an outcome (bad JSON, unknown tenant, refused for its schema, signature or by
+    the database) does not hold its segment.
     """
     days = retention_days if retention_days is not None else settings.FLK_WAL_RETENTION_DAYS
     cutoff = time.time() - days * 86400

@@ -29,10 +29,12 @@ def age_days(path, days: float) -> None:
 
 
 def segment_with(pcs_list) -> str:
-    """A closed segment holding these bodies (a fresh writer, as another process would have left it)."""
+    """A closed segment holding these bodies, PCS or raw bytes (a fresh writer, as another process would have
+    left it)."""
     writer = wal.WalWriter(settings.FLK_WAL_DIR, 10**9, 3600)
     for pcs in pcs_list:
-        writer.append(wal.encode_record("default", json.dumps(pcs).encode(), timezone.now()))
+        body = pcs if isinstance(pcs, bytes) else json.dumps(pcs).encode()
+        writer.append(wal.encode_record("default", body, timezone.now()))
     name = writer.active_segment()
     writer.close()
     return name
@@ -61,13 +63,18 @@ def test_an_old_segment_holding_an_unstored_body_is_kept(wal_dir, hmac_default_t
     assert replay.purge_wal_segments().deleted == [name]
 
 
+@pytest.mark.django_db(transaction=True)  # the database refuses a row: replay's transaction must be its own
 def test_an_old_segment_whose_unstored_bodies_the_verifier_refuses_is_deleted(wal_dir, hmac_default_tenant):
     """A body refused for its schema or signature never gets an outcome: it must not keep its segment for good."""
-    refused = [signed(make_pcs(), key=b"not the tenant's key"), {**signed(make_pcs()), "D_hat": "high"}]
+    refused = [
+        signed(make_pcs(), key=b"not the tenant's key"),
+        {**signed(make_pcs()), "D_hat": "high"},
+        json.dumps(signed(make_pcs()))[:-1].encode() + b', "note": 1e400}',  # infinity: the database refuses it
+    ]
     name = segment_with(refused)
     age_days(wal_dir / name, 30)
     report = replay.replay_wal()
-    assert (report.stored, report.skipped) == (0, 2)  # replay skips them, run after run
+    assert (report.stored, report.skipped) == (0, 3)  # replay skips them, run after run
 
     assert replay.purge_wal_segments().deleted == [name]
 
