@@ -61,14 +61,9 @@ def build_pcs(
     cloud_source = points if points is not None else embeddings
     if cloud_source is None:
         raise ValueError("build_pcs needs a point cloud (points=) or embeddings (embeddings=)")
-    signals.require_real(cloud_source)
-    cloud = np.asarray(cloud_source, dtype=np.float64)
-    if cloud.ndim == 1:
-        cloud = cloud[:, None]
-    if cloud.ndim != 2 or cloud.shape[1] == 0:
+    cloud = signals.as_cloud(cloud_source)
+    if cloud.shape[1] == 0:
         raise ValueError(f"a point cloud is a 2-D array of points x dimensions, got shape {cloud.shape}")
-    if not np.isfinite(cloud).all():
-        raise ValueError("the point cloud contains NaN or infinite values")
 
     if len(cloud) == 0:
         # No point at all: one occupied cell at every scale keeps N_j valid and says D̂ = 0.

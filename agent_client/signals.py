@@ -29,7 +29,7 @@ ZLIB_LEVEL = 6  # r from bytes; see compressibility_bytes
 ZLIB_BLOCK = 4 << 20
 
 
-def require_real(points: Any) -> None:
+def _require_real(points: Any) -> None:
     """ValueError for complex numbers, which a conversion to float64 would cut to their real parts silently."""
     if np.iscomplexobj(points):
         raise ValueError(
@@ -37,8 +37,10 @@ def require_real(points: Any) -> None:
         )
 
 
-def _as_cloud(points: Any, check_finite: bool = True) -> np.ndarray:
-    require_real(points)
+def as_cloud(points: Any, check_finite: bool = True) -> np.ndarray:
+    """``points`` as a 2-D float64 array (a 1-D array is one coordinate per point); ValueError otherwise, or
+    for NaN and infinities when ``check_finite``."""
+    _require_real(points)
     cloud = np.asarray(points, dtype=np.float64)
     if cloud.ndim == 1:
         cloud = cloud[:, None]
@@ -63,7 +65,7 @@ def _check_projectable(cloud: np.ndarray) -> None:
 
 def normalise_to_unit_cube(points: Any) -> np.ndarray:
     """Map each coordinate to [0, 1] by its own min and max; a constant coordinate becomes 0."""
-    cloud = _as_cloud(points)
+    cloud = as_cloud(points)
     if len(cloud) == 0:
         return cloud
     low = cloud.min(axis=0)
@@ -425,7 +427,7 @@ def coherence(points: Any, directions: int = 100, bins: int = 20, seed: int = 0)
     are projected in float64 (``_refined_max``), and if even that leaves one in doubt the direction is
     projected and binned exactly as the loop does. In practice that is one or two directions out of a hundred.
     """
-    cloud = _as_cloud(points, check_finite=False)
+    cloud = as_cloud(points, check_finite=False)
     if len(cloud) == 0 or cloud.shape[1] == 0:
         return 0.0, []
     if directions < 1 or bins < 1:
@@ -453,7 +455,7 @@ def coherence(points: Any, directions: int = 100, bins: int = 20, seed: int = 0)
 
 def coherence_loop(points: Any, directions: int = 100, bins: int = 20, seed: int = 0) -> tuple[float, list[float]]:
     """The same coh★ and v★ as ``coherence`` with one np.histogram call per direction (the reference)."""
-    cloud = _as_cloud(points)
+    cloud = as_cloud(points)
     if len(cloud) == 0 or cloud.shape[1] == 0:
         return 0.0, []
     units = random_directions(directions, cloud.shape[1], seed)
@@ -496,7 +498,7 @@ def coherence_with_guarantees(
     points: Any, directions: int = 100, bins: int = 20, seed: int = 0, epsilon: float = 0.1, delta: float = 0.05
 ) -> tuple[float, list[float], dict[str, Any]]:
     """``coherence`` plus the ε-net metadata of ``epsilon_net_guarantee`` for this cloud."""
-    cloud = _as_cloud(points)
+    cloud = as_cloud(points)
     coh, v_star = coherence(cloud, directions, bins, seed)
     meta = epsilon_net_guarantee(cloud.shape[1], len(cloud), directions, bins, epsilon, delta)
     return coh, v_star, meta
@@ -527,7 +529,7 @@ def product_quantise(embeddings: Any, subspaces: int = 8, codes: int = 256, seed
     """PQ codes (points x subspaces, uint8 for ≤ 256 codes): seeded k-means in each block of coordinates."""
     from scipy.cluster.vq import kmeans2  # only the embedding path needs scipy
 
-    cloud = _as_cloud(embeddings)
+    cloud = as_cloud(embeddings)
     n, dims = cloud.shape
     if n < 2 or dims < subspaces:
         raise ValueError(f"product quantisation needs ≥ 2 points and ≥ {subspaces} dimensions, got {n} x {dims}")
