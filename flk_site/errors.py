@@ -7,10 +7,12 @@ unknown path) reads the reason in the same JSON shape as every other API error, 
 from __future__ import annotations
 
 from django.core.exceptions import DisallowedHost
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
 from ingest.requestlog import API_PREFIX
+from ingest.services import error
+from ingest.views import render
 
 
 def _api(request: HttpRequest) -> bool:
@@ -22,19 +24,17 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
         return defaults.bad_request(request, exception)
     if isinstance(exception, DisallowedHost):
         host = request.META.get("HTTP_HOST", "")[:255]
-        body = {"detail": f"this service does not answer to the host {host!r}", "code": "disallowed_host"}
-    else:
-        body = {"detail": "the request was refused before it reached the API", "code": "bad_request"}
-    return JsonResponse(body, status=400)
+        return render(error(400, "disallowed_host", f"this service does not answer to the host {host!r}"))
+    return render(error(400, "bad_request", "the request was refused before it reached the API"))
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if not _api(request):
         return defaults.page_not_found(request, exception)
-    return JsonResponse({"detail": f"no API endpoint at {request.path[:200]}", "code": "not_found"}, status=404)
+    return render(error(404, "not_found", f"no API endpoint at {request.path[:200]}"))
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if not _api(request):
         return defaults.server_error(request)
-    return JsonResponse({"detail": "internal error; it has been logged", "code": "server_error"}, status=500)
+    return render(error(500, "server_error", "internal error; it has been logged"))

@@ -8,10 +8,12 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.template.loader import render_to_string
 
 from ingest.requestlog import API_PREFIX
+from ingest.services import DATABASE_UNAVAILABLE, unavailable
+from ingest.views import render
 
 log = logging.getLogger("flk.request")
 
@@ -33,12 +35,10 @@ class DatabaseUnavailableMiddleware:
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
         log.warning("database_unavailable", extra={"event": "database_unavailable", "path": request.path})
-        retry_after = settings.FLK_RETRY_AFTER_SECONDS
         if request.path.startswith(API_PREFIX):
-            detail = {"detail": "the database is unavailable, retry later", "code": "database_unavailable"}
-            response: HttpResponse = JsonResponse(detail, status=503)
-        else:
-            response = HttpResponse(render_to_string("503.html", {"retry_after": retry_after}), status=503)
+            return render(unavailable(DATABASE_UNAVAILABLE, "database_unavailable"))
+        retry_after = settings.FLK_RETRY_AFTER_SECONDS
+        response = HttpResponse(render_to_string("503.html", {"retry_after": retry_after}), status=503)
         response["Retry-After"] = str(retry_after)
         return response
 

@@ -53,6 +53,9 @@ def error(status: int, code: str, detail: str, **extra: Any) -> Answer:
     return Answer(status, {"detail": detail, "code": code, **extra})
 
 
+DATABASE_UNAVAILABLE = "the database is unavailable, retry later"
+
+
 def unavailable(detail: str, code: str) -> Answer:
     answer = error(503, code, detail)
     answer.headers["Retry-After"] = str(settings.FLK_RETRY_AFTER_SECONDS)
@@ -325,7 +328,7 @@ def get_outcome(tenant_header: str | None, pcs_id: str, authorization: str | Non
             return refused
         stored = store.stored_outcome(creds.tenant_id, pcs_id)
     except (OperationalError, InterfaceError):
-        return unavailable("the database is unavailable, retry later", "database_unavailable")
+        return unavailable(DATABASE_UNAVAILABLE, "database_unavailable")
     if stored is None:
         return error(404, "not_found", "no PCS with this pcs_id for this tenant")
     label = label_for(creds.name, pcs_id)
