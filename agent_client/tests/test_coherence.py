@@ -257,6 +257,8 @@ def _coherence_in_child(queue) -> None:
 def test_a_process_forked_while_a_thread_projects_computes_coherence_all_the_same():
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
+    cloud = np.random.default_rng(407).standard_normal((2500, 16))
+    assert coherence(cloud, 10, 20, 2) == coherence_loop(cloud, 10, 20, 2)  # the parent's helper threads exist
     with signals._BLAS_LIMIT:  # another thread of the parent is in the middle of its projections
         child = context.Process(target=_coherence_in_child, args=(queue,))
         child.start()
@@ -266,3 +268,12 @@ def test_a_process_forked_while_a_thread_projects_computes_coherence_all_the_sam
         child.kill()
     assert not alive and child.exitcode == 0
     assert queue.get(timeout=5) is True
+
+
+def test_clouds_of_growing_and_shrinking_sizes_one_after_the_other_are_each_binned_as_the_loop_bins_them():
+    # The threads keep their scratch memory from one call to the next: a smaller cloud after a larger one
+    # works in part of it, a larger one after a smaller one in new memory, and neither sees the other's values.
+    rng = np.random.default_rng(408)
+    for rows, dims in [(3000, 48), (1200, 5), (4100, 130), (2, 3), (3000, 48)]:
+        cloud = rng.standard_normal((rows, dims)) * rng.uniform(0.1, 50.0)
+        assert coherence(cloud, 25, 17, rows) == coherence_loop(cloud, 25, 17, rows)
