@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import re
 import signal
 import sys
 import warnings
@@ -31,60 +32,123 @@ class CliError(Exception):
     """A problem the user can fix; printed as one line, exit code 2."""
 
 
-CSV_DELIMITERS = (",", "\t", ";")  # looked for in this order in a CSV's first line
+CSV_DELIMITERS = (",", "\t", ";")  # looked for in this order in a CSV's first line of data or header
+_RAGGED = re.compile(r"the number of columns changed from (\d+) to (\d+) at row (\d+)")
+_NOT_A_NUMBER = re.compile(r"could not convert string (.*) to float64 at row (\d+), column (\d+)")
+_ARRAY_MAGIC = {b"\x93NUMPY": ".npy", b"PK\x03\x04": ".npz"}  # what np.save and np.savez files start with
 
 
-def load_points(path: str) -> np.ndarray:
+def load_points(path: str, notes: list[str] | None = None) -> np.ndarray:
     """A point cloud from a ``.npy`` array (or a ``.npz`` holding one) or a CSV of numeric columns.
 
-    The CSV's separator is the first of comma, tab and semicolon found in its first line (else spaces, or a
-    single column); fields may be quoted, and a UTF-8 byte order mark (as spreadsheets write) is skipped.
+    An array file is known by its suffix or by its first bytes, whatever its name. In a CSV, blank lines and
+    lines starting with ``#`` are skipped; the first other line is the header unless it is all numbers.
+    The separator is the first of comma, tab and semicolon found in that line (else spaces, or a single
+    column); fields may be quoted, a separator ending every line (as some exports write) is dropped, and a
+    UTF-8 byte order mark (as spreadsheets write) is skipped. A first column with an empty header and
+    increasing whole numbers is a row index (what pandas' ``to_csv`` writes) and is left out, with a line
+    in ``notes`` saying so.
     """
     p = Path(path)
     if not p.is_file():
         raise CliError(f"no such file: {path}")
-    if p.suffix.lower() in (".npy", ".npz"):
-        try:
-            cloud = np.load(p, allow_pickle=False)
-            if isinstance(cloud, np.lib.npyio.NpzFile):
-                with cloud as archive:
-                    if len(archive.files) != 1:
-                        names = ", ".join(archive.files) or "none"
-                        raise CliError(f"{path} holds {len(archive.files)} arrays ({names}); build reads one")
-                    cloud = archive[archive.files[0]]
-        except (ValueError, OSError) as exc:
-            raise CliError(f"{path} is not a readable {p.suffix.lower()} array: {exc}") from None
-        if not np.issubdtype(cloud.dtype, np.number) or np.iscomplexobj(cloud) or cloud.ndim not in (1, 2):
-            raise CliError(
-                f"{path} must hold a 1-D or 2-D array of real numbers, got {cloud.dtype} with {cloud.ndim} dims"
-            )
-        return cloud.astype(np.float64)
     try:
-        with open(p, encoding="utf-8-sig") as handle:
-            first = handle.readline()
-    except UnicodeDecodeError:
-        raise CliError(f"{path} is neither a .npy file nor a UTF-8 CSV") from None
+        with open(p, "rb") as handle:
+            magic = handle.read(6)
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    suffix = p.suffix.lower()
+    kind = suffix if suffix in (".npy", ".npz") else _ARRAY_MAGIC.get(magic) or _ARRAY_MAGIC.get(magic[:4])
+    if kind:
+        return _load_array(p, path, kind)
+    return _load_csv(p, path, notes if notes is not None else [])
+
+
+def _load_array(p: Path, path: str, kind: str) -> np.ndarray:
+    try:
+        cloud = np.load(p, allow_pickle=False)
+        if isinstance(cloud, np.lib.npyio.NpzFile):
+            with cloud as archive:
+                if len(archive.files) != 1:
+                    names = ", ".join(archive.files) or "none"
+                    raise CliError(f"{path} holds {len(archive.files)} arrays ({names}); build reads one")
+                cloud = archive[archive.files[0]]
+    except (ValueError, OSError, EOFError) as exc:
+        raise CliError(f"{path} is not a readable {kind} array: {exc}") from None
+    if not np.issubdtype(cloud.dtype, np.number) or np.iscomplexobj(cloud) or cloud.ndim not in (1, 2):
+        raise CliError(f"{path} must hold a 1-D or 2-D array of real numbers, got {cloud.dtype} with {cloud.ndim} dims")
+    return cloud.astype(np.float64)
+
+
+def _load_csv(p: Path, path: str, notes: list[str]) -> np.ndarray:
+    # Undecodable bytes become U+FFFD: in a header they do no harm (a Latin-1 column name), in a data row
+    # they make that row's error message.
+    with open(p, encoding="utf-8-sig", errors="replace") as handle:
+        skipped, first = 0, ""
+        for line in handle:
+            if line.strip() and not line.lstrip().startswith("#"):
+                first = line
+                break
+            skipped += 1
+    if "\x00" in first:
+        raise CliError(f"{path} is neither a .npy or .npz array nor a text CSV")
+    if not first:
+        raise CliError(f"{path} holds no data rows")
     delimiter = next((d for d in CSV_DELIMITERS if d in first), None)  # None: runs of spaces
-    header = 1 if first.strip() and not _is_numeric_row(first, delimiter) else 0
+    trailing = delimiter is not None and _line_end(first).endswith(delimiter)
+    if trailing:
+        first = _without_last(first, delimiter)
+    header = not _is_numeric_row(first, delimiter)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), open(p, encoding="utf-8-sig", errors="replace") as handle:
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below instead
+            lines = (_without_last(line, delimiter) for line in handle) if trailing else handle
             cloud = np.loadtxt(
-                p, delimiter=delimiter, quotechar='"', skiprows=header, ndmin=2, dtype=np.float64, encoding="utf-8-sig"
+                lines, delimiter=delimiter, quotechar='"', skiprows=skipped + header, ndmin=2, dtype=np.float64
             )
     except ValueError as exc:
+        # numpy counts data rows from 1 in one message and from 0 in the other, and names its own arguments
+        ragged, cell = _RAGGED.search(str(exc)), _NOT_A_NUMBER.search(str(exc))
+        if ragged:
+            before, after, row = ragged.groups()
+            raise CliError(f"{path}: data row {row} has {after} fields, the rows before it {before}") from None
+        if cell:
+            text, row, column = cell.groups()
+            raise CliError(f"{path}: data row {int(row) + 1}, column {column}: {text} is not a number") from None
         raise CliError(f"{path}: every row after the optional header must be numbers: {exc}") from None
     if cloud.size == 0:
         raise CliError(f"{path} holds no data rows")
+    if header and cloud.shape[1] > 1 and _is_row_index(first, delimiter, cloud[:, 0]):
+        notes.append(f"{path}: the first column has no name and counts the rows (a saved row index): left out")
+        cloud = cloud[:, 1:]
     return cloud
+
+
+def _cells(line: str, delimiter: str | None) -> list[str]:
+    return [cell.strip().strip('"') for cell in line.strip().split(delimiter)]
 
 
 def _is_numeric_row(line: str, delimiter: str | None) -> bool:
     try:
-        [float(cell.strip().strip('"')) for cell in line.strip().split(delimiter)]
+        [float(cell) for cell in _cells(line, delimiter)]
     except ValueError:
         return False
     return True
+
+
+def _line_end(line: str) -> str:
+    """The line without its newline and trailing spaces (not tabs: a tab may be the separator)."""
+    return line.rstrip("\r\n").rstrip(" ")
+
+
+def _without_last(line: str, delimiter: str) -> str:
+    """The line without the separator that ends it (an export's empty last field)."""
+    stripped = _line_end(line)
+    return stripped[: -len(delimiter)] if stripped.endswith(delimiter) else line
+
+
+def _is_row_index(header: str, delimiter: str | None, column: np.ndarray) -> bool:
+    return not _cells(header, delimiter)[0] and bool((column == np.floor(column)).all() and (np.diff(column) > 0).all())
 
 
 def _integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -129,7 +193,10 @@ def _scales(text: str) -> list[int]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    cloud = load_points(args.input)
+    notes: list[str] = []
+    cloud = load_points(args.input, notes)
+    for note in notes:
+        print(f"flk-agent: note: {note}", file=sys.stderr)
     try:
         alg, key = signing_key_from_env()
     except ValueError as exc:
@@ -285,7 +352,9 @@ def make_parser() -> argparse.ArgumentParser:
         "build",
         help="build a signed PCS from a .npy or CSV point cloud",
         description="Build a PCS from a point cloud (.npy array, or CSV of numeric columns with an optional "
-        "header; one point per row). Signs with PCS_HMAC_KEY or PCS_ED25519_SEED_B64 when set. "
+        "header; one point per row; blank lines and '#' comments skipped; a first column with no name that "
+        "counts the rows, as pandas writes, left out with a note). Signs with PCS_HMAC_KEY or "
+        "PCS_ED25519_SEED_B64 when set. "
         "The same file and arguments always give the same PCS.",
     )
     b.add_argument(

@@ -200,3 +200,67 @@ def test_an_outbox_path_that_is_a_file_is_named_in_the_error(tmp_path):
     result = run("outbox", "status", "--outbox", str(not_a_directory))
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert "the outbox must be a directory" in result.stderr and str(not_a_directory) in result.stderr
+
+
+def test_exports_with_comments_blank_lines_trailing_separators_or_a_latin1_header_read_as_the_same_points(tmp_path):
+    rows = np.random.default_rng(17).random((25, 3)).round(6)
+    lines = [[repr(float(v)) for v in row] for row in rows]
+
+    def written(name: str, data: bytes) -> str:
+        (tmp_path / name).write_bytes(data)
+        return str(tmp_path / name)
+
+    body = "".join(",".join(cells) + "\n" for cells in lines)
+    variants = [
+        written("blank_first.csv", ("\n\n" + body).encode()),  # the separator is found in the first data line
+        written("comments.csv", ("# exported 2026-11-24\n# by a tool\nx,y,z\n# metres\n" + body).encode()),
+        written("trailing.csv", ("x,y,z,\n" + "".join(",".join(cells) + ",\n" for cells in lines)).encode()),
+        written("trailing.tsv", "".join("\t".join(cells) + "\t\r\n" for cells in lines).encode()),
+        written("latin1.csv", "größe,breite,höhe\n".encode("latin-1") + body.encode()),
+    ]
+    for path in variants:
+        assert load_points(path).tolist() == rows.tolist(), path
+
+
+def test_an_array_file_is_known_by_its_first_bytes_whatever_its_name(tmp_path):
+    points = np.random.default_rng(18).random((40, 3))
+    np.save(tmp_path / "points.npy", points)
+    (tmp_path / "points.bin").write_bytes((tmp_path / "points.npy").read_bytes())
+    np.savez(tmp_path / "archive.npz", cloud=points)
+    (tmp_path / "archive.data").write_bytes((tmp_path / "archive.npz").read_bytes())
+    assert load_points(str(tmp_path / "points.bin")).tolist() == points.tolist()
+    assert load_points(str(tmp_path / "archive.data")).tolist() == points.tolist()
+    (tmp_path / "cut.bin").write_bytes((tmp_path / "points.npy").read_bytes()[:100])
+    with pytest.raises(CliError, match=r"cut.bin is not a readable .npy array"):
+        load_points(str(tmp_path / "cut.bin"))
+    (tmp_path / "binary.csv").write_bytes(b"\x00\x01\x02garbage\n")
+    with pytest.raises(CliError, match=r"binary.csv is neither a .npy or .npz array nor a text CSV"):
+        load_points(str(tmp_path / "binary.csv"))
+
+
+def test_a_saved_row_index_is_left_out_with_a_note_and_a_named_column_of_counts_is_kept(tmp_path):
+    rows = np.random.default_rng(19).random((30, 2)).round(6)
+    body = "".join(f"{k},{x!r},{y!r}\n" for k, (x, y) in enumerate(rows.tolist()))
+    indexed, named = tmp_path / "indexed.csv", tmp_path / "named.csv"
+    indexed.write_text(",x,y\n" + body)  # what pandas' DataFrame.to_csv writes by default
+    named.write_text("step,x,y\n" + body)
+    notes: list[str] = []
+    assert load_points(str(indexed), notes).tolist() == rows.tolist()
+    assert notes == [f"{indexed}: the first column has no name and counts the rows (a saved row index): left out"]
+    assert load_points(str(named)).shape == (30, 3)
+    result = run("build", "--in", str(indexed), "--shard-id", "s", "--epoch", "0", "--seed", "1")
+    plain = tmp_path / "plain.csv"
+    plain.write_text("".join(f"{x!r},{y!r}\n" for x, y in rows.tolist()))
+    assert result.returncode == 0 and result.stdout == run("build", "--in", str(plain), "--shard-id", "s",
+                                                          "--epoch", "0", "--seed", "1").stdout  # fmt: skip
+    assert result.stderr == f"flk-agent: note: {notes[0]}\n"
+
+
+def test_a_short_row_or_a_cell_that_is_not_a_number_is_named_by_its_data_row(tmp_path):
+    short, words = tmp_path / "short.csv", tmp_path / "words.csv"
+    short.write_text("x,y,z\n1,2,3\n4,5,6\n7,8\n")
+    words.write_text("# a comment\nx,y,z\n1,2,3\n4,five,6\n")
+    with pytest.raises(CliError, match=r"^\S*short.csv: data row 3 has 2 fields, the rows before it 3$"):
+        load_points(str(short))
+    with pytest.raises(CliError, match=r"^\S*words.csv: data row 2, column 2: 'five' is not a number$"):
+        load_points(str(words))
