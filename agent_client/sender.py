@@ -25,14 +25,15 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from agent_client.outbox import Entry, Outbox
@@ -125,34 +126,48 @@ class Sender:
         self.rng = rng or random.Random()
         self._local = threading.local()  # one requests.Session per thread: sessions are not thread-safe
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.mount("http://", HTTPAdapter(pool_maxsize=4, max_retries=0))
-            session.mount("https://", HTTPAdapter(pool_maxsize=4, max_retries=0))
-            # What the environment says for this endpoint (HTTP(S)_PROXY and NO_PROXY, REQUESTS_CA_BUNDLE,
-            # ~/.netrc) is read once per thread's session: requests would read it again for every POST,
-            # about a sixth of the agent's CPU per PCS.
-            settings = session.merge_environment_settings(self.url, {}, None, None, None)
-            session.proxies.update(settings["proxies"])
-            session.verify = settings["verify"]
-            session.auth = requests.utils.get_netrc_auth(self.url)
-            session.trust_env = False
-            self._local.session = session
-            # Every POST goes to the same URL with the same headers and credentials: the request is prepared
-            # once (headers merged, auth applied) and copied with a new body for each PCS, which spares
-            # requests' merging of settings on every call (a sixth of the agent's CPU per PCS). Cookies the
-            # service might set are therefore not sent back; the API sets none.
-            headers = {"Content-Type": "application/json", **({"X-Tenant-Id": self.tenant} if self.tenant else {})}
-            self._local.template = session.prepare_request(requests.Request("POST", self.url, headers=headers))
-        return session
+    def _lane(self) -> _Lane:
+        """This thread's way to the endpoint, set up once as requests would set up every POST.
 
-    def _post(self, body: bytes) -> requests.Response:
-        session = self._session()
-        request = self._local.template.copy()
-        request.prepare_body(body, None)
-        return session.send(request, timeout=self.timeout, allow_redirects=False)
+        What the environment says for the endpoint (HTTP(S)_PROXY and NO_PROXY, REQUESTS_CA_BUNDLE, ~/.netrc)
+        is read once, the request's headers merged and its credentials applied once, and the connection pool
+        (direct or through the proxy, with the TLS settings) chosen once, all by requests itself. Each POST
+        then goes straight to that urllib3 pool: requests' own handling of every call (merging settings,
+        hooks, cookies, building its Response) cost about a third of the agent's CPU per PCS. Cookies the
+        service might set are therefore not sent back; the API sets none.
+        """
+        lane = getattr(self._local, "lane", None)
+        if lane is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_maxsize=4, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            settings = session.merge_environment_settings(self.url, {}, None, None, None)
+            session.auth = requests.utils.get_netrc_auth(self.url)
+            headers = {"Content-Type": "application/json", **({"X-Tenant-Id": self.tenant} if self.tenant else {})}
+            request = session.prepare_request(requests.Request("POST", self.url, headers=headers))
+            proxies = settings["proxies"]
+            pool = adapter.get_connection_with_tls_context(request, settings["verify"], proxies, settings["cert"])
+            lane = self._local.lane = _Lane(
+                session,  # keeps the adapter's pools alive
+                pool,
+                adapter.request_url(request, proxies),
+                {name: value for name, value in request.headers.items() if name.lower() != "content-length"},
+                adapter.max_retries,
+            )
+        return lane
+
+    def _post(self, body: bytes) -> _Reply:
+        lane = self._lane()
+        timeout = urllib3.Timeout(connect=self.timeout, read=self.timeout)
+        try:
+            raw = lane.pool.urlopen(
+                "POST", lane.target, body=body, headers=lane.headers, redirect=False, assert_same_host=False,
+                preload_content=True, decode_content=True, retries=lane.retries, timeout=timeout,
+            )  # fmt: skip
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _as_requests_error(exc) from exc
+        return _Reply(raw.status, raw.headers, raw.data)
 
     def submit(self, pcs: dict[str, Any]) -> Result:
         """Append ``pcs`` to the outbox (durably), then deliver it."""
@@ -236,7 +251,43 @@ class Sender:
         return summary
 
 
-def _json_or_text(response: requests.Response) -> Any:
+class _Lane(NamedTuple):
+    session: requests.Session
+    pool: urllib3.connectionpool.HTTPConnectionPool
+    target: str  # what the request line names: the path, or the whole URL to a plain-HTTP proxy
+    headers: dict[str, str]
+    retries: urllib3.Retry
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """The service's answer: what the sender reads of it."""
+
+    status_code: int
+    headers: Mapping[str, str]  # case-insensitive, as urllib3 gives them
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
+def _as_requests_error(exc: BaseException) -> requests.RequestException:
+    """The exception requests would have raised for this failure, so that dead letters read as before."""
+    errors = urllib3.exceptions
+    reason = exc.reason if isinstance(exc, errors.MaxRetryError) else exc
+    if isinstance(reason, errors.ConnectTimeoutError) and not isinstance(reason, errors.NewConnectionError):
+        return requests.exceptions.ConnectTimeout(reason)  # urllib3 makes a refused connection a kind of timeout
+    if isinstance(reason, errors.ReadTimeoutError):
+        return requests.exceptions.ReadTimeout(reason)
+    if isinstance(reason, errors.ProxyError):
+        return requests.exceptions.ProxyError(reason)
+    if isinstance(reason, errors.SSLError):
+        return requests.exceptions.SSLError(reason)
+    return requests.exceptions.ConnectionError(reason)
+
+
+def _json_or_text(response: _Reply) -> Any:
     """The answer's JSON (UTF-8, as JSON is, which json.loads reads from bytes), else its text."""
     try:
         return json.loads(response.content)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,16 +27,21 @@ class ScriptedServer:
     verifier's does.
     """
 
-    def __init__(self, script: list[tuple[int, dict[str, str]]]):
+    def __init__(self, script: list[tuple[int, dict[str, str]]], tls: tuple[str, str] | None = None,
+                 keep_alive: bool = False):  # fmt: skip
         self.script = list(script)
         self.arrivals: list[float] = []
+        self.peers: list[tuple[str, int]] = []  # each request's client address: one per connection it came on
         self.targets: list[str] = []  # each request line's target: an absolute URL when sent as to a proxy
         self.received: list[tuple[dict[str, str], bytes]] = []  # each request's headers and body
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.peers.append(self.client_address)
                 outer.received.append((dict(self.headers.items()), body))
                 outer.arrivals.append(time.monotonic())
                 outer.targets.append(self.path)
@@ -57,7 +63,11 @@ class ScriptedServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        if tls is not None:  # (certificate file, key file)
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):
@@ -69,8 +79,8 @@ class ScriptedServer:
 def scripted():
     servers: list[ScriptedServer] = []
 
-    def _make(script):
-        servers.append(ScriptedServer(script))
+    def _make(script, **options):
+        servers.append(ScriptedServer(script, **options))
         return servers[-1]
 
     yield _make

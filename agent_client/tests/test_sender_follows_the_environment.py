@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import threading
 
 import pytest
 
@@ -76,3 +78,60 @@ def test_credentials_for_the_host_in_netrc_are_sent(recorder, monkeypatch, tmp_p
         assert Sender(recorder.url, outbox).submit(make_pcs()).outcome == DELIVERED
     ((headers, _),) = recorder.received
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"agent:s3cret").decode()
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for 127.0.0.1 and its key: (certificate file, key file)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def test_an_https_endpoint_is_trusted_only_through_the_bundle_the_environment_names(
+    scripted, certificate, monkeypatch, tmp_path
+):
+    server = scripted([], tls=certificate)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with Outbox(tmp_path / "untrusted") as outbox:
+        result = Sender(server.url, outbox, max_attempts=1).submit(make_pcs(merkle_root="d" * 64))
+        assert result.outcome == DEAD and result.status is None
+        assert outbox.dead_letters()[0].error.startswith("gave up after 1 attempts: SSLError: ")
+    assert server.received == []  # nothing crossed an unverified connection
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certificate[0])
+    with Outbox(tmp_path / "trusted") as outbox:
+        result = Sender(server.url, outbox, max_attempts=1).submit(make_pcs(merkle_root="d" * 64))
+    assert result.outcome == DELIVERED and result.status == 200
+    assert len(server.received) == 1
+
+
+def test_a_server_that_keeps_connections_open_gets_every_post_on_one(scripted, tmp_path):
+    server = scripted([], keep_alive=True)
+    with Outbox(tmp_path / "outbox") as outbox:
+        sender = Sender(server.url, outbox)
+        results = [sender.submit(make_pcs(merkle_root=f"{k:064x}")) for k in range(5)]
+    assert [r.outcome for r in results] == [DELIVERED] * 5
+    assert len(server.peers) == 5 and len(set(server.peers)) == 1
+
+
+def test_a_server_that_answers_too_slowly_is_a_read_timeout(scripted, tmp_path):
+    server = scripted([])
+    release = threading.Event()
+    handler = server.httpd.RequestHandlerClass
+    answer = handler.do_POST
+
+    def slow(self):
+        release.wait(5)
+        answer(self)
+
+    handler.do_POST = slow
+    with Outbox(tmp_path / "outbox") as outbox:
+        result = Sender(server.url, outbox, max_attempts=1, timeout=0.3).submit(make_pcs(merkle_root="e" * 64))
+        assert result.outcome == DEAD and result.status is None
+        assert outbox.dead_letters()[0].error.startswith("gave up after 1 attempts: ReadTimeout: ")
+    release.set()
