@@ -1,4 +1,8 @@
-"""The agent's outbox WAL and its dead-letter queue (DLQ), as append-only JSON-lines files in a directory.
+"""The agent's outbox WAL and its dead-letter queue (DLQ), as append-only files of records in a directory.
+
+Each line is one record: its JSON, a tab, and the CRC-32 of that JSON in hex. A line whose checksum does
+not match is damage (a bit changed on disk), found before anything in it is sent; lines written before
+records carried checksums are read as plain JSON.
 
 ``outbox.log`` holds ``put`` records (a sequence number and the PCS) and ``ack`` records; an entry is
 pending until its ack is written. A PCS is appended and fsync'd *before* it is sent, so a crash at any
@@ -22,6 +26,7 @@ import json
 import os
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,7 +57,25 @@ class DeadLetter:
 
 
 def _dumps(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n").encode()
+    """One line: the record's JSON, a tab and the CRC-32 of that JSON in hex (JSON never holds a raw tab)."""
+    text = json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return b"%s\t%08x\n" % (text, zlib.crc32(text))
+
+
+def _loads(line: bytes) -> dict[str, Any]:
+    """A record from its line; ValueError when its checksum does not match or it is not JSON.
+
+    A line without a checksum (written before records carried one) is read as plain JSON.
+    """
+    text, tab, checksum = line.rpartition(b"\t")
+    if not tab:
+        text = line
+    elif len(checksum) != 8 or int(checksum, 16) != zlib.crc32(text):
+        raise ValueError("checksum mismatch")
+    record = json.loads(text)
+    if not isinstance(record, dict):
+        raise ValueError("not a record")
+    return record
 
 
 def _read_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -66,14 +89,19 @@ def _read_records(path: Path) -> Iterator[dict[str, Any]]:
         if not line:
             continue
         try:
-            yield json.loads(line)
+            record = _loads(line)
         except ValueError:
             if i == len(lines) - 1 or (i == len(lines) - 2 and not lines[-1]):
                 return  # torn tail of a crashed write: the record never happened
-            raise OutboxCorrupt(
-                f"{path}: line {i + 1} is not JSON, and it is not the last line, so it is damage rather than a "
-                "write cut short; nothing is guessed: repair or delete that line, then run again"
-            ) from None
+            raise _damaged(path, i + 1) from None
+        yield record
+
+
+def _damaged(path: Path, line: int) -> OutboxCorrupt:
+    return OutboxCorrupt(
+        f"{path}: line {line} is not JSON or does not match its checksum, and it is not the last line, so it is "
+        "damage rather than a write cut short; nothing is guessed: repair or delete that line, then run again"
+    )
 
 
 class OutboxCorrupt(RuntimeError):
@@ -140,9 +168,14 @@ class Outbox:
         if size > self._scanned:
             tail = os.pread(self._fd, size - self._scanned, self._scanned)
             complete = tail.rfind(b"\n") + 1
-            for line in tail[:complete].split(b"\n"):
+            for number, line in enumerate(tail[:complete].split(b"\n")):
                 if line:
-                    self._last_seq = max(self._last_seq, int(json.loads(line).get("seq", 0)))
+                    try:
+                        record = _loads(line)
+                    except ValueError:  # a complete line, so not a torn write
+                        before = os.pread(self._fd, self._scanned, 0).count(b"\n")
+                        raise _damaged(self.path, before + number + 1) from None
+                    self._last_seq = max(self._last_seq, int(record.get("seq", 0)))
             if complete < len(tail):  # a torn last line: drop it so the next record starts on its own line
                 os.ftruncate(self._fd, self._scanned + complete)
             self._scanned += complete

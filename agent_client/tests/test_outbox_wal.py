@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import zlib
 
 import pytest
 
@@ -46,8 +47,9 @@ def test_a_torn_last_line_is_ignored_and_the_next_append_starts_cleanly(tmp_path
         assert [e.seq for e in box.pending()] == [1]
         assert box.append(pcs(2)).seq == 2
         assert [e.seq for e in box.pending()] == [1, 2]
-    for line in (tmp_path / "outbox.log").read_text().splitlines():
-        json.loads(line)
+    for line in (tmp_path / "outbox.log").read_text().splitlines():  # each line a whole record and its CRC-32
+        text, _, checksum = line.rpartition("\t")
+        assert isinstance(json.loads(text), dict) and zlib.crc32(text.encode()) == int(checksum, 16)
 
 
 def test_compaction_drops_old_acked_entries_and_keeps_the_rest(tmp_path):
@@ -133,5 +135,32 @@ def test_a_damaged_record_before_the_last_line_is_refused_with_where_it_is(tmp_p
     log.write_bytes(first[:-5] + b"#####\n" + rest)  # the first record, not the tail, is damaged
     with Outbox(tmp_path) as box, pytest.raises(OutboxCorrupt) as refused:
         box.pending()
-    assert str(refused.value).startswith(f"{log}: line 1 is not JSON")
+    assert str(refused.value).startswith(f"{log}: line 1 is not JSON or does not match its checksum")
     assert "repair or delete that line" in str(refused.value)
+
+
+def test_a_record_whose_bytes_changed_but_still_parse_is_refused_as_damage(tmp_path):
+    with Outbox(tmp_path) as box:
+        box.append({"pcs_id": "a", "D_hat": 1.25})
+        box.append({"pcs_id": "b", "D_hat": 1.5})
+    log = tmp_path / "outbox.log"
+    damaged = log.read_bytes().replace(b'"D_hat":1.25', b'"D_hat":1.75', 1)  # still JSON, another number
+    log.write_bytes(damaged)
+    with Outbox(tmp_path) as box, pytest.raises(OutboxCorrupt, match=r"outbox.log: line 1 is not JSON or does not"):
+        box.pending()
+    with Outbox(tmp_path) as box, pytest.raises(OutboxCorrupt, match=r"outbox.log: line 1 is not JSON or does not"):
+        box.append({"pcs_id": "c"})  # an appender reading the log it appends to finds the damage too
+    assert log.read_bytes() == damaged  # and writes nothing after it
+
+
+def test_a_log_written_before_records_carried_checksums_is_read_and_appended_to(tmp_path):
+    log = tmp_path / "outbox.log"
+    log.write_text(
+        '{"op":"put","seq":1,"pcs":{"pcs_id":"a","ft":{"outbox_seq":1}}}\n'
+        '{"op":"put","seq":2,"pcs":{"pcs_id":"b","ft":{"outbox_seq":2}}}\n'
+        '{"op":"ack","seq":1,"t":1700000000.0}\n'
+    )
+    with Outbox(tmp_path) as box:
+        assert [(e.seq, e.pcs["pcs_id"]) for e in box.pending()] == [(2, "b")]
+        assert box.append({"pcs_id": "c"}).seq == 3
+        assert [e.pcs["pcs_id"] for e in box.pending()] == ["b", "c"]
