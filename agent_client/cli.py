@@ -45,7 +45,8 @@ def load_points(path: str, notes: list[str] | None = None) -> np.ndarray:
     lines starting with ``#`` are skipped; the first other line is the header unless it is all numbers.
     The separator is the first of comma, tab and semicolon found in that line (else spaces, or a single
     column); fields may be quoted, a separator ending every line (as some exports write) is dropped, and a
-    UTF-8 byte order mark (as spreadsheets write) is skipped. A first column with an empty header and
+    UTF-8 byte order mark (as spreadsheets write) is skipped; a UTF-16 file with its byte order mark (a
+    spreadsheet's "Unicode text") is read as such. A first column with an empty header and
     increasing whole numbers is a row index (what pandas' ``to_csv`` writes) and is left out, with a line
     in ``notes`` saying so.
     """
@@ -61,7 +62,9 @@ def load_points(path: str, notes: list[str] | None = None) -> np.ndarray:
     kind = suffix if suffix in (".npy", ".npz") else _ARRAY_MAGIC.get(magic) or _ARRAY_MAGIC.get(magic[:4])
     if kind:
         return _load_array(p, path, kind)
-    return _load_csv(p, path, notes if notes is not None else [])
+    # A spreadsheet's "Unicode text" is UTF-16 with a byte order mark; anything else is read as UTF-8.
+    encoding = "utf-16" if magic.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    return _load_csv(p, path, encoding, notes if notes is not None else [])
 
 
 def _load_array(p: Path, path: str, kind: str) -> np.ndarray:
@@ -80,10 +83,10 @@ def _load_array(p: Path, path: str, kind: str) -> np.ndarray:
     return cloud.astype(np.float64)
 
 
-def _load_csv(p: Path, path: str, notes: list[str]) -> np.ndarray:
+def _load_csv(p: Path, path: str, encoding: str, notes: list[str]) -> np.ndarray:
     # Undecodable bytes become U+FFFD: in a header they do no harm (a Latin-1 column name), in a data row
     # they make that row's error message.
-    with open(p, encoding="utf-8-sig", errors="replace") as handle:
+    with open(p, encoding=encoding, errors="replace") as handle:
         skipped, first = 0, ""
         for line in handle:
             if line.strip() and not line.lstrip().startswith("#"):
@@ -100,7 +103,7 @@ def _load_csv(p: Path, path: str, notes: list[str]) -> np.ndarray:
         first = _without_last(first, delimiter)
     header = not _is_numeric_row(first, delimiter)
     try:
-        with warnings.catch_warnings(), open(p, encoding="utf-8-sig", errors="replace") as handle:
+        with warnings.catch_warnings(), open(p, encoding=encoding, errors="replace") as handle:
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below instead
             lines = (_without_last(line, delimiter) for line in handle) if trailing else handle
             cloud = np.loadtxt(

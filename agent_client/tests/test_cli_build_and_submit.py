@@ -217,6 +217,10 @@ def test_exports_with_comments_blank_lines_trailing_separators_or_a_latin1_heade
         written("trailing.csv", ("x,y,z,\n" + "".join(",".join(cells) + ",\n" for cells in lines)).encode()),
         written("trailing.tsv", "".join("\t".join(cells) + "\t\r\n" for cells in lines).encode()),
         written("latin1.csv", "größe,breite,höhe\n".encode("latin-1") + body.encode()),
+        # a spreadsheet's "Unicode text": UTF-16 with its byte order mark, tab-separated, CRLF
+        written(
+            "unicode.txt", ("größe\tbreite\thöhe\r\n" + body.replace(",", "\t").replace("\n", "\r\n")).encode("utf-16")
+        ),
     ]
     for path in variants:
         assert load_points(path).tolist() == rows.tolist(), path
