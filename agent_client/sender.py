@@ -158,13 +158,15 @@ class Sender:
         return lane
 
     def _post(self, body: bytes) -> _Reply:
-        lane = self._lane()
         timeout = urllib3.Timeout(connect=self.timeout, read=self.timeout)
         try:
+            lane = self._lane()  # requests' own errors (a proxy URL it cannot use) come up as they are
             raw = lane.pool.urlopen(
                 "POST", lane.target, body=body, headers=lane.headers, redirect=False, assert_same_host=False,
                 preload_content=True, decode_content=True, retries=lane.retries, timeout=timeout,
             )  # fmt: skip
+        except requests.RequestException:
+            raise
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise _as_requests_error(exc) from exc
         return _Reply(raw.status, raw.headers, raw.data)

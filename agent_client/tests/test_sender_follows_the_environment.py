@@ -135,3 +135,12 @@ def test_a_server_that_answers_too_slowly_is_a_read_timeout(scripted, tmp_path):
         assert result.outcome == DEAD and result.status is None
         assert outbox.dead_letters()[0].error.startswith("gave up after 1 attempts: ReadTimeout: ")
     release.set()
+
+
+def test_a_proxy_url_that_cannot_be_used_sends_the_pcs_to_the_dlq_with_the_reason(monkeypatch, tmp_path):
+    monkeypatch.setenv("HTTP_PROXY", "http://")  # no host
+    with Outbox(tmp_path / "outbox") as outbox:
+        result = Sender("http://127.0.0.1:9", outbox, max_attempts=1).submit(make_pcs(merkle_root="f" * 64))
+        assert result.outcome == DEAD and result.status is None
+        error = outbox.dead_letters()[0].error
+    assert error.startswith("gave up after 1 attempts: InvalidProxyURL: ") and "proxy URL" in error
