@@ -124,7 +124,7 @@ class Sender:
         self.timeout = timeout
         self.sleep = sleep
         self.rng = rng or random.Random()
-        self._local = threading.local()  # one requests.Session per thread: sessions are not thread-safe
+        self._local = threading.local()  # one _Lane per thread: requests sessions are not thread-safe
 
     def _lane(self) -> _Lane:
         """This thread's way to the endpoint, set up once as requests would set up every POST.
@@ -154,16 +154,16 @@ class Sender:
                 adapter.request_url(request, proxies),
                 {name: value for name, value in request.headers.items() if name.lower() != "content-length"},
                 adapter.max_retries,
+                urllib3.Timeout(connect=self.timeout, read=self.timeout),
             )
         return lane
 
     def _post(self, body: bytes) -> _Reply:
-        timeout = urllib3.Timeout(connect=self.timeout, read=self.timeout)
         try:
             lane = self._lane()  # requests' own errors (a proxy URL it cannot use) come up as they are
             raw = lane.pool.urlopen(
                 "POST", lane.target, body=body, headers=lane.headers, redirect=False, assert_same_host=False,
-                preload_content=True, decode_content=True, retries=lane.retries, timeout=timeout,
+                preload_content=True, decode_content=True, retries=lane.retries, timeout=lane.timeout,
             )  # fmt: skip
         except requests.RequestException:
             raise
@@ -259,6 +259,7 @@ class _Lane(NamedTuple):
     target: str  # what the request line names: the path, or the whole URL to a plain-HTTP proxy
     headers: dict[str, str]
     retries: urllib3.Retry
+    timeout: urllib3.Timeout
 
 
 @dataclass(frozen=True)
