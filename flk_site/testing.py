@@ -91,13 +91,14 @@ class ServiceProcess:
     Used by tests that need the service as operators run it: several workers, real signals, SIGKILL.
     """
 
-    def __init__(self, env: dict[str, str], workers: int = 2, cwd: str | None = None):
+    def __init__(self, env: dict[str, str], workers: int = 2, cwd: str | None = None, port: int | None = None):
+        """``port``: the one to bind (a service started again where its clients expect it); a free one if None."""
         import os
         import subprocess
         import sys
         from pathlib import Path
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         root = Path(__file__).resolve().parent.parent
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))

@@ -1,0 +1,96 @@
+"""An agent delivering a batch while the whole service is killed and restarted, then its PostgreSQL crashes.
+
+The agent (``flk-agent submit``, outbox fsync on) must end with every PCS delivered and none in the DLQ;
+the database must hold each PCS exactly once; a replay of the service's WAL afterwards must store nothing
+more; and every PCS, sent again, must get its stored answer. The service, its PostgreSQL and its Redis
+are the test's own, so that they can be killed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from flk_site.testing import RedisServer, ServiceProcess, make_pcs, manage, service_env, signed, stored_pcs_ids
+
+FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
+BATCH = 1500
+
+
+@pytest.fixture
+def stack(postgres_cluster, tmp_path):
+    redis_server, services = RedisServer(), []
+    try:
+        env = service_env(postgres_cluster.create_database("flk"), redis_server.url, tmp_path / "service",
+                          TOKEN_RATE="100000", TOKEN_BURST="100000", FLK_RETRY_AFTER_SECONDS="1")  # fmt: skip
+        manage(env, "migrate", "--noinput", "-v", "0")
+        services.append(ServiceProcess(env, workers=2))
+        yield postgres_cluster, services, env
+    finally:
+        for service in services:
+            service.stop()
+        redis_server.stop()
+
+
+def pending(outbox: Path) -> int:
+    status = subprocess.run([FLK_AGENT, "outbox", "status", "--outbox", str(outbox)], capture_output=True, text=True)
+    return json.loads(status.stdout)["pending"] if status.returncode == 0 else -1
+
+
+@pytest.mark.slow
+def test_a_batch_delivered_through_a_killed_service_and_a_database_crash_is_stored_once(stack, tmp_path):
+    cluster, services, env = stack
+    files = []
+    for k in range(BATCH):
+        path = tmp_path / "pcs" / f"{k:05d}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(signed(make_pcs(shard_id=f"outage-{k}"))))
+        files.append(str(path))
+    outbox = tmp_path / "outbox"
+    agent = subprocess.Popen(
+        [FLK_AGENT, "submit", "--endpoint", services[0].url, "--outbox", str(outbox), "--max-attempts", "30", *files],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        # The service dies with its workers in the middle of the batch and comes back on the same port.
+        deadline = time.monotonic() + 60
+        while not 0 < pending(outbox) < BATCH - 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        services[0].kill()
+        time.sleep(1.0)
+        services.append(ServiceProcess(env, workers=2, port=services[0].port))
+        time.sleep(0.5)
+        # Then its database crashes as in a power cut, and restarts.
+        left = pending(outbox)
+        cluster.crash()
+        time.sleep(1.5)
+        cluster.start()
+        _, err = agent.communicate(timeout=300)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert left > 0, "the database must crash while the agent still has PCS to send"
+    answered = [json.loads(line) for line in services[-1].log_path.read_text().splitlines() if line.startswith("{")]
+    assert any(line.get("status") == 503 for line in answered), "the agent must have met the database outage"
+    assert agent.returncode == 0, err[-3000:]
+    assert f"delivered {BATCH}, dead letters 0" in err
+    assert pending(outbox) == 0
+
+    stored = stored_pcs_ids(env["DATABASE_URL"])
+    sent = {json.loads(Path(f).read_text())["pcs_id"] for f in files}
+    assert len(stored) == len(set(stored)) == BATCH and set(stored) == sent
+    manage(env, "replay_wal")
+    assert sorted(stored_pcs_ids(env["DATABASE_URL"])) == sorted(stored)
+
+    session = requests.Session()
+    for f in files[:: BATCH // 50]:
+        pcs = json.loads(Path(f).read_text())
+        again = session.post(f"{services[-1].url}/v1/pcs/submit", data=json.dumps(pcs), timeout=30,
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+        assert again.status_code in (200, 202) and again.json()["dedup"] is True, again.text
