@@ -126,6 +126,36 @@ def test_coherence_is_exactly_the_loop_on_awkward_clouds(seed, directions, bins)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_float32_cloud_is_projected_as_it_is_and_gives_exactly_the_loops_result(seed):
+    rng = np.random.default_rng(250 + seed)
+    large = (rng.standard_normal((500, 6)) * 1e19).astype(np.float32)  # squares beyond float32: the float64 way
+    clouds = [
+        *(cloud.astype(np.float32) for cloud in _awkward_clouds(rng) if np.abs(cloud).max() < 1e38),
+        rng.standard_normal((3500, 40)).astype(np.float32),  # several slices, shared among threads
+        np.asfortranarray(rng.standard_normal((2500, 9)).astype(np.float32)),  # not C-contiguous
+        rng.standard_normal((2500, 20)).astype(np.float32)[:, ::2],  # a strided view
+        rng.standard_normal((1200, 5)).astype(np.float16),
+        large,
+    ]
+    for cloud in clouds:
+        before = cloud.copy()
+        expected = coherence_loop(cloud, directions=40, bins=20, seed=seed)
+        assert coherence(cloud, directions=40, bins=20, seed=seed) == expected
+        assert coherence(cloud.astype(np.float64), directions=40, bins=20, seed=seed) == expected
+        assert np.array_equal(cloud, before, equal_nan=True)  # the caller's array is only read
+
+
+def test_a_float32_cloud_with_nan_or_infinity_is_refused_like_the_loop():
+    for bad in (np.nan, np.inf):
+        cloud = np.ones((20, 3), dtype=np.float32)
+        cloud[4, 1] = bad
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            coherence(cloud)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            coherence_loop(cloud)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_float32_bounds_hold_the_loops_largest_bin_in_every_direction(seed):
     rng = np.random.default_rng(300 + seed)
     hair = np.concatenate([[0.0, 1.0], np.full(100, 0.25 - 1e-12)])  # 1e-12 below an edge, in bin 4
