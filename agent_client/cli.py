@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import re
@@ -16,14 +17,17 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agent_client import signals
 from agent_client.builder import build_pcs, signing_key_from_env
-from agent_client.outbox import Outbox, OutboxCorrupt
+from agent_client.outbox import Entry, Outbox, OutboxCorrupt
 from agent_client.schema import MAX_INT64, PcsInvalid, parse_pcs
+
+if TYPE_CHECKING:  # the sender imports requests, which `build` does not need
+    from agent_client.sender import Result
 
 DEFAULT_OUTBOX = os.path.join("~", ".local", "state", "flk-agent")
 
@@ -254,6 +258,26 @@ def _progress(total: int):
     return tqdm(total=total, unit="pcs", disable=total < 2, file=sys.stderr)
 
 
+class _AboveTheBar(logging.Handler):
+    """The agent's warnings (retries) on stderr, each on its own line above the progress bar.
+
+    A dead letter is left to the line ``_deliver`` prints for it, which carries the server's answer.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.setFormatter(logging.Formatter("flk-agent: %(message)s"))
+        self.addFilter(lambda record: not hasattr(record, "dead_letter"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # a closed stderr must not stop a delivery
+            self.handleError(record)
+
+
 def _report(summary: Any) -> int:
     print(f"delivered {summary.delivered}, dead letters {summary.dead}", file=sys.stderr)
     return 0 if summary.dead == 0 else 1
@@ -263,28 +287,28 @@ def cmd_submit(args: argparse.Namespace) -> int:
     bodies = [_load_pcs_file(path) for path in args.files]  # all checked before any is queued
     with Outbox(args.outbox) as outbox:
         entries = outbox.append_many(bodies)
-        sender = _sender(args, outbox)
-        from agent_client.sender import DrainSummary
+        return _deliver(args, outbox, entries)
 
-        summary = DrainSummary()
-        with _progress(len(entries)) as bar:
-            for entry in entries:
-                result = sender.send(entry)
-                summary.delivered += result.outcome == "delivered"
-                summary.dead += result.outcome == "dead"
-                if result.outcome == "dead":
-                    print(f"dead letter {result.pcs_id}: {result.status} {result.body}", file=sys.stderr)
-                bar.update(1)
+
+def _deliver(args: argparse.Namespace, outbox: Outbox, entries: list[Entry]) -> int:
+    """Send ``entries`` with a progress bar, name each dead letter, and report."""
+
+    def done(result: Result) -> None:
+        if result.outcome == "dead":
+            answer = f"HTTP {result.status}" if result.status is not None else "no HTTP answer"
+            bar.write(f"dead letter {result.pcs_id}: {answer}: {result.body}", file=sys.stderr)
+        bar.update(1)
+
+    with _progress(len(entries)) as bar:
+        summary = _sender(args, outbox).send_many(entries, args.concurrency, done)
     return _report(summary)
 
 
 def cmd_outbox_drain(args: argparse.Namespace) -> int:
     with Outbox(args.outbox) as outbox:
-        sender = _sender(args, outbox)
-        with _progress(len(outbox.pending())) as bar:
-            summary = sender.drain(concurrency=args.concurrency, on_result=lambda _r: bar.update(1))
+        code = _deliver(args, outbox, outbox.pending())
         outbox.compact(args.horizon)
-    return _report(summary)
+    return code
 
 
 def cmd_outbox_status(args: argparse.Namespace) -> int:
@@ -306,15 +330,7 @@ def cmd_dlq_retry(args: argparse.Namespace) -> int:
         entries = outbox.retry_dead(args.pcs_ids or None)
         if args.pcs_ids and len(entries) < len(set(args.pcs_ids)):
             print(f"only {len(entries)} of the named pcs_ids were in the DLQ", file=sys.stderr)
-        sender = _sender(args, outbox)
-        from agent_client.sender import DrainSummary
-
-        summary = DrainSummary()
-        for entry in entries:
-            result = sender.send(entry)
-            summary.delivered += result.outcome == "delivered"
-            summary.dead += result.outcome == "dead"
-    return _report(summary)
+        return _deliver(args, outbox, entries)
 
 
 def _add_outbox(p: argparse.ArgumentParser) -> None:
@@ -342,6 +358,7 @@ def _add_delivery(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-attempts", type=_at_least_one, default=8, help="tries per PCS before it goes to the DLQ (default 8)"
     )
+    p.add_argument("--concurrency", type=_at_least_one, default=4, help="PCS sent at once (default 4)")
     _add_outbox(p)
 
 
@@ -402,7 +419,6 @@ def make_parser() -> argparse.ArgumentParser:
         description="Send every pending PCS (for instance after a crash or an outage), then compact acked entries.",
     )
     _add_delivery(od)
-    od.add_argument("--concurrency", type=_at_least_one, default=4, help="parallel requests (default 4)")
     od.add_argument("--horizon", type=_seconds, default=3600.0, help="keep acked entries this many seconds (3600)")
     od.set_defaults(func=cmd_outbox_drain)
     os_ = osub.add_parser("status", help="show pending and dead-letter counts", description="Show the outbox state.")
@@ -432,6 +448,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # SIGTERM stops like Ctrl-C: what is not yet acked stays pending in the outbox for the next run.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    agent_log = logging.getLogger("agent_client")
+    if not agent_log.handlers:
+        agent_log.addHandler(_AboveTheBar())
+        agent_log.propagate = False
     try:
         return int(args.func(args))
     except CliError as exc:

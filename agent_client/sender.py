@@ -25,8 +25,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
@@ -61,6 +62,13 @@ class DrainSummary:
     delivered: int = 0
     dead: int = 0
     results: list[Result] = field(default_factory=list)
+
+    def add(self, result: Result) -> None:
+        self.results.append(result)
+        if result.outcome == DELIVERED:
+            self.delivered += 1
+        else:
+            self.dead += 1
 
 
 def submit_url(endpoint: str) -> str:
@@ -224,32 +232,27 @@ class Sender:
 
     def _dead(self, entry: Entry, pcs_id: str, status: int | None, error: str, attempts: int) -> Result:
         self.outbox.dead(entry, status, error)
-        log.error("dead letter pcs_id=%s seq=%d status=%s attempts=%d", pcs_id, entry.seq, status, attempts)
+        log.error("dead letter pcs_id=%s seq=%d status=%s attempts=%d", pcs_id, entry.seq, status, attempts,
+                  extra={"dead_letter": pcs_id})  # fmt: skip
         return Result(entry.seq, pcs_id, DEAD, status, attempts, error)
 
     def drain(self, concurrency: int = 1, on_result: Callable[[Result], None] | None = None) -> DrainSummary:
         """Send every pending entry (oldest first), ``concurrency`` at a time; return what happened."""
+        return self.send_many(self.outbox.pending(), concurrency, on_result)
+
+    def send_many(
+        self, entries: Iterable[Entry], concurrency: int = 1, on_result: Callable[[Result], None] | None = None
+    ) -> DrainSummary:
+        """``send`` each entry, ``concurrency`` at a time; ``on_result`` hears of each in the entries' order."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         summary = DrainSummary()
-        pending = self.outbox.pending()
-
-        def record(result: Result) -> None:
-            summary.results.append(result)
-            if result.outcome == DELIVERED:
-                summary.delivered += 1
-            else:
-                summary.dead += 1
-            if on_result:
-                on_result(result)
-
-        if concurrency <= 1:
-            for entry in pending:
-                record(self.send(entry))
-        else:
-            with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                for result in pool.map(self.send, pending):
-                    record(result)
+        with ThreadPoolExecutor(max_workers=concurrency) if concurrency > 1 else nullcontext() as pool:
+            results = map(self.send, entries) if pool is None else pool.map(self.send, entries)
+            for result in results:
+                summary.add(result)
+                if on_result:
+                    on_result(result)
         return summary
 
 

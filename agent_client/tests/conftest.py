@@ -28,8 +28,12 @@ class ScriptedServer:
     """
 
     def __init__(self, script: list[tuple[int, dict[str, str]]], tls: tuple[str, str] | None = None,
-                 keep_alive: bool = False):  # fmt: skip
+                 keep_alive: bool = False, gather: int = 1):  # fmt: skip
+        """``gather``: each request is held (10 s at most) until that many are in flight at once; how many
+        were, at the most, is ``most_in_flight``."""
         self.script = list(script)
+        self.in_flight = self.most_in_flight = 0
+        gathered = threading.Condition()
         self.arrivals: list[float] = []
         self.peers: list[tuple[str, int]] = []  # each request's client address: one per connection it came on
         self.targets: list[str] = []  # each request line's target: an absolute URL when sent as to a proxy
@@ -41,6 +45,18 @@ class ScriptedServer:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with gathered:
+                    outer.in_flight += 1
+                    outer.most_in_flight = max(outer.most_in_flight, outer.in_flight)
+                    gathered.notify_all()
+                    gathered.wait_for(lambda: outer.most_in_flight >= gather, timeout=10)
+                try:
+                    self._answer(body)
+                finally:
+                    with gathered:
+                        outer.in_flight -= 1
+
+            def _answer(self, body: bytes) -> None:
                 outer.peers.append(self.client_address)
                 outer.received.append((dict(self.headers.items()), body))
                 outer.arrivals.append(time.monotonic())

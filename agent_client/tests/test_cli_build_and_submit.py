@@ -268,3 +268,28 @@ def test_a_short_row_or_a_cell_that_is_not_a_number_is_named_by_its_data_row(tmp
         load_points(str(short))
     with pytest.raises(CliError, match=r"^\S*words.csv: data row 2, column 2: 'five' is not a number$"):
         load_points(str(words))
+
+
+def test_submit_sends_several_pcs_at_once_and_names_every_dead_letter_once(scripted, tmp_path):
+    files = []
+    for k in range(6):
+        path = tmp_path / f"pcs{k}.json"
+        path.write_text(json.dumps(make_pcs(shard_id=f"parallel-{k}")))
+        files.append(str(path))
+    server = scripted([], gather=3)
+    sent = run("submit", "--concurrency", "3", "--endpoint", server.url, "--outbox", str(tmp_path / "ok"), *files)
+    assert sent.returncode == 0 and "delivered 6, dead letters 0" in sent.stderr, sent.stderr
+    assert server.most_in_flight == 3  # the barrier held each POST until three were in flight
+
+    refusing = scripted([(401, {})] * 6)
+    outbox = tmp_path / "refused"
+    refused = run("submit", "--endpoint", refusing.url, "--outbox", str(outbox), *files)
+    assert refused.returncode == 1 and "delivered 0, dead letters 6" in refused.stderr
+    ids = sorted(json.loads(Path(f).read_text())["pcs_id"] for f in files)
+    lines = [line.strip("\r ") for line in refused.stderr.replace("\r", "\n").splitlines()]
+    named = sorted(line.split()[2].rstrip(":") for line in lines if line.startswith("dead letter "))
+    assert named == ids  # one line for each, naming the server's answer, and no other line naming it
+    assert all(sum(pcs_id in line for line in lines) == 1 for pcs_id in ids)
+    assert all("HTTP 401" in line for line in lines if line.startswith("dead letter "))
+    listed = run("dlq", "list", "--outbox", str(outbox))
+    assert sorted(json.loads(line)["pcs_id"] for line in listed.stdout.splitlines()) == ids
