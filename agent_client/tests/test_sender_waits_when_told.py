@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from agent_client.outbox import Outbox
-from agent_client.sender import DEAD, DELIVERED, Sender, backoff_delay, retry_after_seconds
+from agent_client.sender import DEAD, DELIVERED, PENDING, Sender, backoff_delay, retry_after_seconds
+from flk_site.testing import make_pcs
+
+FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
 
 
 def pcs() -> dict:
@@ -104,3 +114,49 @@ def test_no_attempt_at_all_or_no_sender_thread_is_refused(tmp_path):
             Sender("http://127.0.0.1:9", box, max_attempts=0)
         with pytest.raises(ValueError, match="concurrency must be at least 1, got 0"):
             Sender("http://127.0.0.1:9", box).drain(concurrency=0)
+
+
+def test_a_stopped_sender_ends_its_wait_and_leaves_the_entry_pending_not_dead(scripted, tmp_path):
+    server = scripted([(503, {"Retry-After": "600"})])
+    with Outbox(tmp_path) as box:
+        sender = Sender(server.url, box)
+        results = []
+        sending = threading.Thread(target=lambda: results.append(sender.submit(pcs())))
+        sending.start()
+        while not server.arrivals:  # the first try has been answered: the sender now waits 600 s
+            time.sleep(0.01)
+        sender.stop()
+        sending.join(timeout=30)
+        assert not sending.is_alive()
+        [result] = results
+        assert (result.outcome, result.status, result.attempts) == (PENDING, 503, 1)
+        assert [entry.pcs["pcs_id"] for entry in box.pending()] == [pcs()["pcs_id"]]
+        assert box.dead_letters() == []
+        assert sender.send(box.pending()[0]).outcome == PENDING  # stopped for good: no further try
+    assert len(server.arrivals) == 1
+
+
+@pytest.mark.parametrize("concurrency", ["1", "4"])
+def test_sigterm_stops_a_retrying_submit_with_every_pcs_pending_and_none_dead(tmp_path, concurrency):
+    files = []
+    for k in range(12):
+        path = tmp_path / f"pcs{k}.json"
+        path.write_text(json.dumps(make_pcs(shard_id=f"stop-{k}")))
+        files.append(str(path))
+    with socket.socket() as closed:  # a port nothing listens on: every try fails and is retried
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    outbox = tmp_path / "outbox"
+    agent = subprocess.Popen([FLK_AGENT, "submit", "--concurrency", concurrency, "--endpoint", endpoint,
+                              "--outbox", str(outbox), *files], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        while "retrying" not in agent.stderr.read(200):
+            pass
+        agent.send_signal(signal.SIGTERM)
+        err = agent.communicate(timeout=30)[1]
+    finally:
+        agent.kill()
+    assert agent.returncode == 130 and "interrupted; pending PCS stay in the outbox" in err
+    status = json.loads(subprocess.run([FLK_AGENT, "outbox", "status", "--outbox", str(outbox)],
+                                       capture_output=True, text=True).stdout)  # fmt: skip
+    assert (status["pending"], status["dead_letters"]) == (12, 0)
