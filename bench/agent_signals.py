@@ -3,10 +3,11 @@
 Prints the best (and the median) of several runs for coh★ over 10 000 x 768 points (M=100 directions,
 B=20 bins), the vectorised ``coherence`` against ``coherence_loop`` (one projection and one np.histogram
 per direction, the straightforward way), checks both give the same coh★ and v★ (for the timed seed and a
-few more), times product quantisation of 2 000 x 768 embeddings (8 subspaces x 256 codes) followed
-by zlib, and r from the bytes of a 10 000 x 768 cloud of float32 values widened to float64. The loop
-is bound by memory bandwidth and the vectorised version by arithmetic, so their ratio depends on what
-else the machine is doing; run it on a quiet machine for the figures to compare.
+few more); then the same cloud as float32 values (as embeddings usually come), product quantisation of
+2 000 x 768 embeddings (8 subspaces x 256 codes) followed by zlib, and r from the bytes of a 10 000 x 768
+cloud of float32 values widened to float64. The loop is bound by memory bandwidth and the vectorised
+version by arithmetic, so their ratio depends on the machine (its cache and memory more than its cores)
+and on what else it is doing; run it on a quiet machine for the figures to compare.
 
     .venv/bin/python bench/agent_signals.py [--repeat 5]
 """
@@ -59,6 +60,12 @@ def main() -> None:
     print(f"coh★ 10000x768, M=100, B=20: vectorised {fast * 1000:.1f} ms (median {fast_median * 1000:.1f}), "
           f"loop {slow * 1000:.1f} ms (median {slow_median * 1000:.1f}), speed-up {slow / fast:.1f}x, "
           f"same coh★ and v★ (seeds 7, 0-3): {same} (coh★={fast_result[0]})")  # fmt: skip
+    narrow = cloud.astype(np.float32)  # embeddings usually come as float32: projected as they are
+    fast32, fast32_median, result32 = timings(args.repeat, coherence, narrow, directions=100, bins=20, seed=7)
+    same32 = result32 == coherence_loop(narrow, directions=100, bins=20, seed=7)
+    print(f"coh★ of the same cloud as float32: {fast32 * 1000:.1f} ms (median {fast32_median * 1000:.1f}), "
+          f"same coh★ and v★ as the loop: {same32}")  # fmt: skip
+    same = same and same32
     embeddings = rng.standard_normal((2_000, 768))
     pq, r = best_of(args.repeat, compressibility_embeddings, embeddings, subspaces=8, codes=256, seed=7)
     print(f"PQ r 2000x768, 8 subspaces x 256 codes + zlib: {pq * 1000:.0f} ms (best of {args.repeat}), r={r:.4f}")
