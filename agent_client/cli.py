@@ -27,7 +27,7 @@ from agent_client.outbox import Entry, Outbox, OutboxCorrupt
 from agent_client.schema import MAX_INT64, PcsInvalid, parse_pcs
 
 if TYPE_CHECKING:  # the sender imports requests, which `build` does not need
-    from agent_client.sender import Result
+    from agent_client.sender import DrainSummary, Result
 
 DEFAULT_OUTBOX = os.path.join("~", ".local", "state", "flk-agent")
 
@@ -278,7 +278,7 @@ class _AboveTheBar(logging.Handler):
             self.handleError(record)
 
 
-def _report(summary: Any) -> int:
+def _report(summary: DrainSummary) -> int:
     print(f"delivered {summary.delivered}, dead letters {summary.dead}", file=sys.stderr)
     return 0 if summary.dead == 0 else 1
 

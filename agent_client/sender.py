@@ -15,8 +15,9 @@ What happens to an entry depends only on the server's answer:
 
 Every retry of any kind uses one of ``max_attempts``; when they are spent the entry goes to the DLQ with
 the last error. ``Sender.stop`` (Ctrl-C or SIGTERM in ``send_many``) ends every send at its next wait or
-try: its entry stays pending, for the next run, instead of going on to the DLQ. Delivery is at least once: a PCS is only acked after an answer, so a crash resends it,
-and the server's dedup on ``pcs_id`` returns the first answer to the copy.
+try: its entry stays pending, for the next run, instead of going on to the DLQ. Delivery is at least
+once: a PCS is only acked after an answer, so a crash resends it, and the server's dedup on ``pcs_id``
+returns the first answer to the copy.
 """
 
 from __future__ import annotations
@@ -63,9 +64,8 @@ class Result:
 class DrainSummary:
     delivered: int = 0
     dead: int = 0
+    pending: int = 0  # stopped before their answer: still in the outbox
     results: list[Result] = field(default_factory=list)
-
-    pending: int = 0
 
     def add(self, result: Result) -> None:
         self.results.append(result)
