@@ -91,28 +91,32 @@ def _load_csv(p: Path, path: str, encoding: str, notes: list[str]) -> np.ndarray
     # Undecodable bytes become U+FFFD: in a header they do no harm (a Latin-1 column name), in a data row
     # they make that row's error message.
     with open(p, encoding=encoding, errors="replace") as handle:
-        skipped, first = 0, ""
+        skipped, first, second = 0, "", None
         for line in handle:
             if line.strip() and not line.lstrip().startswith("#"):
+                if first:
+                    second = line
+                    break
                 first = line
-                break
-            skipped += 1
+            elif not first:
+                skipped += 1
     if "\x00" in first:
         raise CliError(f"{path} is neither a .npy or .npz array nor a text CSV")
     if not first:
         raise CliError(f"{path} holds no data rows")
-    delimiter = next((d for d in CSV_DELIMITERS if d in first), None)  # None: runs of spaces
+    delimiter, comma = _dialect(first, second)
     trailing = delimiter is not None and _line_end(first).endswith(delimiter)
     if trailing:
         first = _without_last(first, delimiter)
-    header = not _is_numeric_row(first, delimiter)
+    header = not _is_numeric_row(first, delimiter, comma)
     try:
         with warnings.catch_warnings(), open(p, encoding=encoding, errors="replace") as handle:
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below instead
             lines = (_without_last(line, delimiter) for line in handle) if trailing else handle
             cloud = np.loadtxt(
-                lines, delimiter=delimiter, quotechar='"', skiprows=skipped + header, ndmin=2, dtype=np.float64
-            )
+                lines, delimiter=delimiter, quotechar='"', skiprows=skipped + header, ndmin=2, dtype=np.float64,
+                converters=_decimal_comma_float if comma else None,
+            )  # fmt: skip
     except ValueError as exc:
         # numpy counts data rows from 1 in one message and from 0 in the other, and names its own arguments
         ragged, cell = _RAGGED.search(str(exc)), _NOT_A_NUMBER.search(str(exc))
@@ -131,16 +135,58 @@ def _load_csv(p: Path, path: str, encoding: str, notes: list[str]) -> np.ndarray
     return cloud
 
 
+def _dialect(first: str, second: str | None) -> tuple[str | None, bool]:
+    """The separator (None: runs of spaces) and whether numbers are written with a decimal comma (0,51).
+
+    A separator found in the first line is kept when it splits the first row of numbers (that line, or
+    the next one after a header) into numbers; commas, tabs and semicolons are tried in that order. A
+    decimal comma is only taken with another separator: "0,51;1,2" is two numbers, as spreadsheets in
+    many locales write them. When nothing fits (a cell that is not a number), the reading under which
+    most fields are numbers, and fewest hold another separator, is kept, so that the error names the
+    cell that is wrong.
+    """
+    found = [d for d in CSV_DELIMITERS if d in first] or [None]
+    readings = [(d, comma) for d in found for comma in ((False, True) if d != "," else (False,))]
+    lines = [first] if second is None else [first, second]
+    for delimiter, comma in readings:
+        if any(_is_numeric_row(line, delimiter, comma) for line in lines):
+            return delimiter, comma
+
+    def fit(reading: tuple[str | None, bool]) -> tuple[int, int]:
+        delimiter, comma = reading
+        others = [d for d in CSV_DELIMITERS if d != delimiter and not (comma and d == ",")]
+        fields = [field for line in lines for field in _fields(line, delimiter)]
+        return sum(_is_number(f, comma) for f in fields), -sum(any(d in f for d in others) for f in fields)
+
+    return max(readings, key=fit)  # the first of equals
+
+
+def _decimal_comma_float(cell: str) -> float:
+    if "." in cell:  # 1.234,5: a thousands separator, which is not guessed at
+        raise ValueError(f"could not convert string {cell!r} to float64")
+    return float(cell.replace(",", ".", 1))
+
+
+def _is_number(cell: str, comma: bool = False) -> bool:
+    try:
+        _decimal_comma_float(cell) if comma else float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def _cells(line: str, delimiter: str | None) -> list[str]:
     return [cell.strip().strip('"') for cell in line.strip().split(delimiter)]
 
 
-def _is_numeric_row(line: str, delimiter: str | None) -> bool:
-    try:
-        [float(cell) for cell in _cells(line, delimiter)]
-    except ValueError:
-        return False
-    return True
+def _fields(line: str, delimiter: str | None) -> list[str]:
+    """The cells of a line, a separator ending it dropped first (an export's empty last field)."""
+    return _cells(line if delimiter is None else _without_last(line, delimiter), delimiter)
+
+
+def _is_numeric_row(line: str, delimiter: str | None, comma: bool = False) -> bool:
+    """Whether every field of ``line`` is a number (``comma``: written with a decimal comma)."""
+    return all(_is_number(field, comma) for field in _fields(line, delimiter))
 
 
 def _line_end(line: str) -> str:

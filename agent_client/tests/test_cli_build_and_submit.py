@@ -270,6 +270,31 @@ def test_a_short_row_or_a_cell_that_is_not_a_number_is_named_by_its_data_row(tmp
         load_points(str(words))
 
 
+def test_numbers_with_a_decimal_comma_read_as_the_same_points(tmp_path):
+    # Spreadsheets in many locales export "0,51;1,2": a semicolon (or a tab) between fields, a comma in numbers.
+    rows = np.random.default_rng(16).random((25, 3)).round(6) * [1, -10, 1000]
+    cells = [[repr(float(v)).replace(".", ",") for v in row] for row in rows]
+
+    def written(name: str, text: str) -> str:
+        (tmp_path / name).write_text(text)
+        return str(tmp_path / name)
+
+    variants = [
+        written("semicolons.csv", "x;y;z\n" + "".join(";".join(row) + "\n" for row in cells)),
+        written("no_header.csv", "".join(";".join(row) + "\n" for row in cells)),
+        written("tabs.tsv", "x\ty\tz\n" + "".join("\t".join(row) + "\n" for row in cells)),
+        written("quoted.csv", '"x";"y";"z"\n' + "".join(";".join(f'"{c}"' for c in row) + "\n" for row in cells)),
+        written("trailing.csv", "".join(";".join(row) + ";\n" for row in cells)),
+    ]
+    for path in variants:
+        assert load_points(path).tolist() == rows.tolist(), path
+    # A point too is a decimal point, also after semicolons; a number with both is not guessed at.
+    assert load_points(written("points.csv", "x;y\n0.5;1.25\n2;3\n")).tolist() == [[0.5, 1.25], [2, 3]]
+    for text, cell in (("x;y\n1.234,5;2\n", "'1.234,5'"), ("x;y\n0,5;x\n", "'x'"), ("x;y\n0,5;1,2,3\n", "'1,2,3'")):
+        with pytest.raises(CliError, match=f"data row 1, column [12]: {cell} is not a number$"):
+            load_points(written("bad.csv", text))
+
+
 def test_submit_sends_several_pcs_at_once_and_names_every_dead_letter_once(scripted, tmp_path):
     files = []
     for k in range(6):
