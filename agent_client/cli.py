@@ -36,6 +36,7 @@ class CliError(Exception):
     """A problem the user can fix; printed as one line, exit code 2."""
 
 
+_SEP_LINE = re.compile(r"sep=[,;\t| ]", re.IGNORECASE)
 CSV_DELIMITERS = (",", "\t", ";")  # looked for in this order in a CSV's first line of data or header
 _RAGGED = re.compile(r"the number of columns changed from (\d+) to (\d+) at row (\d+)")
 _NOT_A_NUMBER = re.compile(r"could not convert string (.*) to float64 at row (\d+), column (\d+)")
@@ -91,20 +92,31 @@ def _load_csv(p: Path, path: str, encoding: str, notes: list[str]) -> np.ndarray
     # Undecodable bytes become U+FFFD: in a header they do no harm (a Latin-1 column name), in a data row
     # they make that row's error message.
     with open(p, encoding=encoding, errors="replace") as handle:
-        skipped, first, second = 0, "", None
+        skipped, rows, named = 0, [], None  # lines before the first row (blank, comments); the first two rows
         for line in handle:
-            if line.strip() and not line.lstrip().startswith("#"):
-                if first:
-                    second = line
-                    break
-                first = line
-            elif not first:
+            if not rows and named is None and _SEP_LINE.fullmatch(line.rstrip("\r\n")):
+                named = line.rstrip("\r\n")[4:]  # Excel's "sep=;" line names the separator
                 skipped += 1
+            elif line.strip() and not line.lstrip().startswith("#"):
+                rows.append(line)
+                if len(rows) == 2:
+                    break
+            elif not rows:
+                skipped += 1
+    first, second = (rows[0] if rows else ""), (rows[1] if len(rows) > 1 else None)
     if "\x00" in first:
         raise CliError(f"{path} is neither a .npy or .npz array nor a text CSV")
     if not first:
         raise CliError(f"{path} holds no data rows")
-    delimiter, comma = _dialect(first, second)
+    if named is not None:
+        delimiter = None if named == " " else named
+        comma = (
+            delimiter != ","
+            and not any(_is_numeric_row(row, delimiter) for row in rows)
+            and any(_is_numeric_row(row, delimiter, comma=True) for row in rows)
+        )
+    else:
+        delimiter, comma = _dialect(first, second)
     trailing = delimiter is not None and _line_end(first).endswith(delimiter)
     if trailing:
         first = _without_last(first, delimiter)

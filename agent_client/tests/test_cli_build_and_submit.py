@@ -295,6 +295,19 @@ def test_numbers_with_a_decimal_comma_read_as_the_same_points(tmp_path):
             load_points(written("bad.csv", text))
 
 
+def test_a_sep_line_names_the_separator_as_excel_writes_it(tmp_path):
+    cases = {
+        "sep=;\nx;y\n0,5;1,25\n2;3\n": [[0.5, 1.25], [2, 3]],
+        "sep=;\n0.5;1.25\n2;3\n": [[0.5, 1.25], [2, 3]],
+        "sep=,\r\nx,y\r\n1,2\r\n": [[1, 2]],
+        "sep=\t\nx\ty\n1,5\t2\n": [[1.5, 2]],
+        "sep=|\nx|y\n1|2\n3|4\n": [[1, 2], [3, 4]],
+    }
+    for k, (text, points) in enumerate(cases.items()):
+        (tmp_path / f"sep{k}.csv").write_text(text)
+        assert load_points(str(tmp_path / f"sep{k}.csv")).tolist() == points, text
+
+
 def test_submit_sends_several_pcs_at_once_and_names_every_dead_letter_once(scripted, tmp_path):
     files = []
     for k in range(6):
