@@ -48,12 +48,14 @@ def load_points(path: str, notes: list[str] | None = None) -> np.ndarray:
 
     An array file is known by its suffix or by its first bytes, whatever its name. In a CSV, blank lines and
     lines starting with ``#`` are skipped; the first other line is the header unless it is all numbers.
-    The separator is the first of comma, tab and semicolon found in that line (else spaces, or a single
-    column); fields may be quoted, a separator ending every line (as some exports write) is dropped, and a
-    UTF-8 byte order mark (as spreadsheets write) is skipped; a UTF-16 file with its byte order mark (a
-    spreadsheet's "Unicode text") is read as such. A first column with an empty header and
-    increasing whole numbers is a row index (what pandas' ``to_csv`` writes) and is left out, with a line
-    in ``notes`` saying so.
+    The separator is the one of comma, tab and semicolon found in that line that splits the first row of
+    numbers into numbers (see ``_dialect``; with a tab or a semicolon, numbers may have a decimal comma),
+    or the one an Excel ``sep=`` line names, else spaces, or a single column. Fields may be quoted, a
+    separator ending every line (as some exports write) is dropped, and a UTF-8 byte order mark (as
+    spreadsheets write) is skipped; a UTF-16 file with its byte order mark (a spreadsheet's "Unicode text")
+    is read as such. A first column with an empty header and increasing whole numbers is a row index (what
+    pandas' ``to_csv`` writes) and is left out, with a line in ``notes`` saying so. A value that is not
+    finite (NaN, as some tools write a missing value, or infinity) is named by its row and column.
     """
     p = Path(path)
     if not p.is_file():
@@ -66,10 +68,21 @@ def load_points(path: str, notes: list[str] | None = None) -> np.ndarray:
     suffix = p.suffix.lower()
     kind = suffix if suffix in (".npy", ".npz") else _ARRAY_MAGIC.get(magic) or _ARRAY_MAGIC.get(magic[:4])
     if kind:
-        return _load_array(p, path, kind)
+        return _finite(_load_array(p, path, kind), path, "row")
     # A spreadsheet's "Unicode text" is UTF-16 with a byte order mark; anything else is read as UTF-8.
     encoding = "utf-16" if magic.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
     return _load_csv(p, path, encoding, notes if notes is not None else [])
+
+
+def _finite(cloud: np.ndarray, path: str, rows: str) -> np.ndarray:
+    """``cloud``, or an error naming its first value that is not a finite number (``rows``: what a row is
+    called in the message)."""
+    bad = np.argwhere(~np.isfinite(cloud.reshape(len(cloud), -1)))
+    if len(bad):
+        row, column = (int(k) for k in bad[0])
+        value = cloud.reshape(len(cloud), -1)[row, column]
+        raise CliError(f"{path}: {rows} {row + 1}, column {column + 1}: {value} is not a finite number")
+    return cloud
 
 
 def _load_array(p: Path, path: str, kind: str) -> np.ndarray:
@@ -141,6 +154,7 @@ def _load_csv(p: Path, path: str, encoding: str, notes: list[str]) -> np.ndarray
         raise CliError(f"{path}: every row after the optional header must be numbers: {exc}") from None
     if cloud.size == 0:
         raise CliError(f"{path} holds no data rows")
+    _finite(cloud, path, "data row")
     if header and cloud.shape[1] > 1 and _is_row_index(first, delimiter, cloud[:, 0]):
         notes.append(f"{path}: the first column has no name and counts the rows (a saved row index): left out")
         cloud = cloud[:, 1:]

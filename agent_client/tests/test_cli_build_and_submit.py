@@ -295,6 +295,19 @@ def test_numbers_with_a_decimal_comma_read_as_the_same_points(tmp_path):
             load_points(written("bad.csv", text))
 
 
+def test_a_value_that_is_not_finite_is_named_by_its_row_and_column(tmp_path):
+    (tmp_path / "missing.csv").write_text("x,y\n1,2\n3,NaN\n")
+    with pytest.raises(CliError, match=r"missing.csv: data row 2, column 2: nan is not a finite number$"):
+        load_points(str(tmp_path / "missing.csv"))
+    cloud = np.ones((5, 3))
+    cloud[3, 2] = -np.inf
+    np.save(tmp_path / "inf.npy", cloud)
+    with pytest.raises(CliError, match=r"inf.npy: row 4, column 3: -inf is not a finite number$"):
+        load_points(str(tmp_path / "inf.npy"))
+    built = run("build", "--in", str(tmp_path / "missing.csv"), "--shard-id", "s", "--epoch", "1", "--seed", "1")
+    assert built.returncode == 2 and built.stderr.strip().endswith("data row 2, column 2: nan is not a finite number")
+
+
 def test_a_sep_line_names_the_separator_as_excel_writes_it(tmp_path):
     cases = {
         "sep=;\nx;y\n0,5;1,25\n2;3\n": [[0.5, 1.25], [2, 3]],
