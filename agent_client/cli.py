@@ -96,6 +96,12 @@ def _load_array(p: Path, path: str, kind: str) -> np.ndarray:
                 cloud = archive[archive.files[0]]
     except (ValueError, OSError, EOFError) as exc:
         raise CliError(f"{path} is not a readable {kind} array: {exc}") from None
+    fields = cloud.dtype.fields or {}
+    if cloud.ndim == 1 and fields and all(np.issubdtype(f[0], np.number) and not f[0].shape for f in fields.values()):
+        # A record array of numeric columns (pandas' to_records, say): one column per field, in their order.
+        from numpy.lib import recfunctions
+
+        cloud = recfunctions.structured_to_unstructured(cloud, dtype=np.float64)
     if not np.issubdtype(cloud.dtype, np.number) or np.iscomplexobj(cloud) or cloud.ndim not in (1, 2):
         raise CliError(f"{path} must hold a 1-D or 2-D array of real numbers, got {cloud.dtype} with {cloud.ndim} dims")
     return cloud.astype(np.float64)

@@ -295,6 +295,16 @@ def test_numbers_with_a_decimal_comma_read_as_the_same_points(tmp_path):
             load_points(written("bad.csv", text))
 
 
+def test_a_record_array_of_numeric_fields_reads_as_one_column_per_field(tmp_path):
+    records = np.zeros(4, dtype=[("x", "<f8"), ("y", "<f4"), ("n", "<i8")])
+    records["x"], records["y"], records["n"] = [0.5, 1, 2, 3], [1, 2, 3, 4], [7, 8, 9, 10]
+    np.save(tmp_path / "records.npy", records)
+    assert load_points(str(tmp_path / "records.npy")).tolist() == [[0.5, 1, 7], [1, 2, 8], [2, 3, 9], [3, 4, 10]]
+    np.save(tmp_path / "text.npy", np.zeros(3, dtype=[("x", "<f8"), ("name", "U5")]))
+    with pytest.raises(CliError, match="must hold a 1-D or 2-D array of real numbers"):
+        load_points(str(tmp_path / "text.npy"))
+
+
 def test_a_value_that_is_not_finite_is_named_by_its_row_and_column(tmp_path):
     (tmp_path / "missing.csv").write_text("x,y\n1,2\n3,NaN\n")
     with pytest.raises(CliError, match=r"missing.csv: data row 2, column 2: nan is not a finite number$"):
