@@ -51,6 +51,22 @@ def signed(pcs: dict[str, Any], alg: str = "hmac", key: bytes | None = None) -> 
     return sign_pcs(pcs, alg, key)
 
 
+def pcs_files(directory: Any, count: int, shard_prefix: str) -> list[str]:
+    """``count`` PCS signed with the test HMAC key, one JSON file each in ``directory`` (made if missing),
+    of shards ``<shard_prefix>-0``, ``-1``...: the paths, for ``flk-agent submit``."""
+    import json
+    from pathlib import Path
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(count):
+        path = folder / f"{shard_prefix}-{k:05d}.json"
+        path.write_text(json.dumps(signed(make_pcs(shard_id=f"{shard_prefix}-{k}"))))
+        paths.append(str(path))
+    return paths
+
+
 def ed25519_public_b64(seed: bytes = ED25519_SEED) -> str:
     return signing.ed25519_public_key_b64(seed)
 

@@ -14,7 +14,7 @@ import pytest
 from agent_client import signals
 from agent_client.builder import build_pcs
 from agent_client.cli import CliError, load_points
-from flk_site.testing import make_pcs
+from flk_site.testing import make_pcs, pcs_files
 from ingest.models import PcsRecord
 
 FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
@@ -332,11 +332,7 @@ def test_a_sep_line_names_the_separator_as_excel_writes_it(tmp_path):
 
 
 def test_submit_sends_several_pcs_at_once_and_names_every_dead_letter_once(scripted, tmp_path):
-    files = []
-    for k in range(6):
-        path = tmp_path / f"pcs{k}.json"
-        path.write_text(json.dumps(make_pcs(shard_id=f"parallel-{k}")))
-        files.append(str(path))
+    files = pcs_files(tmp_path, 6, "parallel")
     server = scripted([], gather=3)
     sent = run("submit", "--concurrency", "3", "--endpoint", server.url, "--outbox", str(tmp_path / "ok"), *files)
     assert sent.returncode == 0 and "delivered 6, dead letters 0" in sent.stderr, sent.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from flk_site.testing import RedisServer, ServiceProcess, make_pcs, manage, service_env, signed, stored_pcs_ids
+from flk_site.testing import RedisServer, ServiceProcess, manage, pcs_files, service_env, stored_pcs_ids
 
 FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
 BATCH = 1500
@@ -46,12 +46,7 @@ def pending(outbox: Path) -> int:
 @pytest.mark.slow
 def test_a_batch_delivered_through_a_killed_service_and_a_database_crash_is_stored_once(stack, tmp_path):
     cluster, services, env = stack
-    files = []
-    for k in range(BATCH):
-        path = tmp_path / "pcs" / f"{k:05d}.json"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(json.dumps(signed(make_pcs(shard_id=f"outage-{k}"))))
-        files.append(str(path))
+    files = pcs_files(tmp_path / "pcs", BATCH, "outage")
     outbox = tmp_path / "outbox"
     agent = subprocess.Popen(
         [FLK_AGENT, "submit", "--endpoint", services[0].url, "--outbox", str(outbox), "--max-attempts", "30", *files],

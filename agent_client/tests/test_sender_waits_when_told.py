@@ -16,7 +16,7 @@ import pytest
 
 from agent_client.outbox import Outbox
 from agent_client.sender import DEAD, DELIVERED, PENDING, Sender, backoff_delay, retry_after_seconds
-from flk_site.testing import make_pcs
+from flk_site.testing import pcs_files
 
 FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
 
@@ -138,11 +138,7 @@ def test_a_stopped_sender_ends_its_wait_and_leaves_the_entry_pending_not_dead(sc
 
 @pytest.mark.parametrize("concurrency", ["1", "4"])
 def test_sigterm_stops_a_retrying_submit_with_every_pcs_pending_and_none_dead(tmp_path, concurrency):
-    files = []
-    for k in range(12):
-        path = tmp_path / f"pcs{k}.json"
-        path.write_text(json.dumps(make_pcs(shard_id=f"stop-{k}")))
-        files.append(str(path))
+    files = pcs_files(tmp_path, 12, "stop")
     with socket.socket() as closed:  # a port nothing listens on: every try fails and is retried
         closed.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
