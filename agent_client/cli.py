@@ -77,10 +77,11 @@ def load_points(path: str, notes: list[str] | None = None) -> np.ndarray:
 def _finite(cloud: np.ndarray, path: str, rows: str) -> np.ndarray:
     """``cloud``, or an error naming its first value that is not a finite number (``rows``: what a row is
     called in the message)."""
-    bad = np.argwhere(~np.isfinite(cloud.reshape(len(cloud), -1)))
+    table = cloud.reshape(len(cloud), -1)  # a 1-D array is one column
+    bad = np.argwhere(~np.isfinite(table))
     if len(bad):
         row, column = (int(k) for k in bad[0])
-        value = cloud.reshape(len(cloud), -1)[row, column]
+        value = table[row, column]
         raise CliError(f"{path}: {rows} {row + 1}, column {column + 1}: {value} is not a finite number")
     return cloud
 
@@ -127,15 +128,7 @@ def _load_csv(p: Path, path: str, encoding: str, notes: list[str]) -> np.ndarray
         raise CliError(f"{path} is neither a .npy or .npz array nor a text CSV")
     if not first:
         raise CliError(f"{path} holds no data rows")
-    if named is not None:
-        delimiter = None if named == " " else named
-        comma = (
-            delimiter != ","
-            and not any(_is_numeric_row(row, delimiter) for row in rows)
-            and any(_is_numeric_row(row, delimiter, comma=True) for row in rows)
-        )
-    else:
-        delimiter, comma = _dialect(first, second)
+    delimiter, comma = _dialect(first, second, named)
     trailing = delimiter is not None and _line_end(first).endswith(delimiter)
     if trailing:
         first = _without_last(first, delimiter)
@@ -167,17 +160,21 @@ def _load_csv(p: Path, path: str, encoding: str, notes: list[str]) -> np.ndarray
     return cloud
 
 
-def _dialect(first: str, second: str | None) -> tuple[str | None, bool]:
+def _dialect(first: str, second: str | None, named: str | None = None) -> tuple[str | None, bool]:
     """The separator (None: runs of spaces) and whether numbers are written with a decimal comma (0,51).
 
-    A separator found in the first line is kept when it splits the first row of numbers (that line, or
-    the next one after a header) into numbers; commas, tabs and semicolons are tried in that order. A
+    ``named``: the separator an Excel ``sep=`` line gave, the only one tried. Otherwise a separator found
+    in the first line is kept when it splits the first row of numbers (that line, or the next one after a
+    header) into numbers; commas, tabs and semicolons are tried in that order. A
     decimal comma is only taken with another separator: "0,51;1,2" is two numbers, as spreadsheets in
     many locales write them. When nothing fits (a cell that is not a number), the reading under which
     most fields are numbers, and fewest hold another separator, is kept, so that the error names the
     cell that is wrong.
     """
-    found = [d for d in CSV_DELIMITERS if d in first] or [None]
+    if named is not None:
+        found: list[str | None] = [None if named == " " else named]
+    else:
+        found = [d for d in CSV_DELIMITERS if d in first] or [None]
     readings = [(d, comma) for d in found for comma in ((False, True) if d != "," else (False,))]
     lines = [first] if second is None else [first, second]
     for delimiter, comma in readings:
