@@ -283,12 +283,11 @@ def _float32_projections(cloud: np.ndarray, units: np.ndarray) -> _Projections |
         )
         buffer = None if in_place else _kept_array("points", (min(n, _ROWS), dims), np.float32)
         for start in slices:
-            if in_place:
-                single = cloud[start : start + _ROWS]
-            else:
-                single = buffer[: min(_ROWS, n - start)]
             with np.errstate(over="ignore"):  # a value beyond float32 becomes inf here, and is caught just below
-                if not in_place:
+                if in_place:
+                    single = cloud[start : start + _ROWS]
+                else:
+                    single = buffer[: min(_ROWS, n - start)]
                     np.copyto(single, cloud[start : start + _ROWS], casting="same_kind")
                 squares = float(np.matmul(single[:, None, :], single[:, :, None]).max())  # row by row dot products
             if not math.isfinite(squares):
@@ -578,7 +577,7 @@ def coherence_with_guarantees(
     points: Any, directions: int = 100, bins: int = 20, seed: int = 0, epsilon: float = 0.1, delta: float = 0.05
 ) -> tuple[float, list[float], dict[str, Any]]:
     """``coherence`` plus the ε-net metadata of ``epsilon_net_guarantee`` for this cloud."""
-    cloud = as_cloud(points)
+    cloud = as_cloud(points, keep_float32=True)  # float32 stays so for coherence, as when it is called alone
     coh, v_star = coherence(cloud, directions, bins, seed)
     meta = epsilon_net_guarantee(cloud.shape[1], len(cloud), directions, bins, epsilon, delta)
     return coh, v_star, meta
