@@ -6,12 +6,16 @@ import base64
 import hashlib
 import itertools
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from agent_client import signing
 from agent_client.pcs import assemble_pcs, sign_pcs
 
 HMAC_KEY = b"testkey"
+FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))  # the console script of this environment
 ED25519_SEED = bytes(range(32))
 _counter = itertools.count(1)
 
@@ -54,9 +58,6 @@ def signed(pcs: dict[str, Any], alg: str = "hmac", key: bytes | None = None) -> 
 def pcs_files(directory: Any, count: int, shard_prefix: str) -> list[str]:
     """``count`` PCS signed with the test HMAC key, one JSON file each in ``directory`` (made if missing),
     of shards ``<shard_prefix>-0``, ``-1``...: the paths, for ``flk-agent submit``."""
-    import json
-    from pathlib import Path
-
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -65,6 +66,14 @@ def pcs_files(directory: Any, count: int, shard_prefix: str) -> list[str]:
         path.write_text(json.dumps(signed(make_pcs(shard_id=f"{shard_prefix}-{k}"))))
         paths.append(str(path))
     return paths
+
+
+def outbox_status(outbox: Any) -> dict[str, Any]:
+    """What ``flk-agent outbox status`` prints for the outbox directory ``outbox``, as a dict."""
+    done = subprocess.run([FLK_AGENT, "outbox", "status", "--outbox", str(outbox)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"flk-agent outbox status exited {done.returncode}: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
 
 
 def ed25519_public_b64(seed: bytes = ED25519_SEED) -> str:

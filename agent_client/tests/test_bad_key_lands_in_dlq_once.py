@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +11,8 @@ import pytest
 from agent_client.builder import build_pcs
 from agent_client.outbox import Outbox
 from agent_client.sender import DEAD, Sender
+from flk_site.testing import FLK_AGENT
 from ingest.models import PcsRecord
-
-FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
 
 
 @pytest.mark.slow

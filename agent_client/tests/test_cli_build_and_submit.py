@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,8 @@ import pytest
 from agent_client import signals
 from agent_client.builder import build_pcs
 from agent_client.cli import CliError, load_points
-from flk_site.testing import make_pcs, pcs_files
+from flk_site.testing import FLK_AGENT, make_pcs, pcs_files
 from ingest.models import PcsRecord
-
-FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -7,14 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import requests
 
+from flk_site.testing import FLK_AGENT, outbox_status
 from ingest.models import PcsRecord
-
-FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
 
 APPEND_THEN_HANG = """
 import sys, time
@@ -39,8 +37,7 @@ def test_an_agent_killed_before_posting_delivers_after_restart_exactly_once(guni
     agent.wait(timeout=10)
     assert PcsRecord.objects.filter(pcs_id=pcs_id).count() == 0
 
-    status = subprocess.run([FLK_AGENT, "outbox", "status", "--outbox", str(outbox)], capture_output=True, text=True)
-    assert json.loads(status.stdout)["pending"] == 1
+    assert outbox_status(outbox)["pending"] == 1
 
     drain = [FLK_AGENT, "outbox", "drain", "--endpoint", service.url, "--outbox", str(outbox)]
     restarted = subprocess.run(drain, capture_output=True, text=True, timeout=60)

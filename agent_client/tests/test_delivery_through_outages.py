@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from flk_site.testing import RedisServer, ServiceProcess, manage, pcs_files, service_env, stored_pcs_ids
+from flk_site.testing import (
+    FLK_AGENT,
+    RedisServer,
+    ServiceProcess,
+    manage,
+    outbox_status,
+    pcs_files,
+    service_env,
+    stored_pcs_ids,
+)
 
-FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
 BATCH = 1500
 
 
@@ -38,11 +45,6 @@ def stack(postgres_cluster, tmp_path):
         redis_server.stop()
 
 
-def pending(outbox: Path) -> int:
-    status = subprocess.run([FLK_AGENT, "outbox", "status", "--outbox", str(outbox)], capture_output=True, text=True)
-    return json.loads(status.stdout)["pending"] if status.returncode == 0 else -1
-
-
 @pytest.mark.slow
 def test_a_batch_delivered_through_a_killed_service_and_a_database_crash_is_stored_once(stack, tmp_path):
     cluster, services, env = stack
@@ -55,14 +57,14 @@ def test_a_batch_delivered_through_a_killed_service_and_a_database_crash_is_stor
     try:
         # The service dies with its workers in the middle of the batch and comes back on the same port.
         deadline = time.monotonic() + 60
-        while not 0 < pending(outbox) < BATCH - 100 and time.monotonic() < deadline:
+        while not 0 < outbox_status(outbox)["pending"] < BATCH - 100 and time.monotonic() < deadline:
             time.sleep(0.05)
         services[0].kill()
         time.sleep(1.0)
         services.append(ServiceProcess(env, workers=2, port=services[0].port))
         time.sleep(0.5)
         # Then its database crashes as in a power cut, and restarts.
-        left = pending(outbox)
+        left = outbox_status(outbox)["pending"]
         cluster.crash()
         time.sleep(1.5)
         cluster.start()
@@ -75,7 +77,7 @@ def test_a_batch_delivered_through_a_killed_service_and_a_database_crash_is_stor
     assert any(line.get("status") == 503 for line in answered), "the agent must have met the database outage"
     assert agent.returncode == 0, err[-3000:]
     assert f"delivered {BATCH}, dead letters 0" in err
-    assert pending(outbox) == 0
+    assert outbox_status(outbox)["pending"] == 0
 
     stored = stored_pcs_ids(env["DATABASE_URL"])
     sent = {json.loads(Path(f).read_text())["pcs_id"] for f in files}

@@ -7,18 +7,14 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from agent_client.outbox import Outbox
 from agent_client.sender import DEAD, DELIVERED, PENDING, Sender, backoff_delay, retry_after_seconds
-from flk_site.testing import pcs_files
-
-FLK_AGENT = str(Path(sys.executable).with_name("flk-agent"))
+from flk_site.testing import FLK_AGENT, outbox_status, pcs_files
 
 
 def pcs() -> dict:
@@ -146,13 +142,15 @@ def test_sigterm_stops_a_retrying_submit_with_every_pcs_pending_and_none_dead(tm
     agent = subprocess.Popen([FLK_AGENT, "submit", "--concurrency", concurrency, "--endpoint", endpoint,
                               "--outbox", str(outbox), *files], stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        while "retrying" not in agent.stderr.read(200):
-            pass
+        seen = ""
+        while "retrying" not in seen:  # the agent has met the closed port and waits to try again
+            chunk = agent.stderr.read(200)
+            assert chunk, f"the agent ended before it retried: {seen}"
+            seen += chunk
         agent.send_signal(signal.SIGTERM)
         err = agent.communicate(timeout=30)[1]
     finally:
         agent.kill()
     assert agent.returncode == 130 and "interrupted; pending PCS stay in the outbox" in err
-    status = json.loads(subprocess.run([FLK_AGENT, "outbox", "status", "--outbox", str(outbox)],
-                                       capture_output=True, text=True).stdout)  # fmt: skip
+    status = outbox_status(outbox)
     assert (status["pending"], status["dead_letters"]) == (12, 0)
