@@ -6,8 +6,6 @@ import base64
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from agent_client import signing
 from agent_client.builder import build_pcs, signing_key_from_env
 from agent_client.canonical import signing_digest
 from agent_client.schema import parse_pcs
+from flk_site.testing import FLK_AGENT
 
 
 def test_a_healthy_cloud_gives_a_valid_signed_pcs_with_no_fallbacks():
@@ -61,7 +60,6 @@ def test_both_signing_keys_in_the_environment_is_an_error_not_a_silent_choice(tm
         signing_key_from_env(env)
     data = tmp_path / "cloud.npy"
     np.save(data, np.random.default_rng(7).random((50, 2)))
-    flk_agent = str(Path(sys.executable).with_name("flk-agent"))
-    result = subprocess.run([flk_agent, "build", "--in", str(data), "--shard-id", "s", "--epoch", "0", "--seed", "1"],
+    result = subprocess.run([FLK_AGENT, "build", "--in", str(data), "--shard-id", "s", "--epoch", "0", "--seed", "1"],
                             capture_output=True, text=True, env={**os.environ, **env}, timeout=120)  # fmt: skip
     assert result.returncode == 2 and "both PCS_HMAC_KEY and PCS_ED25519_SEED_B64 are set" in result.stderr
