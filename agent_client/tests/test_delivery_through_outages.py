@@ -52,7 +52,7 @@ def test_a_batch_delivered_through_a_killed_service_and_a_database_crash_is_stor
     outbox = tmp_path / "outbox"
     agent = subprocess.Popen(
         [FLK_AGENT, "submit", "--endpoint", services[0].url, "--outbox", str(outbox), "--max-attempts", "30", *files],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         # The service dies with its workers in the middle of the batch and comes back on the same port.
