@@ -120,6 +120,8 @@ _UNDERFLOW_32 = 2.0**-126  # the most a float32 operation loses to underflow, ev
 _BLOCK = 256  # dimensions per float32 matrix product; the partial products are summed in float32
 _ROWS = 1000  # points converted to float32 and projected at a time, by one thread
 _CHUNK = 1000  # points binned at a time, in the same few buffers, which stay in cache
+_PAIRED_SLOTS = 1 << 18  # two directions share a counted key when that makes at most this many counts
+_COUNTED_KEYS = 1 << 19  # keys a thread gathers before np.bincount counts them (4 MiB)
 
 
 def _gamma(roundings: int, roundoff: float) -> float:
@@ -348,21 +350,29 @@ def _frame(
     return narrow, stretch.astype(dtype), np.where(narrow, 0.0, margin).astype(dtype)
 
 
-def _bin_scratch(shape: tuple[int, ...], dtype: Any, kept: bool = False) -> tuple[np.ndarray, ...]:
-    """The four arrays ``_bin_keys`` works in: two of the values' dtype, then two np.intp (the keys).
-
-    ``kept``: the thread's own arrays of ``_kept_array``, for a caller that is done with them when it returns.
-    """
-    types = (dtype, dtype, np.intp, np.intp)
-    if kept:
-        return tuple(_kept_array(f"bin{k}", shape, kind) for k, kind in enumerate(types))
-    return tuple(np.empty(shape, kind) for kind in types)
-
-
-def _bin_keys(
-    values: np.ndarray, first: Any, stretch: Any, margin: Any, out: tuple[np.ndarray, ...] | None = None
+def _key_values(
+    values: np.ndarray, first: Any, stretch: Any, margin: Any, out: tuple[np.ndarray, np.ndarray]
 ) -> np.ndarray:
-    """2·b for a value certainly in bin b, 2·b + 1 for one in doubt between bins b and b + 1.
+    """The keys of ``_bin_keys`` as whole numbers of ``values``' dtype, in ``out[1]`` (``out[0]`` is scratch).
+
+    ``out`` holds two arrays of ``values``' shape and dtype (or slices of them), so that a caller binning
+    chunk after chunk reuses the same memory instead of asking for fresh pages each time. Seven float passes
+    and no conversion: turning floats into integers is the slowest pass there is, and the caller does it
+    once for its own key (``_largest_bin_bounds``) or not at all.
+    """
+    position, keys = out
+    np.subtract(values, first, out=position)
+    position *= stretch
+    np.subtract(position, margin, out=keys)
+    position += margin
+    np.trunc(keys, out=keys)
+    np.trunc(position, out=position)
+    keys += position
+    return keys
+
+
+def _bin_keys(values: np.ndarray, first: Any, stretch: Any, margin: Any) -> np.ndarray:
+    """2·b for a value certainly in bin b, 2·b + 1 for one in doubt between bins b and b + 1 (np.intp).
 
     With p the value's position in bin units (value − first, stretched: 0 .. bins), the key is
     trunc(p − margin) + trunc(p + margin): the two agree unless an edge lies within the margin of p, and
@@ -374,20 +384,9 @@ def _bin_keys(
     edge within the margin of 0 or of bins is an outer edge, which holds every value in: key 0 is bin 0
     for sure, and key 2·bins − 1 (trunc(p − margin) = bins − 1, trunc(p + margin) = bins) is the last bin
     for sure.
-
-    The keys are np.intp, what np.bincount counts without a copy. ``out`` is ``_bin_scratch`` of
-    ``values``' shape and dtype (or a slice of each), so that a caller binning chunk after chunk reuses
-    the same memory instead of asking for fresh pages each time.
     """
-    position, below, keys, above = _bin_scratch(values.shape, values.dtype) if out is None else out
-    np.subtract(values, first, out=position)
-    position *= stretch
-    np.subtract(position, margin, out=below)
-    position += margin
-    np.copyto(keys, below, casting="unsafe")  # truncates towards zero, as astype does
-    np.copyto(above, position, casting="unsafe")
-    keys += above
-    return keys
+    scratch = (np.empty_like(values), np.empty_like(values))
+    return _key_values(values, first, stretch, margin, scratch).astype(np.intp)
 
 
 def _column_extreme(values: np.ndarray, extreme: np.ufunc) -> np.ndarray:
@@ -418,28 +417,75 @@ def _largest_bin_bounds(projections: _Projections, bins: int) -> tuple[np.ndarra
     """Per direction (column of ``proj``), bounds low ≤ the loop's largest bin count ≤ high.
 
     A value in doubt (see ``_frame``) may be in either bin next to its edge: it counts towards the high
-    bound of both and the low bound of neither. A direction whose bins are too narrow gets 0 and n. One
-    np.bincount per chunk counts the keys of ``_bin_keys`` of every direction, each in its own 2·bins slots.
+    bound of both and the low bound of neither. A direction whose bins are too narrow gets 0 and n.
+
+    np.bincount counts the keys of ``_bin_keys`` of every direction at once, and it holds the GIL, so the
+    fewer keys it counts the better. Two directions share one key when there are few bins: a point's keys
+    a and b along directions 2j and 2j + 1 make the key (j·slots + a)·slots + b, slots = 2·bins; each
+    direction's counts are then a sum over the other's. With many bins or directions (more than
+    _PAIRED_SLOTS counts that way), each direction has a key of its own, j·slots + a. Each thread gathers
+    the keys of its chunks and counts them _COUNTED_KEYS at a time.
     """
     proj, gap, magnitude, first, last = projections
     n, directions = proj.shape
     narrow, stretch, margin = _frame(first, last, gap, magnitude, bins, proj.dtype.type)
     slots = 2 * bins
-    offsets = np.arange(directions, dtype=np.intp) * slots
+    paired = directions > 1 and -(-directions // 2) * slots * slots <= _PAIRED_SLOTS
+    width = 2 if paired else 1  # directions per key
+    columns = -(-directions // width)  # keys per point
+    offsets = np.arange(columns, dtype=np.intp) * slots**width
 
-    def count(starts: range) -> np.ndarray:
-        """The keys of the chunks starting at ``starts``, counted: key s of direction k at k*slots + s."""
-        counts = np.zeros(directions * slots, dtype=np.intp)
-        scratch = _bin_scratch((min(n, _CHUNK), directions), proj.dtype, kept=True)
-        for start in starts:  # each chunk is a handful of vectorised passes over points x directions
-            values = proj[start : start + _CHUNK]
-            keys = _bin_keys(values, first, stretch, margin, tuple(buffer[: len(values)] for buffer in scratch))
-            keys += offsets
-            counts += np.bincount(keys.ravel(), minlength=directions * slots)
+    def tally(counts: np.ndarray | None, keys: np.ndarray) -> np.ndarray:
+        """``counts`` plus the count of each key (np.bincount's own array the first time: a fresh array of
+        zeros would cost a page fault per 4 KiB, as much as the counting)."""
+        more = np.bincount(keys.ravel(), minlength=columns * slots**width)
+        if counts is None:
+            return more
+        counts += more
         return counts
 
-    # The passes of _bin_keys let go of the GIL, so the threads compute keys side by side; np.bincount holds it.
-    counts = np.sum(_shared_out(count, range(0, n, _CHUNK)), axis=0).reshape(directions, slots)
+    def count(starts: range) -> np.ndarray:
+        """The keys of the chunks starting at ``starts``, counted."""
+        counts = None
+        rows = min(n, _CHUNK)
+        scratch = (
+            _kept_array("bin position", (rows, directions), proj.dtype),
+            _kept_array("bin keys", (rows, columns * width), proj.dtype),
+        )
+        scratch[1][:, directions:] = 0  # a phantom last direction, paired with an odd one out: always key 0
+        pair = _kept_array("bin pairs", (rows, columns), proj.dtype) if paired else None
+        share = min(n, len(starts) * _CHUNK)  # rows of keys this thread makes
+        gathered = _kept_array("bin gathered", (min(share, max(rows, _COUNTED_KEYS // columns)), columns), np.intp)
+        filled = 0
+        for start in starts:  # each chunk is a handful of vectorised passes over points x directions
+            values = proj[start : start + _CHUNK]
+            m = len(values)
+            keys = scratch[1][:m]
+            _key_values(values, first, stretch, margin, (scratch[0][:m], keys[:, :directions]))
+            if paired:
+                np.multiply(keys[:, 0::2], slots, out=pair[:m])  # whole numbers under 2^18: exact in float32
+                pair[:m] += keys[:, 1::2]
+                keys = pair[:m]
+            if filled + m > len(gathered):
+                counts = tally(counts, gathered[:filled])
+                filled = 0
+            np.copyto(gathered[filled : filled + m], keys, casting="unsafe")
+            gathered[filled : filled + m] += offsets
+            filled += m
+        return tally(counts, gathered[:filled])
+
+    # The passes of _key_values let go of the GIL, so the threads compute keys side by side.
+    counted, *others = _shared_out(count, range(0, n, _CHUNK))
+    for more in others:
+        counted += more  # in place: np.sum over the list would stack the counts in a fresh array first
+    counted = counted.reshape(columns, *(slots,) * width)
+    if paired:
+        counts = np.empty((columns * 2, slots), np.intp)
+        counts[0::2] = counted.sum(axis=2)
+        counts[1::2] = counted.sum(axis=1)
+        counts = counts[:directions]
+    else:
+        counts = counted
     low = counts[:, 0::2].copy()
     low[:, -1] += counts[:, -1]  # key 2·bins − 1 is the last bin for sure
     doubt = counts[:, 1:-1:2]  # in doubt between bins b and b + 1
