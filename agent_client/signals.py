@@ -206,8 +206,8 @@ def _kept_array(purpose: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 
     Memory fresh from the system costs a page fault per 4 KiB page: over 10 000 x 768 points, the two
     threads' float32 slices and binning scratch took about 3,000 faults, a tenth of a coherence. The kept
-    memory (16 MiB at most per purpose and thread, 12 MiB in all for 768 dimensions on two threads) goes with the thread.
-    The caller must be done with the array before it asks for the same purpose again.
+    memory (16 MiB at most per purpose and thread, 12 MiB in all for 768 dimensions on two threads) goes
+    with the thread. The caller must be done with the array before it asks for the same purpose again.
     """
     dtype = np.dtype(dtype)
     size = math.prod(shape) * dtype.itemsize
