@@ -7,7 +7,9 @@ few more); then the same cloud as float32 values (as embeddings usually come), p
 2 000 x 768 embeddings (8 subspaces x 256 codes) followed by zlib, and r from the bytes of a 10 000 x 768
 cloud of float32 values widened to float64. The loop is bound by memory bandwidth and the vectorised
 version by arithmetic, so their ratio depends on the machine (its cache and memory more than its cores)
-and on what else it is doing; run it on a quiet machine for the figures to compare.
+and on what else it is doing; run it on a quiet machine for the figures to compare. The first line names
+the BLAS kernels numpy loaded (its own choice for the CPU, or the one OPENBLAS_CORETYPE names): on an
+AVX-512 CPU its AVX2 kernels make the float32 product, and so the vectorised coh★, about 40 % slower.
 
     .venv/bin/python bench/agent_signals.py [--repeat 5]
 """
@@ -15,6 +17,7 @@ and on what else it is doing; run it on a quiet machine for the figures to compa
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -25,6 +28,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent_client.signals import coherence, coherence_loop, compressibility_bytes, compressibility_embeddings
+
+
+def blas_line() -> str:
+    """Which BLAS numpy loaded, its kernels and threads: the vectorised coh★ is bound by its float32 product."""
+    from threadpoolctl import threadpool_info
+
+    libraries = [library for library in threadpool_info() if library["user_api"] == "blas"]
+    if not libraries:
+        return "BLAS: none found by threadpoolctl"
+    first = libraries[0]
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    chosen = f"OPENBLAS_CORETYPE={pinned}" if pinned else "chosen by the library for this CPU"
+    return (f"BLAS: {first['internal_api']} {first['version']}, {first.get('architecture', '?')} kernels "
+            f"({chosen}), {first['num_threads']} threads")  # fmt: skip
 
 
 def best_of(repeat: int, fn, *args, **kwargs):
@@ -50,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    print(blas_line())
     rng = np.random.default_rng(2026)
     cloud = rng.standard_normal((10_000, 768))
     fast, fast_median, fast_result = timings(args.repeat, coherence, cloud, directions=100, bins=20, seed=7)
