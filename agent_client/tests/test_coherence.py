@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from threadpoolctl import ThreadpoolController
 
 from agent_client import signals
@@ -321,3 +323,32 @@ def test_clouds_of_growing_and_shrinking_sizes_one_after_the_other_are_each_binn
     for rows, dims in [(3000, 48), (1200, 5), (4100, 130), (2, 3), (3000, 48)]:
         cloud = rng.standard_normal((rows, dims)) * rng.uniform(0.1, 50.0)
         assert coherence(cloud, 25, 17, rows) == coherence_loop(cloud, 25, 17, rows)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    rows=st.integers(1, 2600),
+    dims=st.integers(1, 24),
+    kind=st.sampled_from(["normal", "rounded", "integers", "clustered", "offset"]),
+    directions=st.integers(1, 41),
+    bins=st.integers(1, 150),
+)
+def test_coherence_is_the_loop_and_the_bounds_hold_the_loops_counts_for_generated_clouds(
+    seed, rows, dims, kind, directions, bins
+):
+    # Any number of directions (odd ones pair with a phantom) and of bins (many bins count one direction a key).
+    rng = np.random.default_rng(seed)
+    cloud = {
+        "normal": lambda: rng.standard_normal((rows, dims)),
+        "rounded": lambda: np.round(rng.standard_normal((rows, dims)), 1),  # many values on bin edges
+        "integers": lambda: rng.integers(-3, 4, (rows, dims)).astype(np.float64),
+        "clustered": lambda: rng.standard_normal((rows, dims)) * 0.01 + rng.integers(0, 3, (rows, 1)),
+        "offset": lambda: rng.standard_normal((rows, dims)) * 1e-3 + 1e5,
+    }[kind]()
+    assert coherence(cloud, directions, bins, seed % 1000) == coherence_loop(cloud, directions, bins, seed % 1000)
+    units = random_directions(directions, dims, seed % 1000)
+    projected = _float32_projections(cloud, units)
+    low, high = _largest_bin_bounds(projected, bins)
+    exact = np.array([signals._direction_max(cloud, unit, bins) for unit in units])  # the loop's step
+    assert (low <= exact).all() and (exact <= high).all()
