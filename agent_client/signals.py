@@ -433,12 +433,13 @@ def _largest_bin_bounds(projections: _Projections, bins: int) -> tuple[np.ndarra
     paired = directions > 1 and -(-directions // 2) * slots * slots <= _PAIRED_SLOTS
     width = 2 if paired else 1  # directions per key
     columns = -(-directions // width)  # keys per point
-    offsets = np.arange(columns, dtype=np.intp) * slots**width
+    span = slots**width  # the values one column of keys takes: 0 .. span − 1
+    offsets = np.arange(columns, dtype=np.intp) * span
 
     def tally(counts: np.ndarray | None, keys: np.ndarray) -> np.ndarray:
         """``counts`` plus the count of each key (np.bincount's own array the first time: a fresh array of
         zeros would cost a page fault per 4 KiB, as much as the counting)."""
-        more = np.bincount(keys.ravel(), minlength=columns * slots**width)
+        more = np.bincount(keys.ravel(), minlength=columns * span)
         if counts is None:
             return more
         counts += more
