@@ -2,12 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from calibration.models import CalibrationLabel, CalibrationSnapshot, DriftReport, MiscoverageReport, TenantCalibration
-
-
-@admin.register(TenantCalibration)
-class TenantCalibrationAdmin(admin.ModelAdmin):
-    list_display = ["tenant", "include_escalation_labels"]
+from calibration.models import CalibrationLabel, CalibrationSnapshot, DriftReport, ExpiredAudit, MiscoverageReport
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -28,14 +23,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(CalibrationLabel)
 class CalibrationLabelAdmin(ReadOnlyAdmin):
-    list_display = ["tenant", "pcs_id", "label", "provenance", "score", "labelled_at"]
-    list_filter = ["label", "provenance", "tenant"]
+    list_display = ["tenant", "pcs_id", "label", "provenance", "decision", "flagged", "score", "labelled_at"]
+    list_filter = ["label", "provenance", "flagged", "tenant"]
+    search_fields = ["pcs_id"]
+
+
+@admin.register(ExpiredAudit)
+class ExpiredAuditAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "pcs_id", "reason", "expired_by", "expired_at"]
+    list_filter = ["tenant"]
     search_fields = ["pcs_id"]
 
 
 @admin.register(CalibrationSnapshot)
 class CalibrationSnapshotAdmin(ReadOnlyAdmin):
-    list_display = ["id", "tenant", "n", "delta", "threshold", "params_version", "created_at"]
+    list_display = ["id", "tenant", "n", "delta", "threshold", "params_version", "formula_key", "skipped", "created_at"]
     list_filter = ["tenant"]
     exclude = ["scores"]
 

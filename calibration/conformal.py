@@ -21,6 +21,8 @@ from datetime import datetime
 
 import numpy as np
 
+from calibration.scoring import ScoreFormula
+
 # (n+1)(1-delta) computed in binary floating point can land a hair above an integer (20 * 0.95 ->
 # 19.000000000000004); the rank is meant for the decimal delta an admin typed, so round that noise away.
 _RANK_EPSILON = 1e-9
@@ -95,6 +97,7 @@ class SnapshotValues:
     created_at: datetime
     params_version: int
     content_hash: str = ""
+    formula: ScoreFormula | None = None  # the formula of ``scores``; None for snapshots older than formula keys
 
     def p_value(self, s: float) -> float:
         return p_value_sorted(self.scores, s)

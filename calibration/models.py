@@ -16,8 +16,9 @@ class Label(models.TextChoices):
 
 
 class Provenance(models.TextChoices):
-    AUDIT = "audit", "audit sample (random accepted PCS)"
-    ESCALATION = "escalation", "review of an escalated PCS"
+    AUDIT = "audit", "audit sample (drawn at random, whatever the verdict)"
+    ESCALATION = "escalation", "review of an escalated or rejected PCS outside the audit sample"
+    IMPORTED = "imported", "imported, not known to be drawn at random"
 
 
 class Source(models.TextChoices):
@@ -26,13 +27,35 @@ class Source(models.TextChoices):
 
 
 class CalibrationLabel(models.Model):
-    """A reviewer's label of one PCS with its nonconformity score; one per (tenant, pcs_id), relabels replace."""
+    """A reviewer's label of one PCS with the signals its score is computed from; one per (tenant, pcs_id).
+
+    Only benign labels of audit samples enter a quantile: the audit sample is drawn with a known probability
+    whatever the verdict, so its benign scores are an exchangeable sample of benign traffic. The rest is kept
+    for power, precision and the monitors. ``signals`` lets recalibration recompute the score under the active
+    parameters; ``score`` is the score under the formula named by ``formula_key``.
+    """
 
     tenant = models.CharField(max_length=64, db_index=True)
     pcs_id = models.CharField(max_length=64)
     score = models.FloatField(null=True, blank=True, help_text="Empty when the PCS was stored without a score.")
+    formula_key = models.CharField(max_length=16, blank=True, help_text="The score formula of ``score``.")
+    signals = models.JSONField(
+        null=True, blank=True, help_text="D_hat, coh_star and r of the PCS: the score is recomputed from them."
+    )
     label = models.CharField(max_length=16, choices=Label.choices)
     provenance = models.CharField(max_length=16, choices=Provenance.choices)
+    inclusion_probability = models.FloatField(
+        null=True, blank=True, help_text="For audit samples: the probability with which this PCS was drawn."
+    )
+    decision = models.CharField(max_length=16, blank=True, help_text="The verdict the PCS got at ingest.")
+    p_value = models.FloatField(null=True, blank=True, help_text="Its conformal p-value at ingest, if any.")
+    flagged = models.BooleanField(
+        null=True, blank=True, help_text="Whether the conformal step flagged it at ingest (p <= delta); empty when off."
+    )
+    snapshot_n = models.PositiveIntegerField(null=True, blank=True, help_text="Calibration size that decided it.")
+    delta = models.FloatField(null=True, blank=True, help_text="The level in force when it was decided.")
+    received_at = models.DateTimeField(null=True, blank=True, help_text="When the PCS was received.")
+    origin = models.CharField(max_length=200, blank=True, help_text="Who or what recorded it (reviewer, import).")
     labelled_at = models.DateTimeField()
 
     class Meta:
@@ -43,25 +66,24 @@ class CalibrationLabel(models.Model):
         return f"{self.tenant}:{self.pcs_id[:12]} {self.label} ({self.provenance})"
 
 
-class TenantCalibration(models.Model):
-    """Per-tenant calibration options, edited in admin."""
+class ExpiredAudit(models.Model):
+    """An audit sample given up without a label (an explicit decision): its stored outcome may be purged.
 
-    tenant = models.CharField(max_length=64, unique=True)
-    include_escalation_labels = models.BooleanField(
-        default=False,
-        help_text=(
-            "Also put benign labels of escalated PCS in the quantile. They are the highest benign scores, so "
-            "the threshold moves up: fewer false escalations in practice, but the set is no longer an "
-            "exchangeable sample and the guarantee becomes approximate (a conservative bias for acceptance)."
-        ),
-    )
+    Until it is labelled or expired, an audit sample's outcome outlives the dedup TTL, so that labels are not
+    lost to the purge; expiries are counted against label completion.
+    """
+
+    tenant = models.CharField(max_length=64)
+    pcs_id = models.CharField(max_length=64)
+    reason = models.CharField(max_length=200, blank=True)
+    expired_by = models.CharField(max_length=150, blank=True)
+    expired_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["tenant"]
-        verbose_name = "tenant calibration option"
+        constraints = [models.UniqueConstraint(fields=["tenant", "pcs_id"], name="calibration_expired_audit_unique")]
 
     def __str__(self) -> str:
-        return self.tenant
+        return f"{self.tenant}:{self.pcs_id[:12]} expired"
 
 
 class CalibrationSnapshot(models.Model):
@@ -76,6 +98,11 @@ class CalibrationSnapshot(models.Model):
     scores = models.JSONField(help_text="The calibration scores, sorted ascending.")
     content_hash = models.CharField(max_length=64, help_text="SHA-256 of the labels used (tenant, pcs_id, score).")
     params_version = models.PositiveIntegerField()
+    formula = models.JSONField(null=True, blank=True, help_text="The score formula every score was computed with.")
+    formula_key = models.CharField(max_length=16, blank=True)
+    skipped = models.PositiveIntegerField(
+        default=0, help_text="Benign audit labels left out: no signals to recompute their score under this formula."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

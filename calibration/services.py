@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,8 +31,8 @@ from calibration.models import (
     MiscoverageReport,
     Provenance,
     Source,
-    TenantCalibration,
 )
+from calibration.scoring import ScoreFormula
 
 log = logging.getLogger("flk.calibration")
 GENERATION_KEY = "flk:calibration-generation"
@@ -48,6 +48,7 @@ class CalibrationParams:
     n_min: int = 100
     audit_rate: float = 0.02
     params_version: int = 0
+    formula: ScoreFormula = field(default_factory=ScoreFormula)
 
 
 def params_provider() -> Callable[[], CalibrationParams]:
@@ -65,22 +66,52 @@ def record_label(
     *,
     tenant: str,
     pcs_id: str,
-    score: float | None,
     label: str,
     provenance: str,
+    signals: dict[str, float] | None = None,
+    score: float | None = None,
     labelled_at: datetime | None = None,
+    inclusion_probability: float | None = None,
+    decision: str = "",
+    p_value: float | None = None,
+    flagged: bool | None = None,
+    snapshot_n: int | None = None,
+    delta: float | None = None,
+    received_at: datetime | None = None,
+    origin: str = "",
 ) -> None:
-    """Store a label of one PCS (a relabel replaces the previous one) and schedule the tenant's recalibration."""
+    """Store a label of one PCS (a relabel replaces the previous one) and schedule the tenant's recalibration.
+
+    ``signals`` (D_hat, coh_star, r) let every later recalibration recompute the score under the parameters
+    active then; a label given only a ``score`` is taken to be scored under the active formula and is left out
+    of snapshots once the formula changes. The ingest-time facts (inclusion probability, decision, p-value,
+    whether the conformal step flagged it, the level and calibration size that decided it) feed the monitors.
+    """
     if label not in Label.values:
         raise ValueError(f"label must be one of {Label.values}, got {label!r}")
     if provenance not in Provenance.values:
         raise ValueError(f"provenance must be one of {Provenance.values}, got {provenance!r}")
+    if inclusion_probability is not None and not 0.0 < inclusion_probability <= 1.0:
+        raise ValueError(f"inclusion_probability must be within (0, 1], got {inclusion_probability!r}")
+    formula = params_provider()().formula
+    if signals is not None:
+        score = formula.score(signals)
     row = CalibrationLabel(
         tenant=tenant,
         pcs_id=pcs_id,
         score=score,
+        formula_key=formula.key if score is not None else "",
+        signals=signals,
         label=label,
         provenance=provenance,
+        inclusion_probability=inclusion_probability,
+        decision=decision,
+        p_value=p_value,
+        flagged=flagged,
+        snapshot_n=snapshot_n,
+        delta=delta,
+        received_at=received_at,
+        origin=origin[:200],
         labelled_at=labelled_at or timezone.now(),
     )
     # INSERT ... ON CONFLICT (tenant, pcs_id) DO UPDATE: two reviewers labelling at once leave one row, the
@@ -89,11 +120,17 @@ def record_label(
         [row],
         update_conflicts=True,
         unique_fields=["tenant", "pcs_id"],
-        update_fields=["score", "label", "provenance", "labelled_at"],
+        update_fields=[f for f in LABEL_FIELDS if f not in ("tenant", "pcs_id")],
     )
     log.info("calibration_label_recorded", extra={"event": "calibration_label_recorded", "tenant": tenant,
                                                   "pcs_id": pcs_id, "label": label, "provenance": provenance})  # fmt: skip
     transaction.on_commit(lambda: schedule_recalibration(tenant), robust=True)
+
+
+LABEL_FIELDS: tuple[str, ...] = (
+    "tenant", "pcs_id", "score", "formula_key", "signals", "label", "provenance", "inclusion_probability",
+    "decision", "p_value", "flagged", "snapshot_n", "delta", "received_at", "origin", "labelled_at",
+)  # fmt: skip
 
 
 def withdraw_label(*, tenant: str, pcs_id: str) -> None:
@@ -162,30 +199,49 @@ class RecalibrationResult:
     snapshot_id: int | None
     changed: bool
     dry_run: bool
+    skipped: int = 0  # benign audit labels left out: no signals to rescore them under the active formula
 
 
 def _window_start() -> datetime:
     return timezone.now() - timedelta(days=float(getattr(settings, "FLK_CALIBRATION_WINDOW_DAYS", 180)))
 
 
-def calibration_labels(tenant: str) -> list[tuple[str, str, float]]:
-    """The labels that form ``tenant``'s quantile: benign, scored, within the window, newest first, capped.
+def calibration_labels(tenant: str) -> list[tuple[str, str, float | None, str, dict[str, float] | None]]:
+    """The labels that form ``tenant``'s quantile: benign audit samples within the window, newest first, capped.
 
-    Only audit samples unless the tenant's switch includes escalation labels. ``GLOBAL_SET`` takes every
-    tenant's audit samples.
+    Only audit samples: they are drawn with a known probability whatever the verdict, so their benign scores
+    are exchangeable with a new benign PCS. Labels of escalated PCS are the top of the benign distribution and
+    a set built from accepted PCS only is the distribution cut at the current threshold; either would break the
+    guarantee. ``GLOBAL_SET`` takes every tenant's audit samples. Rows are (tenant, pcs_id, score,
+    formula_key, signals).
     """
-    query = CalibrationLabel.objects.filter(label=Label.BENIGN, score__isnull=False, labelled_at__gte=_window_start())
-    if tenant == GLOBAL_SET:
-        query = query.filter(provenance=Provenance.AUDIT)
-    else:
+    query = CalibrationLabel.objects.filter(
+        label=Label.BENIGN, provenance=Provenance.AUDIT, labelled_at__gte=_window_start()
+    )
+    if tenant != GLOBAL_SET:
         query = query.filter(tenant=tenant)
-        include = TenantCalibration.objects.filter(tenant=tenant, include_escalation_labels=True).exists()
-        if not include:
-            query = query.filter(provenance=Provenance.AUDIT)
     max_size = int(getattr(settings, "FLK_CALIBRATION_MAX_SIZE", 5000))
     # Oldest out first: the newest max_size labels form the set.
-    rows = query.order_by("-labelled_at", "-id").values_list("tenant", "pcs_id", "score")[:max_size]
-    return list(rows)
+    rows = query.order_by("-labelled_at", "-id").values_list("tenant", "pcs_id", "score", "formula_key", "signals")
+    return list(rows[:max_size])
+
+
+def calibration_scores(tenant: str, formula: ScoreFormula) -> tuple[list[tuple[str, str, float]], int]:
+    """The (tenant, pcs_id, score) of ``tenant``'s quantile, every score under ``formula``; and how many were left out.
+
+    A label's score is recomputed from its signals; a label without signals counts only if it was scored under
+    this very formula. The skipped count says how many labels a formula change cost.
+    """
+    scored: list[tuple[str, str, float]] = []
+    skipped = 0
+    for name, pcs_id, score, key, signals in calibration_labels(tenant):
+        if signals:
+            scored.append((name, pcs_id, formula.score(signals)))
+        elif score is not None and key == formula.key:
+            scored.append((name, pcs_id, float(score)))
+        else:
+            skipped += 1
+    return scored, skipped
 
 
 def _content_hash(rows: Sequence[tuple[str, str, float]]) -> str:
@@ -200,15 +256,23 @@ def _latest_row(tenant: str) -> CalibrationSnapshot | None:
 
 
 def recalibrate_tenant(
-    tenant: str, *, delta: float, n_min: int, params_version: int, dry_run: bool = False
+    tenant: str,
+    *,
+    delta: float,
+    n_min: int,
+    params_version: int,
+    formula: ScoreFormula | None = None,
+    dry_run: bool = False,
 ) -> RecalibrationResult:
-    """Rebuild the snapshot of ``tenant`` (or of ``GLOBAL_SET``) from its labels.
+    """Rebuild the snapshot of ``tenant`` (or of ``GLOBAL_SET``) from its labels, every score under ``formula``.
 
-    Idempotent: when the labels, delta, n_min and params version are those of the latest snapshot, nothing
-    is written. The new snapshot is announced to every process after the commit.
+    ``formula`` defaults to the active parameters' score formula. Idempotent: when the scores, delta, n_min,
+    formula and params version are those of the latest snapshot, nothing is written. The new snapshot is
+    announced to every process after the commit.
     """
     conformal.conformal_rank(0, delta)  # validates delta before anything is read
-    rows = calibration_labels(tenant)
+    formula = formula or params_provider()().formula
+    rows, skipped = calibration_scores(tenant, formula)
     scores = sorted(float(score) for _t, _p, score in rows)
     threshold = conformal.conformal_threshold(scores, delta)
     content_hash = _content_hash(rows)
@@ -222,6 +286,7 @@ def recalibrate_tenant(
         and latest.delta == delta
         and latest.n_min == n_min
         and latest.params_version == params_version
+        and latest.formula_key == formula.key
     )
     snapshot_id = latest.pk if latest is not None else None
     if not dry_run and not unchanged:
@@ -235,6 +300,9 @@ def recalibrate_tenant(
             scores=scores,
             content_hash=content_hash,
             params_version=params_version,
+            formula=formula.as_dict(),
+            formula_key=formula.key,
+            skipped=skipped,
         )
         snapshot_id = row.pk
         transaction.on_commit(announce_snapshot)
@@ -250,6 +318,7 @@ def recalibrate_tenant(
         snapshot_id=snapshot_id,
         changed=not unchanged,
         dry_run=dry_run,
+        skipped=skipped,
     )
 
 
@@ -282,6 +351,7 @@ def _values(row: CalibrationSnapshot, source: str) -> conformal.SnapshotValues:
         created_at=row.created_at,
         params_version=row.params_version,
         content_hash=row.content_hash,
+        formula=ScoreFormula.from_dict(row.formula) if row.formula else None,
     )
 
 

@@ -21,7 +21,9 @@ def recalibrate(tenant: str | None = None) -> None:
     params = services.params_provider()()
     tenants = [tenant] if tenant is not None else services.calibrated_tenants()
     for name in [*tenants, GLOBAL_SET]:
-        services.recalibrate_tenant(name, delta=params.delta, n_min=params.n_min, params_version=params.params_version)
+        services.recalibrate_tenant(
+            name, delta=params.delta, n_min=params.n_min, params_version=params.params_version, formula=params.formula
+        )
 
 
 @shared_task(acks_late=True, ignore_result=True)

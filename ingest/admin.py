@@ -179,7 +179,28 @@ class VerifyParamsAdmin(admin.ModelAdmin):
         ("Regimes", {"fields": ("sticky_coh_min", "sticky_d_max", "non_sticky_d_min")}),
         (
             "Scoring and decision",
-            {"fields": ("w_d", "w_coh", "w_r", "r0", "delta", "reject_delta", "n_min", "audit_rate", "dedup_ttl_days")},
+            {
+                "fields": (
+                    "w_d",
+                    "w_coh",
+                    "w_r",
+                    "r0",
+                    "delta",
+                    "reject_delta",
+                    "n_min",
+                    "audit_rate",
+                    "bootstrap_audit_rate",
+                    "dedup_ttl_days",
+                ),
+                "description": (
+                    "A benign PCS is escalated or rejected with probability at most delta (split conformal over the "
+                    "tenant's benign audit labels). Reject needs a p-value of at most reject_delta, and the smallest "
+                    "p-value n calibration scores can give is 1/(n+1): rejection stays off for a tenant until its "
+                    "calibration set holds n ≥ 1/reject_delta − 1 scores (199 at 0.005); until then such PCS are "
+                    "escalated. A rejection means only that a benign PCS is rejected with probability at most "
+                    "reject_delta; it is not evidence of an anomaly."
+                ),
+            },
         ),
         ("Change", {"fields": ("reason",)}),
     )

@@ -60,6 +60,12 @@ class Tenant(models.Model):
         null=True, blank=True, validators=[MinValueValidator(1.0)],
         help_text="Token-bucket size for this tenant; empty uses TOKEN_BURST.",
     )  # fmt: skip
+    outcomes_public = models.BooleanField(
+        "outcomes readable without an API key",
+        default=False,
+        help_text="Off: GET /v1/pcs/<pcs_id> needs one of the tenant's API keys, and with none nobody reads. "
+        "On: anyone who names the tenant and a pcs_id reads the outcome.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = AnnouncingQuerySet.as_manager()
@@ -69,6 +75,17 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # The admin form and any full_clean() refuse an unsigned tenant unless the deployment allows it; the
+        # request path refuses its PCS too (keyring.check_signature), so a row written around this still
+        # accepts nothing unsigned. The default tenant's algorithm comes from PCS_SIGN_ALG, checked at start.
+        from django.core.exceptions import ValidationError
+
+        if self.sign_alg == SignAlg.NONE and self.name != DEFAULT_TENANT and not settings.FLK_ALLOW_UNSIGNED:
+            raise ValidationError(
+                {"sign_alg": "unsigned PCS are refused unless the service runs with FLK_ALLOW_UNSIGNED=1"}
+            )
 
 
 class SigningKey(models.Model):
@@ -99,9 +116,9 @@ class SigningKey(models.Model):
 class ApiKey(models.Model):
     """A bearer key with which a tenant's clients read their outcomes (GET /v1/pcs/<pcs_id>).
 
-    Only its SHA-256 is stored; the key itself is shown once, when it is issued. A tenant with no API key
-    lets anyone who names it read its outcomes by pcs_id; its first key makes the key required. Deleting
-    a key revokes it.
+    Only its SHA-256 is stored; the key itself is shown once, when it is issued. Reads need a key unless
+    the tenant is marked ``outcomes_public``; a tenant without keys is readable by nobody, so deleting the
+    last key closes reads rather than opening them. Deleting a key revokes it.
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
@@ -163,7 +180,21 @@ class VerifyParams(models.Model):
     delta = models.FloatField(default=0.05)
     reject_delta = models.FloatField(default=0.005)
     n_min = models.PositiveIntegerField("minimum calibration size", default=100)
-    audit_rate = models.FloatField("audit sample share of accepted PCS", default=0.02, validators=_unit())
+    audit_rate = models.FloatField(
+        "audit sample share",
+        default=0.02,
+        validators=_unit(),
+        help_text="Share of PCS drawn at random for a blind label, whatever their verdict (the calibration sample).",
+    )
+    bootstrap_audit_rate = models.FloatField(
+        "audit sample share until n_min",
+        default=0.2,
+        validators=_unit(),
+        help_text=(
+            "The audit share of a tenant whose own calibration set is still under n_min, so that it reaches n_min "
+            "after about n_min / share labelled PCS instead of n_min / audit share."
+        ),
+    )
     dedup_ttl_days = models.PositiveIntegerField("dedup TTL (days)", default=14)
     # Audit of the change.
     reason = models.TextField()
@@ -240,7 +271,10 @@ class PcsRecord(models.Model):
     recomputed_d_hat = models.FloatField()
     score = models.FloatField(null=True, blank=True, help_text="Nonconformity score of the signals.")
     audit_sample = models.BooleanField(
-        default=False, help_text="Chosen at random among accepted PCS to be labelled for calibration."
+        default=False, help_text="Drawn at random, whatever its verdict, to be labelled blind for calibration."
+    )
+    audit_probability = models.FloatField(
+        default=0.0, help_text="The probability with which this PCS was drawn for the audit sample."
     )
     status_code = models.PositiveSmallIntegerField()
     decision = models.CharField(max_length=16, choices=Decision.choices)

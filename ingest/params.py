@@ -32,6 +32,7 @@ def params_values(row: VerifyParams) -> VerifyParamsValues:
         reject_delta=row.reject_delta,
         n_min=row.n_min,
         audit_rate=row.audit_rate,
+        bootstrap_audit_rate=row.bootstrap_audit_rate,
         dedup_ttl_days=row.dedup_ttl_days,
     )
 
@@ -59,6 +60,7 @@ def calibration_params() -> CalibrationParams:
         n_min=params.n_min,
         audit_rate=params.audit_rate,
         params_version=params.version,
+        formula=params.score_formula,
     )
 
 

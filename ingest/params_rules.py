@@ -14,15 +14,18 @@ PARAM_FIELDS: tuple[str, ...] = (
     "tol_d", "tol_coh", "budget_tol",
     "base", "alpha", "beta", "gamma", "d0",
     "sticky_coh_min", "sticky_d_max", "non_sticky_d_min",
-    "w_d", "w_coh", "w_r", "r0", "delta", "reject_delta", "n_min", "audit_rate", "dedup_ttl_days",
+    "w_d", "w_coh", "w_r", "r0", "delta", "reject_delta", "n_min", "audit_rate", "bootstrap_audit_rate",
+    "dedup_ttl_days",
 )  # fmt: skip
 
 # ε of "0 ≤ coh bound ≤ 1 + ε": coh★ is a share in [0, 1]; tolCoh allows at most this much measurement slack.
 COH_EPSILON = 0.10
 
-# Raising a tolerance (or lowering a conformal level) lets more PCS through: such changes need confirmation.
-WIDENS_WHEN_RAISED = ("tol_d", "tol_coh", "budget_tol")
-WIDENS_WHEN_LOWERED = ("delta", "reject_delta")
+# Raising a tolerance, lowering delta or raising n_min (a tenant under n_min has no conformal step) lets more PCS
+# be accepted: such changes need confirmation. reject_delta only moves PCS between "escalate" and "reject", both
+# refusals, so no change of it widens acceptance.
+WIDENS_WHEN_RAISED = ("tol_d", "tol_coh", "budget_tol", "n_min")
+WIDENS_WHEN_LOWERED = ("delta",)
 
 
 def invariant_errors(values: Mapping[str, float]) -> dict[str, list[str]]:
@@ -31,7 +34,8 @@ def invariant_errors(values: Mapping[str, float]) -> dict[str, list[str]]:
     Invariants:
     - tolerances (tolD, tolCoh, budget tolerance) are positive;
     - the coh★ bound 1 + tolCoh and the sticky coh★ threshold lie within [0, 1 + ε], ε = ``COH_EPSILON``;
-    - weights (base, alpha, beta, gamma, w_d, w_coh, w_r, audit share) lie in [0, 1];
+    - weights (base, alpha, beta, gamma, w_d, w_coh, w_r, the audit shares) lie in [0, 1], and the share until
+      n_min is at least the audit share;
     - delta and reject_delta lie in (0, 1) and reject_delta < delta;
     - the budget formula stays within [0, 1] for every r in [0, 1] and coh★ in [0, 1 + tolCoh]: with
       non-negative weights its smallest value is ``base`` and, before the D̂ term, its largest is
@@ -68,9 +72,15 @@ def invariant_errors(values: Mapping[str, float]) -> dict[str, list[str]]:
             add(name, "a tolerance must be positive")
     if v["tol_coh"] > COH_EPSILON:
         add("tol_coh", f"the coh★ bound 1 + tolCoh must stay within [0, {1 + COH_EPSILON:g}]: tolCoh ≤ {COH_EPSILON:g}")
-    for name in ("base", "alpha", "beta", "gamma", "w_d", "w_coh", "w_r", "audit_rate"):
+    for name in ("base", "alpha", "beta", "gamma", "w_d", "w_coh", "w_r", "audit_rate", "bootstrap_audit_rate"):
         if not 0.0 <= v[name] <= 1.0:
             add(name, "must be within [0, 1]")
+    if (
+        "audit_rate" not in errors
+        and "bootstrap_audit_rate" not in errors
+        and v["bootstrap_audit_rate"] < v["audit_rate"]
+    ):
+        add("bootstrap_audit_rate", "must be at least the audit share (it speeds up the first n_min labels)")
     coh_max = 1.0 + max(0.0, v["tol_coh"])
     if not 0.0 <= v["sticky_coh_min"] <= coh_max:
         add("sticky_coh_min", f"a coh★ bound must be within [0, {coh_max:g}]")

@@ -20,10 +20,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, DataError, connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from agent_client.canonical import signing_digest
 from agent_client.schema import PcsInvalid, parse_pcs
+from calibration.models import CalibrationLabel, ExpiredAudit
 from calibration.services import generation_pinned as snapshot_generation_pinned
 from ingest import keyring, metrics, wal
 from ingest.config_cache import generation_pinned
@@ -294,13 +296,23 @@ def purge_wal_segments(directory: Path | None = None, retention_days: int | None
 def purge_expired_outcomes(batch_size: int = 5000) -> int:
     """Delete stored outcomes received more than the active VerifyParams.dedup_ttl_days ago; returns the count.
 
-    Deletes in bounded batches so a large backlog never holds one long transaction or lock.
+    An audit sample is kept until it is labelled or explicitly expired (``calibration.models.ExpiredAudit``):
+    its review item goes with its outcome, and an audit label lost to the purge would bias the calibration set
+    towards the PCS reviewers label quickly. Deletes in bounded batches so a large backlog never holds one long
+    transaction or lock.
     """
     params = active_params_memo.get("active")
     cutoff = timezone.now() - timedelta(days=params.dedup_ttl_days)
+    same_pcs = {"tenant": OuterRef("tenant__name"), "pcs_id": OuterRef("pcs_id")}
+    awaiting_label = (
+        Q(audit_sample=True)
+        & ~Exists(CalibrationLabel.objects.filter(**same_pcs))
+        & ~Exists(ExpiredAudit.objects.filter(**same_pcs))
+    )
+    expired = PcsRecord.objects.filter(received_at__lt=cutoff).exclude(awaiting_label)
     total = 0
     while True:
-        ids = list(PcsRecord.objects.filter(received_at__lt=cutoff).values_list("id", flat=True)[:batch_size])
+        ids = list(expired.values_list("id", flat=True)[:batch_size])
         if not ids:
             break
         PcsRecord.objects.filter(id__in=ids).delete()

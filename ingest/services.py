@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from agent_client.canonical import signing_digest
 from agent_client.schema import PcsInvalid, parse_pcs
+from calibration.conformal import SnapshotValues
 from calibration.generations import unread_values
 from calibration.services import current_snapshot, label_for
 from ingest import keyring, metrics, ratelimit, store, wal
@@ -207,11 +208,24 @@ def check_body(creds: TenantCredentials, body: bytes, received_at: datetime) -> 
     params = active_params_memo.get("active")
     started = time.perf_counter()
     # The tenant's calibration snapshot comes from a per-process copy: no query on the warm path.
-    verdict = verify_pcs(pcs, params, current_snapshot(creds.name))
+    snapshot = current_snapshot(creds.name)
+    verdict = verify_pcs(pcs, params, snapshot)
     metrics.verify_observed(time.perf_counter() - started)
-    return Checked(
-        creds, pcs, verdict, params, new_record(creds, pcs, digest.hex(), key_id, params, verdict, received_at)
+    record = new_record(
+        creds, pcs, digest.hex(), key_id, params, verdict, received_at, audit_probability(params, snapshot)
     )
+    return Checked(creds, pcs, verdict, params, record)
+
+
+def audit_probability(params: VerifyParamsValues, snapshot: SnapshotValues | None) -> float:
+    """The probability with which a PCS of this tenant is drawn for the audit sample now.
+
+    ``audit_rate``, or the higher ``bootstrap_audit_rate`` while the tenant's own calibration set is under n_min
+    (so a new tenant reaches n_min in days, not months). It depends on the tenant's state, never on the PCS: the
+    draw stays independent of the verdict, which is what makes the benign audit labels exchangeable.
+    """
+    own_ready = snapshot is not None and snapshot.source == "own" and snapshot.n >= params.n_min
+    return params.audit_rate if own_ready else max(params.audit_rate, params.bootstrap_audit_rate)
 
 
 def first_response(pcs: dict[str, Any], verdict: Verdict, params: VerifyParamsValues) -> dict[str, Any]:
@@ -236,6 +250,7 @@ def new_record(
     params: VerifyParamsValues,
     verdict: Verdict,
     received_at: datetime,
+    audit_probability: float = 0.0,
 ) -> store.NewRecord:
     """The outcome row of a verified PCS, with the answer its first delivery gets."""
     return store.NewRecord(
@@ -254,9 +269,11 @@ def new_record(
         regime=pcs["regime"],
         recomputed_d_hat=verdict.recomputed_d_hat,
         score=verdict.score,
-        # A random share of *accepted* PCS goes to review so that benign labels form an exchangeable sample
-        # of accepted traffic (labels of escalated PCS alone would be the top of the score distribution).
-        audit_sample=verdict.accepted and random.random() < params.audit_rate,
+        # The audit sample is drawn whatever the verdict: accepted, escalated and rejected PCS alike. Benign labels
+        # of a sample drawn among accepted PCS only would be the benign scores cut at the current threshold, and
+        # each recalibration on them would lower the threshold further (DESIGN.md section 7).
+        audit_sample=random.random() < audit_probability,  # sampling, not a secret
+        audit_probability=audit_probability,
         status_code=verdict.http_status,
         decision=verdict.decision,
         response=first_response(pcs, verdict, params),

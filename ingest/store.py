@@ -17,8 +17,8 @@ from ingest.models import PcsRecord
 _TABLE = PcsRecord._meta.db_table
 _COLUMNS = (
     "tenant_id", "pcs_id", "shard_id", "epoch", "attempt", "signed_digest", "key_id", "body",
-    "d_hat", "coh_star", "r", "budget", "regime", "recomputed_d_hat", "score", "audit_sample", "status_code",
-    "decision", "response", "params_version", "received_at", "verified_at",
+    "d_hat", "coh_star", "r", "budget", "regime", "recomputed_d_hat", "score", "audit_sample",
+    "audit_probability", "status_code", "decision", "response", "params_version", "received_at", "verified_at",
 )  # fmt: skip
 # One statement, one round trip: the first writer inserts; a concurrent or later writer of the same
 # (tenant, pcs_id) inserts nothing and learns it lost from the empty RETURNING. PostgreSQL makes a
@@ -144,6 +144,7 @@ class NewRecord:
     recomputed_d_hat: float
     score: float | None
     audit_sample: bool
+    audit_probability: float
     status_code: int
     decision: str
     response: dict[str, Any]

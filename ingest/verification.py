@@ -7,6 +7,7 @@ version and in tests. Every failing check is reported with a stable code (the go
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from agent_client.canonical import round9
 from agent_client.dimension import theil_sen_dhat
 from agent_client.regime import BudgetWeights, RegimeThresholds, classify_regime, compute_budget
 from calibration.conformal import SnapshotValues
-from calibration.scoring import nonconformity_score
+from calibration.scoring import ScoreFormula, score_signals
 
 ACCEPT = "accept"
 ESCALATE = "escalate"
@@ -47,7 +48,20 @@ class VerifyParamsValues:
     reject_delta: float = 0.005
     n_min: int = 100
     audit_rate: float = 0.02
+    bootstrap_audit_rate: float = 0.2
     dedup_ttl_days: int = 14
+
+    @property
+    def score_formula(self) -> ScoreFormula:
+        return ScoreFormula(w_d=self.w_d, w_coh=self.w_coh, w_r=self.w_r, r0=self.r0, tol_coh=self.tol_coh)
+
+
+def reject_possible(n: int, reject_delta: float) -> bool:
+    """Whether n calibration scores can give a p-value of at most reject_delta: the smallest is 1/(n+1).
+
+    Below n = 1/reject_delta − 1 (199 at 0.005) rejection is impossible, so it is off and such PCS escalate.
+    """
+    return 1.0 / (n + 1) <= reject_delta * (1.0 + 1e-9)
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,8 @@ class ConformalResult:
     n: int
     snapshot_id: int
     source: str
+    delta: float = 0.05
+    reject_enabled: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +94,8 @@ class ConformalResult:
             "n": self.n,
             "snapshot_id": self.snapshot_id,
             "source": self.source,
+            "delta": self.delta,
+            "reject_enabled": self.reject_enabled,
         }
 
 
@@ -150,21 +168,33 @@ def verify_pcs(pcs: Mapping[str, Any], params: VerifyParamsValues, snapshot: Sna
         fallbacks = ", ".join(ft.get("fallbacks") or []) or "none named"
         failed.append(FailedCheck(DEGRADED, f"the agent marked this PCS degraded (fallbacks: {fallbacks})"))
 
-    score = round9(
-        nonconformity_score(
-            d_claimed, coh, pcs["r"], w_d=params.w_d, w_coh=params.w_coh, w_r=params.w_r, r0=params.r0,
-            tol_coh=params.tol_coh,
-        )
-    )  # fmt: skip
+    signals = score_signals(pcs)
+    formula = params.score_formula
+    score = formula.score(signals)
     decision = ESCALATE if failed else ACCEPT
     conformal = None
     if snapshot is not None and snapshot.n >= params.n_min:
-        p = snapshot.p_value(score)
-        conformal = ConformalResult(score, snapshot.threshold, round9(p), snapshot.n, snapshot.id, snapshot.source)
+        # The p-value compares like with like: a snapshot scored under another formula (parameters changed and
+        # the recalibration has not run yet) is compared with this PCS's score under that same formula.
+        same = snapshot.formula is None or snapshot.formula.key == formula.key
+        conformal_score = score if same else snapshot.formula.score(signals)
+        p = snapshot.p_value(conformal_score)
+        can_reject = reject_possible(snapshot.n, params.reject_delta)
+        conformal = ConformalResult(
+            conformal_score, snapshot.threshold, round9(p), snapshot.n, snapshot.id, snapshot.source,
+            delta=params.delta, reject_enabled=can_reject,
+        )  # fmt: skip
         if not failed and p <= params.delta:
-            decision = REJECT if p <= params.reject_delta else ESCALATE
+            decision = REJECT if can_reject and p <= params.reject_delta else ESCALATE
             level = f"reject_delta {params.reject_delta:g}" if decision == REJECT else f"delta {params.delta:g}"
-            detail = f"score {score:.6g} has conformal p-value {p:.6g} <= {level} against {snapshot.n} benign scores"
+            detail = (
+                f"score {conformal_score:.6g} has conformal p-value {p:.6g} <= {level} against {snapshot.n} benign "
+                "scores"
+            )
+            if decision == ESCALATE and not can_reject and p <= params.reject_delta:
+                detail += (
+                    f" (rejection is off until the calibration set holds {math.ceil(1 / params.reject_delta - 1)})"
+                )
             failed.append(FailedCheck(CONFORMAL, detail))
 
     return Verdict(

@@ -87,8 +87,21 @@ def activate_version(pk: int, user: object | None) -> VerifyParams:
         target.activated_by = user if getattr(user, "pk", None) else None
         target.activated_at = timezone.now()
         target.save(update_fields=["is_active", "activated_by", "activated_at"])
+        # Calibration scores follow the active formula: every snapshot is rebuilt under the new version once it
+        # is committed and announced (until then the request path compares under the snapshot's own formula).
+        transaction.on_commit(recalibrate_everything, robust=True)
     log.info("verify_params_activated", extra={"event": "verify_params_activated", "version": target.version})
     return target
+
+
+def recalibrate_everything() -> None:
+    """Enqueue the rebuild of every tenant's snapshot and the global set under the active parameters."""
+    from calibration.tasks import recalibrate
+
+    try:
+        recalibrate.apply_async()
+    except Exception:  # no broker: the scheduled recalibration picks the change up
+        log.warning("recalibration_enqueue_failed", extra={"event": "recalibration_enqueue_failed"}, exc_info=True)
 
 
 def active_version() -> VerifyParams | None:

@@ -170,8 +170,8 @@ def label_item(user: AbstractBaseUser, item_id: int, label: str, note: str = "")
             item.disagreement = first is not None and first.label != label
             item.stage = ReviewItem.Stage.DONE
         else:
-            calibration.record_label(tenant=item.tenant, pcs_id=item.pcs_id, score=item.score, label=label,
-                                     provenance=item.provenance, labelled_at=row.created_at)  # fmt: skip
+            calibration.record_label(**label_facts(item), label=label, labelled_at=row.created_at,
+                                     origin=f"review:{user.get_username()}")  # fmt: skip
             pick = random.random() < second_opinion_rate()  # sampling, not a secret
             item.stage = ReviewItem.Stage.SECOND if pick else ReviewItem.Stage.DONE
         item.claimed_by = None
@@ -182,6 +182,26 @@ def label_item(user: AbstractBaseUser, item_id: int, label: str, note: str = "")
     log.info("review_labelled", extra={"event": "review_labelled", "pcs_id": item.pcs_id, "tenant": item.tenant,
                                        "label": label, "second_opinion": second})  # fmt: skip
     return row
+
+
+def label_facts(item: ReviewItem) -> dict[str, Any]:
+    """What calibration keeps with a label: the signals to rescore it, and what happened to the PCS at ingest."""
+    record = item.record
+    conformal = (record.response or {}).get("conformal") or {}
+    p_value, delta = conformal.get("p_value"), conformal.get("delta")
+    return {
+        "tenant": item.tenant,
+        "pcs_id": item.pcs_id,
+        "provenance": item.provenance,
+        "signals": {"D_hat": record.d_hat, "coh_star": record.coh_star, "r": record.r},
+        "inclusion_probability": record.audit_probability if item.audit_sample and record.audit_probability else None,
+        "decision": record.decision,
+        "p_value": p_value,
+        "flagged": None if p_value is None or delta is None else p_value <= delta,
+        "snapshot_n": conformal.get("n"),
+        "delta": delta,
+        "received_at": record.received_at,
+    }
 
 
 def undoable_label(user: AbstractBaseUser) -> ReviewLabel | None:

@@ -50,7 +50,12 @@ class Command(BaseCommand):
                     self.stderr.write("stopped by SIGTERM; the remaining tenants keep their snapshots")
                     break
                 result = services.recalibrate_tenant(
-                    name, delta=delta, n_min=params.n_min, params_version=params.params_version, dry_run=dry_run
+                    name,
+                    delta=delta,
+                    n_min=params.n_min,
+                    params_version=params.params_version,
+                    formula=params.formula,
+                    dry_run=dry_run,
                 )
                 done += 1
                 changed += result.changed
@@ -64,6 +69,7 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"{label}: n={result.n} threshold {_fmt(result.old_threshold)} -> {_fmt(result.new_threshold)} "
                     f"{uses}{'' if result.changed else ' (unchanged)'}"
+                    + (f"; {result.skipped} labels without signals left out" if result.skipped else "")
                 )
         finally:
             signal.signal(signal.SIGTERM, previous)
