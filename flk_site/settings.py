@@ -198,8 +198,11 @@ SPECTACULAR_SETTINGS = {
 PCS_SIGN_ALG = env_choice("PCS_SIGN_ALG", "none", ("none", "hmac", "ed25519"))
 PCS_HMAC_KEYS = env_list("PCS_HMAC_KEYS") + ([k] if (k := env_str("PCS_HMAC_KEY")) else [])
 PCS_ED25519_PUB_KEYS = env_list("PCS_ED25519_PUB_KEYS") + ([k] if (k := env_str("PCS_ED25519_PUB_B64")) else [])
-FLK_ALLOW_UNSIGNED = env_bool("FLK_ALLOW_UNSIGNED", False)
-if PCS_SIGN_ALG == "none" and not DEBUG and not FLK_ALLOW_UNSIGNED:
+# The one switch for unsigned PCS, for every tenant: the start-up check below (default tenant), tenant
+# validation in admin and in the model, and the signature check of each request. On by default only with
+# DJANGO_DEBUG=1 (the `make run` trial).
+FLK_ALLOW_UNSIGNED = env_bool("FLK_ALLOW_UNSIGNED", DEBUG)
+if PCS_SIGN_ALG == "none" and not FLK_ALLOW_UNSIGNED:
     raise ImproperlyConfigured(
         "PCS_SIGN_ALG=none accepts unsigned PCS: set PCS_SIGN_ALG=hmac or ed25519 with its keys, "
         "or FLK_ALLOW_UNSIGNED=1 to run unsigned on purpose"

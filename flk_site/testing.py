@@ -100,6 +100,18 @@ def ensure_defaults() -> None:
         VerifyParams.objects.get_or_create(version=1, defaults={"is_active": True, "reason": "Protocol defaults."})
 
 
+def issue_api_key(tenant: str = "default", name: str = "reader") -> str:
+    """A new API key of ``tenant`` (the credential GET /v1/pcs/<pcs_id> needs), made as admins make it."""
+    from ingest.models import ApiKey, Tenant
+
+    return ApiKey(tenant=Tenant.objects.get(name=tenant), name=name).issue()
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The test client's header argument for ``Authorization: Bearer <key>``."""
+    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+
 def reset_config_memos() -> None:
     from calibration.services import snapshot_memo
     from ingest.keyring import credentials_memo

@@ -77,15 +77,16 @@ class ApiKeyInline(admin.TabularInline):
     extra = 0
     fields = ("name", "prefix", "created_at")
     readonly_fields = ("prefix", "created_at")
-    verbose_name_plural = "API keys (to read outcomes; deleting one revokes it)"
+    verbose_name_plural = "API keys (to read outcomes; deleting one revokes it, and with none nobody reads)"
 
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ("name", "enabled", "sign_alg", "rate_per_second", "burst", "key_count", "created_at")
-    list_filter = ("enabled", "sign_alg")
+    list_display = ("name", "enabled", "sign_alg", "outcomes_public", "rate_per_second", "burst", "key_count",
+                    "created_at")  # fmt: skip
+    list_filter = ("enabled", "sign_alg", "outcomes_public")
     search_fields = ("name",)
-    fields = ("name", "enabled", "sign_alg", "rate_per_second", "burst")
+    fields = ("name", "enabled", "sign_alg", "outcomes_public", "rate_per_second", "burst")
     inlines = [SigningKeyInline, ApiKeyInline]
     actions = ["disable_tenants", "enable_tenants"]
 

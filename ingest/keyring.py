@@ -39,8 +39,10 @@ class TenantCredentials:
     # Token-bucket overrides of TOKEN_RATE / TOKEN_BURST; None uses the settings.
     rate_per_second: float | None = None
     burst: float | None = None
-    # SHA-256 of the tenant's API keys; none means its outcomes are readable without a key.
+    # SHA-256 of the tenant's API keys, one of which a read of its outcomes needs (none: nobody reads)...
     api_key_digests: tuple[str, ...] = ()
+    # ...unless the tenant was made readable without a key on purpose.
+    outcomes_public: bool = False
 
 
 class SignatureRejected(Exception):
@@ -90,7 +92,7 @@ def load_credentials(name: str) -> TenantCredentials | None:
     keys = [k for k in keys if k.algorithm == sign_alg]
     api_keys = tuple(tenant.api_keys.values_list("digest", flat=True))
     return TenantCredentials(tenant.pk, tenant.name, tenant.enabled, sign_alg, tuple(keys),
-                             tenant.rate_per_second, tenant.burst, api_keys)  # fmt: skip
+                             tenant.rate_per_second, tenant.burst, api_keys, tenant.outcomes_public)  # fmt: skip
 
 
 credentials_memo: ProcessMemo[TenantCredentials | None] = ProcessMemo(load_credentials, config_generation)
@@ -100,9 +102,12 @@ def check_signature(creds: TenantCredentials, digest: bytes, sig: object, now: d
     """Return the id of the key that verifies ``sig`` over ``digest``; raise SignatureRejected otherwise.
 
     Every key valid at ``now`` is tried, so old and new keys both verify during a rotation overlap.
-    Returns "" for a tenant that does not sign.
+    Returns "" for a tenant that does not sign, and only while FLK_ALLOW_UNSIGNED is on: a tenant row saved
+    as unsigned some other way than the admin form (a script, an old backup) still accepts nothing unsigned.
     """
     if creds.sign_alg == SignAlg.NONE:
+        if not settings.FLK_ALLOW_UNSIGNED:
+            raise SignatureRejected("unsigned_refused", "this service accepts only signed PCS")
         return ""
     if sig is None or sig == "":
         raise SignatureRejected("signature_missing", f"this tenant requires a {creds.sign_alg} signature in 'sig'")
@@ -126,19 +131,28 @@ def check_signature(creds: TenantCredentials, digest: bytes, sig: object, now: d
     )
 
 
-def api_key_refusal(creds: TenantCredentials, authorization: str | None) -> tuple[str, str] | None:
-    """None when the request may read the tenant's outcomes; else the error code and detail of a 401.
+# A digest no key has: a read without a usable key is compared against it, so that every refusal costs the
+# same work whether the tenant exists, has keys, or the key is wrong.
+_NO_KEY_DIGEST = "0" * 64
 
-    A tenant with API keys needs ``Authorization: Bearer <key>`` with one of them; one without any needs
-    nothing more than its name.
+
+def may_read_outcomes(creds: TenantCredentials | None, authorization: str | None) -> bool:
+    """Whether a request with this ``Authorization`` header may read the tenant's outcomes.
+
+    ``Authorization: Bearer <key>`` with one of the tenant's API keys, or a tenant marked readable without a
+    key. Fails closed: an unknown or disabled tenant, a tenant without keys, a missing or wrong key are all
+    simply "no", which the caller answers with one and the same 401, so the answer does not say which
+    tenants exist.
     """
-    if not creds.api_key_digests:
-        return None
     scheme, _, key = (authorization or "").strip().partition(" ")
     key = key.strip()
-    if scheme.lower() != "bearer" or not key:
-        return "api_key_required", f"tenant {creds.name!r} requires 'Authorization: Bearer <API key>'"
-    digest = ApiKey.digest_of(key)
-    if any(hmac.compare_digest(digest, known) for known in creds.api_key_digests):
-        return None
-    return "api_key_invalid", f"the API key is not one of tenant {creds.name!r}'s keys"
+    digest = ApiKey.digest_of(key) if scheme.lower() == "bearer" and key else _NO_KEY_DIGEST
+    if creds is None or not creds.enabled:
+        hmac.compare_digest(digest, _NO_KEY_DIGEST)
+        return False
+    if creds.outcomes_public:
+        return True
+    matched = False
+    for known in creds.api_key_digests:  # every key compared: the time does not say which one matched
+        matched |= hmac.compare_digest(digest, known)
+    return matched

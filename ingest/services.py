@@ -332,17 +332,27 @@ def _announce_outcome(
                       exc_info=result)  # fmt: skip
 
 
+OUTCOME_UNAUTHORIZED = (
+    "reading outcomes needs 'Authorization: Bearer <API key>' with a key of the tenant named in X-Tenant-Id"
+)
+
+
 def get_outcome(tenant_header: str | None, pcs_id: str, authorization: str | None = None) -> Answer:
-    """GET /v1/pcs/<pcs_id>: the stored outcome of the tenant's PCS (with its API key when it has keys)."""
+    """GET /v1/pcs/<pcs_id>: the stored outcome of the tenant's PCS, for a holder of one of its API keys.
+
+    Unknown tenant, disabled tenant, missing key and wrong key get one and the same 401 (``unauthorized``):
+    the answer never says whether a tenant exists.
+    """
+    name = DEFAULT_TENANT if tenant_header is None else tenant_header
+    if not TENANT_HEADER_PATTERN.fullmatch(name):
+        return Answer(400, {"X-Tenant-Id": ["must be 1–64 characters of A-Z a-z 0-9 _ . -"]})
     try:
-        creds = resolve_tenant(tenant_header)
-        if isinstance(creds, Answer):
-            return creds
-        refusal = keyring.api_key_refusal(creds, authorization)
-        if refusal is not None:
-            refused = error(401, *refusal)
+        creds = keyring.credentials_memo.get(name)
+        if not keyring.may_read_outcomes(creds, authorization):
+            refused = error(401, "unauthorized", OUTCOME_UNAUTHORIZED)
             refused.headers["WWW-Authenticate"] = 'Bearer realm="flk"'
             return refused
+        assert creds is not None
         stored = store.stored_outcome(creds.tenant_id, pcs_id)
     except (OperationalError, InterfaceError):
         return unavailable(DATABASE_UNAVAILABLE, "database_unavailable")

@@ -20,7 +20,7 @@ TENANT_PARAMETER = OpenApiParameter(
 )  # fmt: skip
 AUTHORIZATION_PARAMETER = OpenApiParameter(
     "Authorization", str, OpenApiParameter.HEADER, required=False,
-    description="`Bearer <API key>`, when the tenant has API keys.",
+    description="`Bearer <API key>`: one of the tenant's API keys.",
 )  # fmt: skip
 _VERDICT_SCHEMA = {
     "type": "object",
@@ -122,13 +122,14 @@ class OutcomeView(APIView):
         operation_id="pcs_outcome",
         summary="The stored outcome of a PCS",
         description=(
-            "A tenant with API keys (admin console, or `manage.py create_api_key`) requires one of them as "
-            "`Authorization: Bearer <key>`; a tenant without any does not."
+            "Needs one of the tenant's API keys (admin console, or `manage.py create_api_key`) as "
+            "`Authorization: Bearer <key>`, unless an admin made the tenant's outcomes readable without one. "
+            "Unknown tenant, missing key and wrong key get the same 401."
         ),
         parameters=[TENANT_PARAMETER, AUTHORIZATION_PARAMETER],
         responses={
             200: OpenApiResponse(_VERDICT_SCHEMA),
-            401: OpenApiResponse(_ERROR_SCHEMA, description="unknown tenant, or API key missing or wrong"),
+            401: OpenApiResponse(_ERROR_SCHEMA, description="no valid API key of the tenant (one answer, any cause)"),
             404: OpenApiResponse(_ERROR_SCHEMA),
         },
     )

@@ -11,7 +11,7 @@ import sys
 import pytest
 import requests
 
-from flk_site.testing import FLK_AGENT, outbox_status
+from flk_site.testing import FLK_AGENT, issue_api_key, outbox_status
 from ingest.models import PcsRecord
 
 APPEND_THEN_HANG = """
@@ -44,7 +44,8 @@ def test_an_agent_killed_before_posting_delivers_after_restart_exactly_once(guni
     assert restarted.returncode == 0, restarted.stderr
     record = PcsRecord.objects.get(pcs_id=pcs_id)
     assert record.body["ft"]["outbox_seq"] == int(seq)
-    answer = requests.get(f"{service.url}/v1/pcs/{pcs_id}", timeout=10)
+    key = issue_api_key()
+    answer = requests.get(f"{service.url}/v1/pcs/{pcs_id}", headers={"Authorization": f"Bearer {key}"}, timeout=10)
     assert answer.status_code == 200 and answer.json()["pcs_id"] == pcs_id
 
     # Draining again sends nothing; a copy whose ack was lost is answered from the stored outcome.

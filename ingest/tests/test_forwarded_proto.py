@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import requests
 
-from flk_site.testing import make_pcs
+from flk_site.testing import issue_api_key, make_pcs
 
 OUTCOME = f"/v1/pcs/{make_pcs()['pcs_id']}"
 FROM_PROXY = {"X-Forwarded-Proto": "https"}
 
 
 def _get(service, path: str, headers: dict[str, str] | None = None) -> requests.Response:
-    return requests.get(f"{service.url}{path}", headers=headers or {}, allow_redirects=False, timeout=10)
+    """GET with an API key of the default tenant: the outcome API answers past its key check."""
+    key = {"Authorization": f"Bearer {issue_api_key()}"}
+    return requests.get(f"{service.url}{path}", headers={**key, **(headers or {})}, allow_redirects=False, timeout=10)
 
 
 def test_plain_http_is_served_without_redirect_by_default(gunicorn_service):

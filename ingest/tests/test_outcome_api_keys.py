@@ -1,4 +1,4 @@
-"""GET /v1/pcs/<pcs_id> with API keys: a tenant's first key makes one required; deleting a key revokes it."""
+"""GET /v1/pcs/<pcs_id> with API keys: a key is always required (unless a tenant is made public); deleting one revokes it."""
 
 from __future__ import annotations
 
@@ -33,17 +33,23 @@ def stored(make_tenant, submit) -> str:
     return pcs["pcs_id"]
 
 
-def test_a_tenant_without_api_keys_reads_its_outcomes_by_name(client, stored):
+def test_a_tenant_without_api_keys_is_readable_by_nobody(client, stored):
+    refused = get(client, stored)
+    assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
+
+
+def test_a_tenant_made_public_on_purpose_is_readable_without_a_key(client, stored):
+    Tenant.objects.filter(name="owner").update(outcomes_public=True)
     assert get(client, stored).status_code == 200
 
 
 def test_with_an_api_key_a_read_needs_it(client, stored):
     key = issue("owner")
     missing = get(client, stored)
-    assert missing.status_code == 401 and missing.json()["code"] == "api_key_required"
+    assert missing.status_code == 401 and missing.json()["code"] == "unauthorized"
     assert missing["WWW-Authenticate"].startswith("Bearer")
-    assert get(client, stored, authorization="Bearer flk_00000000_wrong").json()["code"] == "api_key_invalid"
-    assert get(client, stored, authorization=f"Basic {key}").json()["code"] == "api_key_required"
+    assert get(client, stored, authorization="Bearer flk_00000000_wrong").json()["code"] == "unauthorized"
+    assert get(client, stored, authorization=f"Basic {key}").json()["code"] == "unauthorized"
     answer = get(client, stored, authorization=f"Bearer {key}")
     assert answer.status_code == 200 and answer.json()["pcs_id"] == stored
     assert key not in missing.content.decode() + answer.content.decode()
@@ -53,14 +59,14 @@ def test_the_key_of_another_tenant_is_refused(client, make_tenant, stored):
     make_tenant("other", sign_alg="none")
     issue("owner")
     other_key = issue("other")
-    assert get(client, stored, authorization=f"Bearer {other_key}").json()["code"] == "api_key_invalid"
+    assert get(client, stored, authorization=f"Bearer {other_key}").json()["code"] == "unauthorized"
 
 
 def test_a_deleted_key_is_refused_at_once_and_the_others_still_work(client, stored):
     old, new = issue("owner", "old"), issue("owner", "new")
     assert get(client, stored, authorization=f"Bearer {old}").status_code == 200  # cached by this process
     ApiKey.objects.filter(name="old").delete()
-    assert get(client, stored, authorization=f"Bearer {old}").json()["code"] == "api_key_invalid"
+    assert get(client, stored, authorization=f"Bearer {old}").json()["code"] == "unauthorized"
     assert get(client, stored, authorization=f"Bearer {new}").status_code == 200
 
 

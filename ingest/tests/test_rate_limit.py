@@ -12,7 +12,7 @@ from django.conf import settings as django_settings
 from prometheus_client import REGISTRY
 
 from flk_site import shared_redis
-from flk_site.testing import make_pcs
+from flk_site.testing import bearer, issue_api_key, make_pcs
 from ingest import ratelimit
 from ingest.config_cache import announce_change
 from ingest.models import Tenant
@@ -70,10 +70,11 @@ def test_retry_after_is_the_wait_rounded_up_to_whole_seconds(submit, limited_ten
 
 def test_a_refused_submission_is_not_stored(submit, limited_tenant, client):
     tenant = limited_tenant(rate=0.01, burst=1)
+    key = bearer(issue_api_key(tenant))
     submit(make_pcs(), tenant=tenant)
     pcs = make_pcs()
     assert submit(pcs, tenant=tenant).status_code == 429
-    assert client.get(f"/v1/pcs/{pcs['pcs_id']}", HTTP_X_TENANT_ID=tenant).status_code == 404
+    assert client.get(f"/v1/pcs/{pcs['pcs_id']}", HTTP_X_TENANT_ID=tenant, **key).status_code == 404
 
 
 def test_the_bucket_lives_in_redis(submit, limited_tenant):

@@ -8,6 +8,8 @@ from django.test import Client
 
 from calibration import services as calibration
 from calibration.models import CalibrationLabel
+from calibration.scoring import ScoreFormula
+from flk_site.testing import bearer, issue_api_key
 from review.models import AuditEvent, ReviewItem, ReviewLabel
 
 
@@ -40,7 +42,25 @@ def test_an_escalation_label_joins_the_calibration_set_with_its_provenance(make_
     client, item = _claimed(make_user, queue_items, score=0.31)
     client.post(f"/review/item/{item.pk}/label/", {"label": "benign"})
     row = CalibrationLabel.objects.get(tenant="default", pcs_id=item.pcs_id)
-    assert (row.label, row.provenance, row.score) == ("benign", "escalation", 0.31)
+    record = item.record
+    signals = {"D_hat": record.d_hat, "coh_star": record.coh_star, "r": record.r}
+    assert (row.label, row.provenance, row.signals, row.decision) == ("benign", "escalation", signals, "escalate")
+    # The label keeps the signals and is scored under the active formula, not the stored score of the record.
+    assert row.score == ScoreFormula().score(signals) and row.formula_key == ScoreFormula().key
+
+
+def test_an_audit_label_keeps_its_inclusion_probability_and_conformal_flag(make_user, queue_items):
+    client, item = _claimed(make_user, queue_items, decision="escalate", audit_sample=True)
+    record = item.record
+    record.audit_probability = 0.02
+    record.response = {**record.response, "conformal": {"p_value": 0.01, "delta": 0.05, "n": 300}}
+    record.save(update_fields=["audit_probability", "response"])
+    client.post(f"/review/item/{item.pk}/label/", {"label": "benign"})
+    row = CalibrationLabel.objects.get(tenant="default", pcs_id=item.pcs_id)
+    assert (row.provenance, row.inclusion_probability, row.flagged, row.p_value, row.snapshot_n, row.delta) == (
+        "audit", 0.02, True, 0.01, 300, 0.05
+    )
+    assert row.origin.startswith("review:")
 
 
 def test_an_audit_sample_label_has_audit_provenance(make_user, queue_items):
@@ -61,7 +81,8 @@ def test_a_benign_audit_label_changes_the_snapshot_once_recalibration_runs(make_
     calibration.snapshot_memo.clear()
     after = calibration.current_snapshot("default")
     assert after is not None and after.n == (before.n if before else 0) + 1
-    assert 0.5 in after.scores
+    record = item.record
+    assert ScoreFormula().score({"D_hat": record.d_hat, "coh_star": record.coh_star, "r": record.r}) in after.scores
 
 
 def test_a_label_that_is_neither_benign_nor_anomalous_is_refused_and_changes_nothing(make_user, queue_items):
@@ -107,9 +128,10 @@ def test_undo_after_the_window_is_refused_and_keeps_the_label(make_user, queue_i
 
 def test_the_outcome_api_shows_the_label(make_user, queue_items, client):
     reviewer, item = _claimed(make_user, queue_items)
-    assert client.get(f"/v1/pcs/{item.pcs_id}").json()["label"] is None
+    key = bearer(issue_api_key())
+    assert client.get(f"/v1/pcs/{item.pcs_id}", **key).json()["label"] is None
     reviewer.post(f"/review/item/{item.pk}/label/", {"label": "anomalous"})
-    label = client.get(f"/v1/pcs/{item.pcs_id}").json()["label"]
+    label = client.get(f"/v1/pcs/{item.pcs_id}", **key).json()["label"]
     assert (label["label"], label["provenance"]) == ("anomalous", "escalation")
 
 
