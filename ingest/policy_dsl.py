@@ -12,6 +12,7 @@ Example::
     score D_hat = 0.35, coh_star = 0.40, r = 0.25, r0 = 0.65
     conformal delta = 0.05, reject_delta = 0.005, n_min = 100
     audit rate = 0.02
+    audit rate until n_min = 0.2
     dedup ttl = 14 days
 
 Anything a policy does not set is taken from the base version (the one in service). Compilation refuses a
@@ -33,7 +34,8 @@ from ingest.params_rules import PARAM_FIELDS, invariant_errors
 GRAMMAR = r"""
     policy: _NL* (statement _NL+)* statement?
 
-    ?statement: tolerance | budget | regime_sticky | regime_non_sticky | score | conformal | audit | dedup
+    ?statement: tolerance | budget | regime_sticky | regime_non_sticky | score | conformal | audit_bootstrap | audit
+      | dedup
 
     tolerance: "tolerance" TOL_NAME "=" NUMBER
     budget: "budget" budget_item ("," budget_item)*
@@ -45,6 +47,7 @@ GRAMMAR = r"""
     conformal: "conformal" conformal_item ("," conformal_item)*
     conformal_item: CONFORMAL_NAME "=" NUMBER
     audit: "audit" "rate" "=" NUMBER
+    audit_bootstrap: "audit" "rate" "until" "n_min" "=" NUMBER
     dedup: "dedup" "ttl" "=" NUMBER "days"
 
     TOL_NAME: "D_hat" | "coh_star" | "budget"
@@ -138,6 +141,8 @@ def compile_policy(text: str, base: Mapping[str, float]) -> dict[str, float]:
             assign("non_sticky_d_min", tokens[0])
         elif kind == "audit":
             assign("audit_rate", tokens[0])
+        elif kind == "audit_bootstrap":
+            assign("bootstrap_audit_rate", tokens[0])
         elif kind == "dedup":
             assign("dedup_ttl_days", tokens[0])
 

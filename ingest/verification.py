@@ -191,10 +191,9 @@ def verify_pcs(pcs: Mapping[str, Any], params: VerifyParamsValues, snapshot: Sna
                 f"score {conformal_score:.6g} has conformal p-value {p:.6g} <= {level} against {snapshot.n} benign "
                 "scores"
             )
-            if decision == ESCALATE and not can_reject and p <= params.reject_delta:
-                detail += (
-                    f" (rejection is off until the calibration set holds {math.ceil(1 / params.reject_delta - 1)})"
-                )
+            if not can_reject:
+                holds = math.ceil(round(1 / params.reject_delta - 1, 6))
+                detail += f" (rejection is off until the calibration set holds {holds} scores)"
             failed.append(FailedCheck(CONFORMAL, detail))
 
     return Verdict(

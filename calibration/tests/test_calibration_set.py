@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from calibration import services
-from calibration.models import GLOBAL_SET, CalibrationSnapshot, TenantCalibration
+from calibration.models import GLOBAL_SET, CalibrationSnapshot
+from calibration.scoring import ScoreFormula
 
 pytestmark = pytest.mark.django_db
 
@@ -30,12 +31,38 @@ def test_only_benign_audit_samples_form_the_quantile_by_default():
     assert scores_of("acme") == [0.1]
 
 
-def test_the_switch_adds_benign_escalation_labels_to_the_quantile():
+def test_benign_labels_of_escalated_pcs_never_enter_the_quantile():
     add("acme", "a", 0.1)
     add("acme", "c", 0.3, provenance="escalation")
-    TenantCalibration.objects.create(tenant="acme", include_escalation_labels=True)
-    assert scores_of("acme") == [0.1, 0.3]
-    assert scores_of(GLOBAL_SET) == [0.1]  # the global set stays an audit sample
+    add("acme", "i", 0.4, provenance="imported")
+    assert scores_of("acme") == [0.1]
+    assert scores_of(GLOBAL_SET) == [0.1]
+
+
+SIGNALS = {"D_hat": 1.2, "coh_star": 0.8, "r": 0.5}
+
+
+def test_a_label_with_signals_is_rescored_under_the_formula_of_each_recalibration():
+    add("acme", "a", None, signals=SIGNALS)
+    old, new = ScoreFormula(), ScoreFormula(r0=0.55)
+    services.recalibrate_tenant("acme", delta=0.05, n_min=100, params_version=1, formula=old)
+    first = CalibrationSnapshot.objects.filter(tenant="acme").latest("id")
+    services.recalibrate_tenant("acme", delta=0.05, n_min=100, params_version=2, formula=new)
+    second = CalibrationSnapshot.objects.filter(tenant="acme").latest("id")
+    assert first.scores == [old.score(SIGNALS)] and second.scores == [new.score(SIGNALS)]
+    assert old.score(SIGNALS) != new.score(SIGNALS)
+    assert (first.formula_key, second.formula_key) == (old.key, new.key)
+    assert ScoreFormula.from_dict(second.formula) == new
+
+
+def test_a_label_without_signals_is_left_out_once_the_formula_changes():
+    add("acme", "scored", 0.3)  # scored under the active (default) formula, no signals kept
+    add("acme", "rescorable", None, signals=SIGNALS)
+    result = services.recalibrate_tenant("acme", delta=0.05, n_min=100, params_version=2, formula=ScoreFormula(r0=0.5))
+    row = CalibrationSnapshot.objects.get(pk=result.snapshot_id)
+    assert row.scores == [ScoreFormula(r0=0.5).score(SIGNALS)]
+    assert (result.skipped, row.skipped) == (1, 1)
+    assert scores_of("acme") == sorted([0.3, ScoreFormula().score(SIGNALS)])  # under its own formula it counts
 
 
 def test_the_oldest_labels_leave_first_when_the_set_is_full(settings):

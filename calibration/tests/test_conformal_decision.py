@@ -111,24 +111,62 @@ def test_a_replay_gets_the_first_conformal_answer_even_after_recalibration(calib
 def test_the_warm_accept_path_still_makes_one_query_with_a_snapshot(
     calibrated_default, submit, django_assert_num_queries
 ):
-    VerifyParams.objects.filter(is_active=True).update(audit_rate=0.0)  # an audit sample adds a review item
+    # an audit sample adds a review item
+    VerifyParams.objects.filter(is_active=True).update(audit_rate=0.0, bootstrap_audit_rate=0.0)
     submit(signed(make_pcs(**LOW)))
     with django_assert_num_queries(1):
         assert submit(signed(make_pcs(**LOW))).status_code == 200
 
 
-def test_accepted_pcs_are_sampled_for_audit_at_the_configured_rate(hmac_default_tenant, submit):
-    VerifyParams.objects.filter(is_active=True).update(audit_rate=1.0)
+def test_pcs_are_sampled_for_audit_whatever_their_verdict(hmac_default_tenant, submit):
+    VerifyParams.objects.filter(is_active=True).update(audit_rate=1.0, bootstrap_audit_rate=1.0)
     accepted = submit(signed(make_pcs())).json()["pcs_id"]
     pcs = make_pcs()
     pcs["D_hat"] = 1.4
-    escalated = submit(signed(pcs)).json()["pcs_id"]
-    assert PcsRecord.objects.get(pcs_id=accepted).audit_sample is True
-    assert PcsRecord.objects.get(pcs_id=escalated).audit_sample is False  # only accepted PCS are audit samples
+    escalated = submit(signed(pcs)).json()
+    assert escalated["decision"] == "escalate"
+    for pcs_id in (accepted, escalated["pcs_id"]):
+        record = PcsRecord.objects.get(pcs_id=pcs_id)
+        assert (record.audit_sample, record.audit_probability) == (True, 1.0)
+
+
+def test_the_audit_share_is_the_same_for_accepted_and_escalated_pcs(hmac_default_tenant, submit):
+    from scipy import stats
+
+    VerifyParams.objects.filter(is_active=True).update(audit_rate=0.3, bootstrap_audit_rate=0.3)
+    for n in range(200):
+        pcs = make_pcs()
+        if n % 2:
+            pcs["D_hat"] = 1.4  # fails the D̂ tolerance: escalated
+        submit(signed(pcs))
+    counts = {
+        decision: (PcsRecord.objects.filter(decision=decision, audit_sample=True).count(),
+                   PcsRecord.objects.filter(decision=decision).count())
+        for decision in ("accept", "escalate")
+    }  # fmt: skip
+    assert counts["accept"][1] == counts["escalate"][1] == 100
+    for drawn, total in counts.values():
+        # Each share is Binomial(100, 0.3): a two-sided exact test at 0.001 fails a correct draw 1 run in 1000.
+        assert stats.binomtest(drawn, total, 0.3).pvalue > 0.001
+    assert set(PcsRecord.objects.values_list("audit_probability", flat=True)) == {0.3}
+
+
+def test_a_tenant_under_n_min_is_sampled_at_the_bootstrap_share(calibrated_default, make_tenant, submit):
+    from ingest.services import audit_probability
+    from ingest.verification import VerifyParamsValues
+
+    params = VerifyParamsValues(audit_rate=0.02, bootstrap_audit_rate=0.25, n_min=100)
+    assert audit_probability(params, None) == 0.25  # no calibration at all
+    own = services.current_snapshot("default")
+    assert own is not None and own.source == "own" and own.n >= 100
+    assert audit_probability(params, own) == 0.02
+    assert (
+        audit_probability(VerifyParamsValues(audit_rate=0.02, bootstrap_audit_rate=0.25, n_min=own.n + 1), own) == 0.25
+    )
 
 
 def test_no_pcs_is_sampled_when_the_audit_rate_is_zero(hmac_default_tenant, submit):
-    VerifyParams.objects.filter(is_active=True).update(audit_rate=0.0)
+    VerifyParams.objects.filter(is_active=True).update(audit_rate=0.0, bootstrap_audit_rate=0.0)
     for _ in range(5):
         submit(signed(make_pcs()))
     assert not PcsRecord.objects.filter(audit_sample=True).exists()
@@ -142,7 +180,7 @@ def test_the_outcome_signal_carries_the_audit_flag_and_score(hmac_default_tenant
     def receiver(**kwargs):
         seen.append(kwargs)
 
-    VerifyParams.objects.filter(is_active=True).update(audit_rate=1.0)
+    VerifyParams.objects.filter(is_active=True).update(audit_rate=1.0, bootstrap_audit_rate=1.0)
     outcome_stored.connect(receiver, dispatch_uid="test-audit-flag")
     try:
         answer = submit(signed(make_pcs())).json()
@@ -150,3 +188,34 @@ def test_the_outcome_signal_carries_the_audit_flag_and_score(hmac_default_tenant
         outcome_stored.disconnect(dispatch_uid="test-audit-flag")
     assert seen[0]["audit_sample"] is True
     assert seen[0]["score"] == answer["score"]
+
+
+def test_rejection_is_off_while_n_cannot_give_a_p_value_as_small_as_reject_delta(hmac_default_tenant, submit):
+    # 150 scores: the smallest p-value is 1/151 > 0.005, so "reject" would be impossible to reach honestly.
+    label_benign_audit("default", [0.1] * 150)
+    recalibrate("default")
+    answer = submit(signed(make_pcs(**HIGH))).json()
+    assert answer["decision"] == "escalate"
+    assert answer["conformal"]["p_value"] == pytest.approx(1 / 151)
+    assert answer["conformal"]["reject_enabled"] is False
+    assert "rejection is off until the calibration set holds 199" in answer["reasons"][0]["detail"]
+
+
+def test_rejection_turns_on_at_n_199(hmac_default_tenant, submit):
+    label_benign_audit("default", [0.1] * 199)
+    recalibrate("default")
+    answer = submit(signed(make_pcs(**HIGH))).json()
+    assert (answer["decision"], answer["conformal"]["reject_enabled"]) == ("reject", True)
+    assert answer["conformal"]["p_value"] == pytest.approx(1 / 200)
+
+
+def test_a_snapshot_of_another_formula_is_compared_under_its_own_formula(calibrated_default, submit):
+    # An admin changed r0; until recalibration runs, the p-value compares like with like.
+    VerifyParams.objects.filter(is_active=True).update(r0=0.05)
+    from ingest.config_cache import announce_change
+
+    announce_change()
+    answer = submit(signed(make_pcs(**LOW))).json()
+    assert answer["score"] != pytest.approx(0.3023587, abs=1e-6)  # the score under the new formula
+    assert answer["conformal"]["score"] == pytest.approx(0.3023587, abs=1e-6)  # the snapshot's formula
+    assert answer["conformal"]["p_value"] == pytest.approx(16 / 201)

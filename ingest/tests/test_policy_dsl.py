@@ -13,7 +13,7 @@ DEFAULTS = {
     "tol_d": 0.15, "tol_coh": 0.05, "budget_tol": 0.01, "base": 0.10, "alpha": 0.30, "beta": 0.50, "gamma": 0.20,
     "d0": 2.2, "sticky_coh_min": 0.70, "sticky_d_max": 1.5, "non_sticky_d_min": 2.6, "w_d": 0.35, "w_coh": 0.40,
     "w_r": 0.25, "r0": 0.65, "delta": 0.05, "reject_delta": 0.005, "n_min": 100, "audit_rate": 0.02,
-    "dedup_ttl_days": 14,
+    "bootstrap_audit_rate": 0.2, "dedup_ttl_days": 14,
 }  # fmt: skip
 EXAMPLE = ingest.policy_dsl.__doc__.split("Example::")[1].split("Anything")[0]
 

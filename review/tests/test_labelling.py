@@ -58,7 +58,12 @@ def test_an_audit_label_keeps_its_inclusion_probability_and_conformal_flag(make_
     client.post(f"/review/item/{item.pk}/label/", {"label": "benign"})
     row = CalibrationLabel.objects.get(tenant="default", pcs_id=item.pcs_id)
     assert (row.provenance, row.inclusion_probability, row.flagged, row.p_value, row.snapshot_n, row.delta) == (
-        "audit", 0.02, True, 0.01, 300, 0.05
+        "audit",
+        0.02,
+        True,
+        0.01,
+        300,
+        0.05,
     )
     assert row.origin.startswith("review:")
 
