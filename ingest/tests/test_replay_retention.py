@@ -101,7 +101,7 @@ def test_recent_segments_are_kept(wal_dir, hmac_default_tenant, submit):
 def test_outcomes_older_than_the_dedup_ttl_are_purged_and_a_resubmission_is_verified_afresh(
     hmac_default_tenant, wal_dir, submit
 ):
-    VerifyParams.objects.filter(is_active=True).update(dedup_ttl_days=7)
+    VerifyParams.objects.filter(is_active=True).update(dedup_ttl_days=7, audit_rate=0.0, bootstrap_audit_rate=0.0)
     old, recent = signed(make_pcs()), signed(make_pcs())
     submit(old)
     submit(recent)
@@ -111,3 +111,23 @@ def test_outcomes_older_than_the_dedup_ttl_are_purged_and_a_resubmission_is_veri
 
     assert list(PcsRecord.objects.values_list("pcs_id", flat=True)) == [recent["pcs_id"]]
     assert submit(old).json()["dedup"] is False
+
+
+def test_an_audit_sample_outlives_the_ttl_until_it_is_labelled_or_expired(hmac_default_tenant, wal_dir, submit):
+    from calibration import services as calibration
+    from calibration.models import ExpiredAudit
+
+    VerifyParams.objects.filter(is_active=True).update(dedup_ttl_days=7, audit_rate=1.0, bootstrap_audit_rate=1.0)
+    labelled, expired, waiting = (signed(make_pcs()) for _ in range(3))
+    for pcs in (labelled, expired, waiting):
+        submit(pcs)
+    PcsRecord.objects.update(received_at=timezone.now() - timedelta(days=8))
+    assert PcsRecord.objects.filter(audit_sample=True).count() == 3
+
+    assert replay.purge_expired_outcomes() == 0  # nobody labelled them yet: an audit label is not lost
+
+    calibration.record_label(tenant="default", pcs_id=labelled["pcs_id"], label="benign", provenance="audit",
+                             signals={"D_hat": 1.0, "coh_star": 0.8, "r": 0.5})  # fmt: skip
+    ExpiredAudit.objects.create(tenant="default", pcs_id=expired["pcs_id"], reason="test")
+    assert replay.purge_expired_outcomes() == 2
+    assert list(PcsRecord.objects.values_list("pcs_id", flat=True)) == [waiting["pcs_id"]]

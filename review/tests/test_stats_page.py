@@ -16,7 +16,9 @@ def test_stats_show_depth_labels_rates_and_calibration(
     from ingest.models import VerifyParams
 
     settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
-    VerifyParams.objects.filter(is_active=True).update(audit_rate=0.0)  # no accepted PCS is an audit sample
+    VerifyParams.objects.filter(is_active=True).update(
+        audit_rate=0.0, bootstrap_audit_rate=0.0
+    )  # no PCS is an audit sample
     reset_config_memos()
     for _ in range(3):
         submit(make_pcs())  # accepted
