@@ -322,6 +322,32 @@ def recalibrate_tenant(
     )
 
 
+def preview_snapshots(
+    tenants: Sequence[str], *, formula: ScoreFormula, delta: float, n_min: int
+) -> dict[str, conformal.SnapshotValues | None]:
+    """The snapshots that would decide for ``tenants`` under another formula and level, built in memory.
+
+    Same labels, same fallback rule as ``current_snapshot`` (own set once n >= n_min, else the global set), so
+    a what-if of a draft version can decide with the calibration that version would have. Nothing is stored.
+    """
+    now = timezone.now()
+
+    def build(name: str, source: str) -> conformal.SnapshotValues:
+        rows, _skipped = calibration_scores(name, formula)
+        scores = sorted(score for _t, _p, score in rows)
+        return conformal.SnapshotValues(
+            id=0, tenant=name, n=len(scores), delta=delta, threshold=conformal.conformal_threshold(scores, delta),
+            scores=tuple(scores), source=source, created_at=now, params_version=0, formula=formula,
+        )  # fmt: skip
+
+    fallback = build(GLOBAL_SET, Source.GLOBAL)
+    previews: dict[str, conformal.SnapshotValues | None] = {}
+    for name in tenants:
+        own = build(name, Source.OWN)
+        previews[name] = own if own.n >= n_min or fallback.n < n_min else fallback
+    return previews
+
+
 def calibrated_tenants() -> list[str]:
     """Every tenant with a label or a snapshot (not the global set), sorted."""
     names = set(CalibrationLabel.objects.values_list("tenant", flat=True).distinct())

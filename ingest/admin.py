@@ -403,7 +403,8 @@ class WhatIfReportAdmin(admin.ModelAdmin):
     )
     list_filter = ("status",)
     readonly_fields = ("params", "baseline_version", "sample_size", "status", "examined", "changed",
-                       "transition_table", "example_table", "error", "created_by", "created_at", "finished_at")  # fmt: skip
+                       "transition_table", "calibration_table", "example_table", "error", "created_by", "created_at",
+                       "finished_at")  # fmt: skip
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -418,6 +419,31 @@ class WhatIfReportAdmin(admin.ModelAdmin):
             return "none" if obj.status == WhatIfReport.Status.DONE else "—"
         items = format_html_join("", "<li>{}: {}</li>", sorted(obj.transitions.items()))
         return format_html("<ul class='whatif-transitions'>{}</ul>", items)
+
+    @admin.display(description="calibration")
+    def calibration_table(self, obj: WhatIfReport) -> str:
+        if not obj.calibration:
+            return "—"
+
+        def fmt(value, percent=False) -> str:
+            if value is None:
+                return "—"
+            return f"{100 * value:.1f} %" if percent else f"{value:.4g}"
+
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{} → {}</td><td>{} → {}</td><td>{}</td><td>{} → {}</td></tr>",
+            (
+                (c["tenant"], c["n_before"], c["n_after"], fmt(c["threshold_before"]), fmt(c["threshold_after"]),
+                 c["audited"], fmt(c["not_accepted_before"], True), fmt(c["not_accepted_after"], True))
+                for c in obj.calibration
+            ),
+        )  # fmt: skip
+        return format_html(
+            "<table class='whatif-calibration'><thead><tr><th>tenant</th><th>calibration n</th><th>threshold</th>"
+            "<th>audited PCS</th><th>audited PCS not accepted</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
     @admin.display(description="examples")
     def example_table(self, obj: WhatIfReport) -> str:

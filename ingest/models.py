@@ -315,6 +315,12 @@ class WhatIfReport(models.Model):
     changed = models.PositiveIntegerField(default=0)
     transitions = models.JSONField(default=dict, blank=True, help_text="{'accept→escalate': count, ...}")
     examples = models.JSONField(default=list, blank=True, help_text="A few changed PCS per transition.")
+    calibration = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Per tenant: calibration size and threshold under each version, and the share of recent audited "
+        "PCS each version would not accept.",
+    )
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -1,9 +1,13 @@
 """What-if before activation: re-verify recent stored PCS under a draft VerifyParams version.
 
-The same pure ``verify_pcs`` decides under the version in service and under the draft, so a change in the
-report is caused by the parameters alone; the stored outcomes (which may also carry a conformal decision
-or older parameters) are read, never written. Known limit: only the parameter checks are re-run; the
-conformal score of the draft's weights is not recomputed here.
+The same pure ``verify_pcs`` decides under the version in service and under the draft, each with the
+calibration that version would have: every tenant's benign audit labels rescored under that version's formula,
+its delta and n_min (``calibration.services.preview_snapshots``). So a change in the report is caused by the
+parameters alone, the conformal step included. The stored outcomes are read, never written.
+
+The calibration part of the report shows, per tenant, the calibration size and threshold under each version
+and the share of the recent *audited* PCS (drawn at random whatever their verdict, so an unbiased sample of
+traffic) that each version would not accept.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from calibration.services import preview_snapshots
 from ingest.models import PcsRecord, VerifyParams, WhatIfReport
 from ingest.params import params_values
-from ingest.verification import verify_pcs
+from ingest.verification import VerifyParamsValues, verify_pcs
 
 log = logging.getLogger("flk.whatif")
 DEFAULT_SAMPLE_SIZE = 10_000
@@ -69,13 +74,24 @@ def compute_whatif(report_id: int) -> WhatIfReport:
         examples: list[dict] = []
         per_transition: dict[str, int] = {}
         examined = 0
-        recent = PcsRecord.objects.order_by("-received_at", "-id").values_list("pcs_id", "tenant__name", "body")[
-            : report.sample_size
-        ]
-        for pcs_id, tenant, body in recent.iterator(chunk_size=1000):
+        recent = list(
+            PcsRecord.objects.order_by("-received_at", "-id").values_list(
+                "pcs_id", "tenant__name", "body", "audit_sample"
+            )[: report.sample_size]
+        )
+        tenants = sorted({tenant for _p, tenant, _b, _a in recent})
+        calibration_before = _previews(tenants, baseline)
+        calibration_after = _previews(tenants, draft)
+        audited = {name: [0, 0, 0] for name in tenants}  # audited, not accepted before, not accepted after
+        for pcs_id, tenant, body, audit_sample in recent:
             examined += 1
-            before = verify_pcs(body, baseline)
-            after = verify_pcs(body, draft)
+            before = verify_pcs(body, baseline, calibration_before[tenant])
+            after = verify_pcs(body, draft, calibration_after[tenant])
+            if audit_sample:
+                counts = audited[tenant]
+                counts[0] += 1
+                counts[1] += not before.accepted
+                counts[2] += not after.accepted
             if before.decision == after.decision:
                 continue
             key = f"{before.decision}→{after.decision}"
@@ -87,6 +103,10 @@ def compute_whatif(report_id: int) -> WhatIfReport:
                     "reasons_before": [c.code for c in before.failed_checks],
                     "reasons_after": [c.code for c in after.failed_checks],
                 })  # fmt: skip
+        report.calibration = [
+            _calibration_row(name, calibration_before[name], calibration_after[name], *audited[name])
+            for name in tenants
+        ]
         report.baseline_version = baseline.version
         report.examined = examined
         report.changed = sum(transitions.values())
@@ -102,3 +122,27 @@ def compute_whatif(report_id: int) -> WhatIfReport:
     log.info("whatif_done", extra={"event": "whatif_done", "report_id": report_id, "examined": report.examined,
                                    "changed": report.changed, "status": report.status})  # fmt: skip
     return report
+
+
+def _previews(tenants: list[str], params: VerifyParamsValues) -> dict:
+    return preview_snapshots(tenants, formula=params.score_formula, delta=params.delta, n_min=params.n_min)
+
+
+def _calibration_row(tenant: str, before, after, audited: int, refused_before: int, refused_after: int) -> dict:
+    def threshold(snapshot) -> float | None:
+        if snapshot is None or snapshot.threshold == float("inf"):
+            return None  # JSON has no infinity; too few scores
+        return snapshot.threshold
+
+    return {
+        "tenant": tenant,
+        "source_before": before.source if before else None,
+        "source_after": after.source if after else None,
+        "n_before": before.n if before else 0,
+        "n_after": after.n if after else 0,
+        "threshold_before": threshold(before),
+        "threshold_after": threshold(after),
+        "audited": audited,
+        "not_accepted_before": refused_before / audited if audited else None,
+        "not_accepted_after": refused_after / audited if audited else None,
+    }
