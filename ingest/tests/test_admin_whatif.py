@@ -93,3 +93,38 @@ def test_with_the_task_queue_unreachable_the_report_fails_at_once_saying_why(gun
     assert answer.status_code == 200 and answer.url.endswith(f"/whatifreport/{report.pk}/change/")
     assert "not started: the task queue (Redis) could not be reached" in answer.text
     assert report.status == "failed" and "could not be reached" in report.error and report.finished_at
+
+
+@pytest.mark.django_db
+def test_the_report_shows_what_a_score_change_does_to_calibration(
+    admin_client, unsigned_default_tenant, submit, django_capture_on_commit_callbacks
+):
+    import random
+
+    from calibration import services as calibration
+    from calibration.scoring import ScoreFormula
+
+    rng = random.Random(7)
+    VerifyParams.objects.filter(is_active=True).update(audit_rate=1.0, bootstrap_audit_rate=1.0)
+    for n in range(150):  # benign audit labels whose r spreads around 0.6
+        signals = {"D_hat": 1.0, "coh_star": 0.8, "r": rng.uniform(0.4, 0.8)}
+        calibration.record_label(tenant="default", pcs_id=f"cal-{n}", label="benign", provenance="audit",
+                                 signals=signals, inclusion_probability=1.0)  # fmt: skip
+    for r in (0.45, 0.6, 0.75, 0.5):
+        submit(make_pcs(coh_star=0.8, r=r))
+    draft = draft_with(r0=0.45)
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/admin/ingest/verifyparams/{draft.pk}/whatif/", {"sample_size": "10"})
+    report = WhatIfReport.objects.get()
+    assert report.status == "done", report.error
+    [row] = report.calibration
+    old, new = ScoreFormula(), ScoreFormula(r0=0.45)
+    rows, _ = calibration.calibration_scores("default", new)
+    expected_new = calibration.preview_snapshots(["default"], formula=new, delta=0.05, n_min=100)["default"]
+    expected_old = calibration.preview_snapshots(["default"], formula=old, delta=0.05, n_min=100)["default"]
+    assert (row["tenant"], row["n_before"], row["n_after"], row["audited"]) == ("default", 150, 150, 4)
+    assert row["threshold_before"] == expected_old.threshold and row["threshold_after"] == expected_new.threshold
+    assert row["threshold_before"] != row["threshold_after"]
+    assert len(rows) == 150
+    page = admin_client.get(f"/admin/ingest/whatifreport/{report.pk}/change/").content.decode()
+    assert "audited PCS not accepted" in page and "150 → 150" in page
