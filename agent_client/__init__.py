@@ -7,4 +7,4 @@ Theil–Sen). The server imports it; agents install it on its own. It never impo
 from __future__ import annotations
 
 SCHEMA_NAME = "fractal-lba-kakeya"
-PROTOCOL_VERSION = "0.1"
+PROTOCOL_VERSION = "0.2"  # what agents emit by default; 0.1 stays available (canonical.PROTOCOLS)

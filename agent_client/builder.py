@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agent_client import signals, signing
+from agent_client import PROTOCOL_VERSION, signals, signing
 from agent_client.merkle import merkle_root
 from agent_client.pcs import assemble_pcs, sign_pcs
 
@@ -48,8 +48,9 @@ def build_pcs(
     key: bytes = b"",
     outbox_seq: int = 0,
     sent_at: datetime | None = None,
+    version: str = PROTOCOL_VERSION,
 ) -> dict[str, Any]:
-    """A signed PCS for a piece of work.
+    """A signed PCS for a piece of work, under protocol ``version`` ("0.2" signs every field, "0.1" eight).
 
     - ``points``: the point cloud for D̂ and coh★ (defaults to ``embeddings`` when only those are given).
     - ``chunks``: the work's event chunks, the Merkle leaves; ``data`` counts as one chunk; when neither is
@@ -98,6 +99,7 @@ def build_pcs(
         degraded=bool(fallbacks),
         fallbacks=fallbacks,
         sent_at=sent_at,
+        version=version,
     )
     if sent_at is None:
         del pcs["sent_at"]  # optional on the wire; leaving it out keeps the PCS reproducible

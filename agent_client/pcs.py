@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from agent_client import PROTOCOL_VERSION, SCHEMA_NAME, signing
-from agent_client.canonical import pcs_id_for, round9, signing_digest
+from agent_client.canonical import PROTOCOLS, pcs_id_for, round9, signing_digest
 from agent_client.dimension import theil_sen_dhat
 from agent_client.regime import BudgetWeights, RegimeThresholds, classify_regime, compute_budget
 
@@ -30,12 +31,16 @@ def assemble_pcs(
     sent_at: datetime | None = None,
     weights: BudgetWeights = BudgetWeights(),
     thresholds: RegimeThresholds = RegimeThresholds(),
+    version: str = PROTOCOL_VERSION,
 ) -> dict[str, Any]:
     """A complete, unsigned PCS: D̂ by Theil–Sen, regime and budget from it, ``pcs_id`` from the root.
 
     The signal values are rounded to 9 decimals as the signature will see them, so the JSON an agent sends
-    is exactly what it signed.
+    is exactly what it signed. ``version`` is the protocol it will be signed under: "0.2" (the default) signs
+    every field, "0.1" only the eight of ``canonical.SIGNED_FIELDS``.
     """
+    if version not in PROTOCOLS:
+        raise ValueError(f"PCS version must be one of {', '.join(PROTOCOLS)}, got {version!r}")
     n_j = {str(s): int(counts[s] if s in counts else counts[str(s)]) for s in scales}  # type: ignore[index]
     d_hat = round9(theil_sen_dhat(list(scales), n_j))
     coh = round9(coh_star)
@@ -43,7 +48,7 @@ def assemble_pcs(
     return {
         "pcs_id": pcs_id_for(merkle_root, epoch, shard_id),
         "schema": SCHEMA_NAME,
-        "version": PROTOCOL_VERSION,
+        "version": version,
         "shard_id": shard_id,
         "epoch": epoch,
         "attempt": attempt,
@@ -64,7 +69,11 @@ def assemble_pcs(
 
 
 def sign_pcs(pcs: dict[str, Any], alg: str, key: bytes) -> dict[str, Any]:
-    """Set ``sig``: ``key`` is the HMAC secret for ``hmac`` or the 32-byte seed for ``ed25519``."""
+    """Set ``sig``: ``key`` is the HMAC secret for ``hmac`` or the 32-byte seed for ``ed25519``.
+
+    Under 0.2 the signature covers every other field, ``attempt`` and ``ft`` included: sign again after
+    changing any of them (``PcsSigner`` in the sender does it for each try).
+    """
     digest = signing_digest(pcs)
     if alg == signing.HMAC:
         pcs["sig"] = signing.hmac_sign(key, digest)
@@ -75,3 +84,21 @@ def sign_pcs(pcs: dict[str, Any], alg: str, key: bytes) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown signature algorithm {alg!r}")
     return pcs
+
+
+@dataclass(frozen=True, repr=False)
+class PcsSigner:
+    """An algorithm and its key, to sign PCS again when a field changes (a new ``attempt``, say)."""
+
+    alg: str
+    key: bytes
+
+    def __post_init__(self) -> None:
+        if self.alg not in signing.ALGORITHMS:
+            raise ValueError(f"unknown signature algorithm {self.alg!r}")
+
+    def __repr__(self) -> str:  # never the key, in a log line or a traceback
+        return f"PcsSigner(alg={self.alg!r})"
+
+    def sign(self, pcs: dict[str, Any]) -> dict[str, Any]:
+        return sign_pcs(pcs, self.alg, self.key)

@@ -3,7 +3,9 @@
 ``parse_pcs`` turns request bytes into a validated ``dict`` or raises ``PcsInvalid`` whose ``errors`` maps
 each offending field to a list of messages (``{"epoch": ["must be ≥ 0"]}``); problems with the body as a
 whole go under ``non_field_errors``. Every problem is reported, not only the first. Unknown fields are
-kept but not checked: the server ignores them.
+kept but not checked: the server ignores them (under 0.2 they are signed like every other field, so they
+must at least have a signed form: no NaN or infinity anywhere). Numbers are returned as they were written
+(``1`` stays an integer): a 0.2 signature covers ``1`` and ``1.0`` as different text.
 
 Hand-written rather than a serializer framework because this runs on every request and must match
 the agent's understanding of the contract exactly; the JSON Schema below documents the same rules.
@@ -18,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from agent_client import SCHEMA_NAME
-from agent_client.canonical import pcs_id_for
+from agent_client.canonical import PROTOCOLS, V0_2, pcs_id_for, protocol_of
 from agent_client.regime import REGIMES
 
 KNOWN_MAJOR_VERSIONS = frozenset({0})
@@ -180,7 +182,7 @@ def _number_error(value: Any) -> str | None:
 
 
 def validate_pcs(obj: dict[str, Any]) -> dict[str, Any]:
-    """Validate a decoded PCS object and return it with numbers normalised (floats as float)."""
+    """Validate a decoded PCS object and return a copy of it, values as they were written."""
     errors: dict[str, Any] = {}
 
     def err(field: str, message: str) -> None:
@@ -202,6 +204,8 @@ def validate_pcs(obj: dict[str, Any]) -> dict[str, Any]:
             err("version", "must be a string MAJOR.MINOR or MAJOR.MINOR.PATCH")
         elif int(m.group(1)) not in KNOWN_MAJOR_VERSIONS:
             err("version", f"unknown major version {m.group(1)}; this server speaks 0.x")
+        elif protocol_of(v) is None:
+            err("version", f"unsupported version {v}; this server speaks {' and '.join(PROTOCOLS)}")
 
     if "shard_id" in obj:
         s = obj["shard_id"]
@@ -240,10 +244,8 @@ def validate_pcs(obj: dict[str, Any]) -> dict[str, Any]:
             problem = _number_error(obj[name])
             if problem:
                 err(name, problem)
-            else:
-                pcs[name] = float(obj[name])
     for name in ("r", "budget"):
-        if name in obj and name not in errors and not 0.0 <= pcs[name] <= 1.0:
+        if name in obj and name not in errors and not 0.0 <= obj[name] <= 1.0:
             err(name, "must be within [0, 1]")
 
     if "regime" in obj and obj["regime"] not in REGIMES:
@@ -267,9 +269,28 @@ def validate_pcs(obj: dict[str, Any]) -> dict[str, Any]:
         if ft_errors:
             errors["ft"] = ft_errors
 
+    if protocol_of(obj.get("version")) == V0_2:
+        # Every field is signed, and the signed form is JSON: a value it cannot write could never verify.
+        for name, value in obj.items():
+            if name not in errors and _holds_non_finite(value):
+                err(name, "holds NaN or an infinity (at any depth), which a 0.2 PCS cannot sign")
+
     if errors:
         raise PcsInvalid(errors)
     return pcs
+
+
+def _holds_non_finite(value: Any) -> bool:
+    """Whether a NaN or an infinity is in ``value`` at any depth (the schema caps the depth at 32)."""
+    if isinstance(value, _NonFinite):
+        return True
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_holds_non_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_non_finite(item) for item in value)
+    return False
 
 
 def _validate_optional_ints(obj: dict[str, Any], err: Any) -> None:
@@ -360,13 +381,17 @@ def _ft_errors(ft: Any) -> dict[str, list[str]] | list[str]:
 
 PCS_JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "A Proof-of-Computation Summary. Unknown fields are ignored.",
+    "description": "A Proof-of-Computation Summary. Unknown fields are ignored by the verification; under 0.2 "
+                   "they are signed and stored like the others.",
     "required": list(REQUIRED),
     "properties": {
         "pcs_id": {"type": "string", "pattern": "^[0-9a-f]{64}$",
                    "description": "sha256_hex(merkle_root + '|' + epoch + '|' + shard_id)"},
         "schema": {"type": "string", "enum": [SCHEMA_NAME]},
-        "version": {"type": "string", "example": "0.1", "description": "major version 0"},
+        "version": {"type": "string", "pattern": r"^0\.[12](\.(0|[1-9][0-9]{0,5}))?$", "example": "0.2",
+                    "description": "the protocol: 0.2 signs the whole PCS but sig, 0.1 the eight fields pcs_id, "
+                                   "merkle_root, epoch, shard_id, D_hat, coh_star, r, budget (a third number, "
+                                   "0.2.1, is allowed and speaks its MAJOR.MINOR)"},
         "shard_id": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[ -~]+$"},
         "epoch": {"type": "integer", "minimum": 0},
         "attempt": {"type": "integer", "minimum": 1},
@@ -383,7 +408,8 @@ PCS_JSON_SCHEMA: dict[str, Any] = {
         "regime": {"type": "string", "enum": list(REGIMES)},
         "budget": {"type": "number", "minimum": 0, "maximum": 1},
         "merkle_root": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-        "sig": {"type": "string", "description": "base64 HMAC-SHA256 or Ed25519 signature of the digest"},
+        "sig": {"type": "string", "description": "base64 HMAC-SHA256 or Ed25519 signature of the SHA-256 of the "
+                "canonical payload (0.2: every other field; 0.1: the eight signed fields)"},
         "ft": {"type": "object", "properties": {
             "outbox_seq": {"type": "integer", "minimum": 0},
             "degraded": {"type": "boolean"},

@@ -113,8 +113,17 @@ def test_wrong_schema_name_and_unknown_major_version():
     assert "unknown major version" in errors["version"][0]
 
 
-def test_a_minor_version_bump_is_accepted():
-    assert parse_pcs(json.dumps(make_pcs(version="0.7.2")))
+@pytest.mark.parametrize("version", ["0.1.3", "0.2.0", "0.2.17"])
+def test_a_patch_version_speaks_its_major_and_minor(version):
+    assert parse_pcs(json.dumps(make_pcs(version=version)))["version"] == version
+
+
+@pytest.mark.parametrize("version", ["0.0", "0.3", "0.7.2"])
+def test_a_minor_version_this_server_does_not_speak_is_refused(version):
+    # Read as 0.1, a captured 0.1 PCS relabelled "0.7" would still verify and pass a tenant's 0.2 minimum.
+    assert errors_of(make_pcs(version=version))["version"] == [
+        f"unsupported version {version}; this server speaks 0.1 and 0.2"
+    ]
 
 
 def test_non_hex_merkle_root():
