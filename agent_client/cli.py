@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agent_client import signals
+from agent_client import PROTOCOL_VERSION, signals, signing
 from agent_client.builder import build_pcs, signing_key_from_env
+from agent_client.canonical import PROTOCOLS
 from agent_client.outbox import Entry, Outbox, OutboxCorrupt
 from agent_client.schema import MAX_INT64, PcsInvalid, parse_pcs
 
@@ -279,6 +280,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     cloud = load_points(args.input, notes)
     for note in notes:
         print(f"flk-agent: note: {note}", file=sys.stderr)
+    if args.pcs_version not in PROTOCOLS:  # a bad FLK_PCS_VERSION: argparse checks only what is typed
+        raise CliError(f"the PCS version must be one of {', '.join(PROTOCOLS)}, got {args.pcs_version!r}")
     try:
         alg, key = signing_key_from_env()
     except ValueError as exc:
@@ -293,6 +296,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             scales=args.scales,
             alg=alg,
             key=key,
+            version=args.pcs_version,
         )
         parse_pcs(json.dumps(pcs))  # never hand out a PCS the service would refuse as malformed
     except PcsInvalid as exc:
@@ -322,9 +326,17 @@ def _load_pcs_file(path: str) -> dict[str, Any]:
 
 
 def _sender(args: argparse.Namespace, outbox: Outbox):
+    from agent_client.pcs import PcsSigner
     from agent_client.sender import Sender
 
-    return Sender(args.endpoint, outbox, tenant=args.tenant, max_attempts=args.max_attempts)
+    # With the key in the environment, a 0.2 PCS is signed again for each try (its attempt is signed);
+    # without it, a signed PCS is sent as it was signed.
+    try:
+        alg, key = signing_key_from_env()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    signer = PcsSigner(alg, key) if alg != signing.NONE else None
+    return Sender(args.endpoint, outbox, tenant=args.tenant, max_attempts=args.max_attempts, signer=signer)
 
 
 def _progress(total: int):
@@ -469,6 +481,13 @@ def make_parser() -> argparse.ArgumentParser:
         "--scales", type=_scales, default=list(signals.DEFAULT_SCALES), help="box-counting scales (default 2,4,8,16,32)"
     )
     b.add_argument(
+        "--pcs-version",
+        choices=PROTOCOLS,
+        default=os.environ.get("FLK_PCS_VERSION", PROTOCOL_VERSION),
+        help=f"the protocol to sign under: 0.2 signs every field, 0.1 (for a verifier not yet upgraded) eight "
+        f"(env FLK_PCS_VERSION; default {PROTOCOL_VERSION})",
+    )
+    b.add_argument(
         "--r-from",
         choices=("bytes", "pq"),
         default="bytes",
@@ -480,7 +499,9 @@ def make_parser() -> argparse.ArgumentParser:
         "submit",
         help="queue PCS files in the outbox and deliver them",
         description="Append each PCS file to the outbox (fsync'd), then POST them to the verifier with retries. "
-        "PCS refused for good go to the DLQ; exit code 1 if any did.",
+        "PCS refused for good go to the DLQ; exit code 1 if any did. With PCS_HMAC_KEY or PCS_ED25519_SEED_B64 "
+        "set, a 0.2 PCS is signed again for each try (its attempt number is signed); without, it is sent as "
+        "it was signed.",
     )
     _add_delivery(s)
     s.add_argument("files", nargs="+", metavar="FILE", help="PCS JSON files")

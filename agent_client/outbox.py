@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent_client.canonical import signs_everything
+
 OUTBOX_FILE = "outbox.log"
 DLQ_FILE = "dlq.log"
 LOCK_FILE = "outbox.lock"
@@ -40,7 +42,7 @@ LOCK_FILE = "outbox.lock"
 
 @dataclass(frozen=True)
 class Entry:
-    """A pending PCS and its outbox sequence number (equal to the PCS's ``ft.outbox_seq``)."""
+    """A pending PCS and its outbox sequence number (the PCS's ``ft.outbox_seq`` where ``numbers_pcs``)."""
 
     seq: int
     pcs: dict[str, Any]
@@ -217,7 +219,11 @@ class Outbox:
                     self._sync_cond.notify_all()
 
     def append(self, pcs: dict[str, Any]) -> Entry:
-        """Assign the next sequence number (set as ``ft.outbox_seq``), append and fsync; the PCS is pending."""
+        """Assign the next sequence number, append and fsync; the PCS is pending.
+
+        The number is written into the PCS as ``ft.outbox_seq`` where that changes no signature and no
+        content (``numbers_pcs``).
+        """
         return self.append_many([pcs])[0]
 
     def append_many(self, items: Iterable[dict[str, Any]]) -> list[Entry]:
@@ -227,7 +233,8 @@ class Outbox:
             entries, data = [], bytearray()
             for pcs in items:
                 self._last_seq += 1
-                pcs.setdefault("ft", {})["outbox_seq"] = self._last_seq
+                if numbers_pcs(pcs):
+                    pcs.setdefault("ft", {})["outbox_seq"] = self._last_seq
                 entries.append(Entry(self._last_seq, pcs))
                 data += _dumps({"op": "put", "seq": self._last_seq, "pcs": pcs})
             if not data:
@@ -332,6 +339,19 @@ class Outbox:
             remaining = [r for r in _read_records(self.dlq_path) if r.get("pcs_id") not in chosen_ids]
             _replace_durably(self.dlq_path, self.dir / (DLQ_FILE + ".tmp"), remaining)
         return entries
+
+
+def numbers_pcs(pcs: dict[str, Any]) -> bool:
+    """Whether the outbox writes its sequence number into the PCS's ``ft.outbox_seq``.
+
+    Always under 0.1, which does not sign ``ft``. Under 0.2 ``ft`` is signed and is part of the content a
+    replay must repeat, so only a PCS not yet signed and not yet numbered gets the number (its sender's
+    signer signs it); a signed one, or one numbered before (a dead letter sent again), is kept as it is.
+    """
+    if not signs_everything(pcs):
+        return True
+    ft = pcs.get("ft")
+    return not pcs.get("sig") and (ft is None or (isinstance(ft, dict) and not ft.get("outbox_seq")))
 
 
 def _replace_durably(path: Path, tmp: Path, records: list[dict[str, Any]]) -> None:

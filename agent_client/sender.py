@@ -13,6 +13,11 @@ What happens to an entry depends only on the server's answer:
 - other 5xx and network errors: retried after an exponential backoff with full jitter
   (a uniform wait in [0, min(cap, base·2^attempt)]).
 
+Each try carries its number in ``attempt``. Under 0.1 that field is not signed. Under 0.2 it is, like every
+field: a sender given a ``PcsSigner`` signs the PCS again for each try (a retry is then a new signature over
+the same content, which the server answers as a replay); without one, a signed 0.2 PCS is sent exactly as it
+was signed, every time.
+
 Every retry of any kind uses one of ``max_attempts``; when they are spent the entry goes to the DLQ with
 the last error. ``Sender.stop`` (Ctrl-C or SIGTERM in ``send_many``) ends every send at its next wait or
 try: its entry stays pending, for the next run, instead of going on to the DLQ. Delivery is at least
@@ -39,7 +44,9 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from agent_client.canonical import signs_everything
 from agent_client.outbox import Entry, Outbox
+from agent_client.pcs import PcsSigner
 
 log = logging.getLogger("agent_client.sender")
 
@@ -126,6 +133,7 @@ class Sender:
         timeout: float = 10.0,
         sleep: Callable[[float], object] | None = None,
         rng: random.Random | None = None,
+        signer: PcsSigner | None = None,
     ):
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -139,6 +147,7 @@ class Sender:
         self._stopped = threading.Event()
         self.sleep = sleep or self._stopped.wait  # a wait that ``stop`` cuts short
         self.rng = rng or random.Random()
+        self.signer = signer  # signs a 0.2 PCS again for each try; None sends it as it was signed
         self._local = threading.local()  # one _Lane per thread: requests sessions are not thread-safe
 
     def _lane(self) -> _Lane:
@@ -202,8 +211,7 @@ class Sender:
         for attempt in range(1, self.max_attempts + 1):
             if self._stopped.is_set():
                 return Result(entry.seq, pcs_id, PENDING, status, attempt - 1, error)
-            entry.pcs["attempt"] = attempt  # not signed: tells the server which try this is
-            body = json.dumps(entry.pcs, separators=(",", ":"), ensure_ascii=False).encode()
+            body = self._body_for_try(entry.pcs, attempt)
             wait: float | None = None
             try:
                 response = self._post(body)
@@ -244,6 +252,17 @@ class Sender:
         return self._dead(
             entry, pcs_id, status, f"gave up after {self.max_attempts} attempts: {error}", self.max_attempts
         )
+
+    def _body_for_try(self, pcs: dict[str, Any], attempt: int) -> bytes:
+        """The bytes of one try: ``attempt`` set to its number where that keeps the signature valid."""
+        if not signs_everything(pcs) or (self.signer is None and not pcs.get("sig")):
+            pcs["attempt"] = attempt  # not signed (0.1, or no signature at all): it tells the server which try
+        elif self.signer is not None:
+            # 0.2 signs it, and the outbox may have numbered ft.outbox_seq since the PCS was signed: sign now.
+            pcs["attempt"] = attempt
+            self.signer.sign(pcs)
+        # A signed 0.2 PCS without a signer goes as it was signed: a retry is the same bytes, a replay.
+        return json.dumps(pcs, separators=(",", ":"), ensure_ascii=False).encode()
 
     def _dead(self, entry: Entry, pcs_id: str, status: int | None, error: str, attempts: int) -> Result:
         self.outbox.dead(entry, status, error)
