@@ -71,9 +71,10 @@ def make_tenant(db):
         enabled: bool = True,
         hmac: dict[str, str] | None = None,
         ed25519: dict[str, str] | None = None,
+        min_pcs_version: str = "0.2",
         **key_fields: Any,
     ):
-        tenant = Tenant.objects.create(name=name, sign_alg=sign_alg, enabled=enabled)
+        tenant = Tenant.objects.create(name=name, sign_alg=sign_alg, enabled=enabled, min_pcs_version=min_pcs_version)
         for key_id, secret in (hmac or {}).items():
             SigningKey.objects.create(tenant=tenant, key_id=key_id, algorithm="hmac", secret=secret, **key_fields)
         for key_id, pub in (ed25519 or {}).items():

@@ -198,6 +198,9 @@ SPECTACULAR_SETTINGS = {
 PCS_SIGN_ALG = env_choice("PCS_SIGN_ALG", "none", ("none", "hmac", "ed25519"))
 PCS_HMAC_KEYS = env_list("PCS_HMAC_KEYS") + ([k] if (k := env_str("PCS_HMAC_KEY")) else [])
 PCS_ED25519_PUB_KEYS = env_list("PCS_ED25519_PUB_KEYS") + ([k] if (k := env_str("PCS_ED25519_PUB_B64")) else [])
+# The oldest PCS protocol version the default tenant accepts (other tenants: Tenant.min_pcs_version in admin).
+# 0.1 until its agents all send 0.2 (README "Rollout of PCS 0.2"); then 0.2.
+PCS_MIN_VERSION = env_choice("PCS_MIN_VERSION", "0.1", ("0.1", "0.2"))
 # The one switch for unsigned PCS, for every tenant: the start-up check below (default tenant), tenant
 # validation in admin and in the model, and the signature check of each request. On by default only with
 # DJANGO_DEBUG=1 (the `make run` trial).

@@ -82,11 +82,11 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ("name", "enabled", "sign_alg", "outcomes_public", "rate_per_second", "burst", "key_count",
-                    "created_at")  # fmt: skip
-    list_filter = ("enabled", "sign_alg", "outcomes_public")
+    list_display = ("name", "enabled", "sign_alg", "min_pcs_version", "outcomes_public", "rate_per_second", "burst",
+                    "key_count", "created_at")  # fmt: skip
+    list_filter = ("enabled", "sign_alg", "min_pcs_version", "outcomes_public")
     search_fields = ("name",)
-    fields = ("name", "enabled", "sign_alg", "outcomes_public", "rate_per_second", "burst")
+    fields = ("name", "enabled", "sign_alg", "min_pcs_version", "outcomes_public", "rate_per_second", "burst")
     inlines = [SigningKeyInline, ApiKeyInline]
     actions = ["disable_tenants", "enable_tenants"]
 

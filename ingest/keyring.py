@@ -10,6 +10,7 @@ from django.conf import settings
 from nacl.signing import VerifyKey
 
 from agent_client import signing
+from agent_client.canonical import PROTOCOLS, V0_1
 from ingest.config_cache import ProcessMemo, config_generation
 from ingest.models import DEFAULT_TENANT, ApiKey, SignAlg, SigningKey, Tenant
 
@@ -43,6 +44,8 @@ class TenantCredentials:
     api_key_digests: tuple[str, ...] = ()
     # ...unless the tenant was made readable without a key on purpose.
     outcomes_public: bool = False
+    # The oldest PCS protocol version the tenant accepts (Tenant.min_pcs_version; PCS_MIN_VERSION for default).
+    min_pcs_version: str = V0_1
 
 
 class SignatureRejected(Exception):
@@ -85,14 +88,15 @@ def load_credentials(name: str) -> TenantCredentials | None:
     if tenant is None:
         return None
     keys = [k for row in tenant.signing_keys.all() if (k := _to_verification_key(row))]
-    sign_alg = tenant.sign_alg
+    sign_alg, min_version = tenant.sign_alg, tenant.min_pcs_version
     if name == DEFAULT_TENANT:
-        sign_alg = settings.PCS_SIGN_ALG
+        sign_alg, min_version = settings.PCS_SIGN_ALG, settings.PCS_MIN_VERSION
         keys = _environment_keys() + keys
     keys = [k for k in keys if k.algorithm == sign_alg]
     api_keys = tuple(tenant.api_keys.values_list("digest", flat=True))
     return TenantCredentials(tenant.pk, tenant.name, tenant.enabled, sign_alg, tuple(keys),
-                             tenant.rate_per_second, tenant.burst, api_keys, tenant.outcomes_public)  # fmt: skip
+                             tenant.rate_per_second, tenant.burst, api_keys, tenant.outcomes_public,
+                             min_pcs_version=min_version)  # fmt: skip
 
 
 credentials_memo: ProcessMemo[TenantCredentials | None] = ProcessMemo(load_credentials, config_generation)
@@ -129,6 +133,11 @@ def check_signature(creds: TenantCredentials, digest: bytes, sig: object, now: d
         f"the {creds.sign_alg} signature verifies with none of the tenant's valid keys",
         tuple(k.key_id for k in valid),
     )
+
+
+def below_minimum_version(creds: TenantCredentials, protocol: str) -> bool:
+    """Whether a PCS of ``protocol`` ("0.1", "0.2") is older than the tenant accepts."""
+    return PROTOCOLS.index(protocol) < PROTOCOLS.index(creds.min_pcs_version)
 
 
 # A digest no key has: a read without a usable key is compared against it, so that every refusal costs the

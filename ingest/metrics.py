@@ -24,6 +24,12 @@ DEDUP_HITS = Counter("flk_dedup_hits", "Submissions answered with a stored outco
 ACCEPTED = Counter("flk_accepted", "New outcomes accepted (200).", ["tenant"])
 ESCALATED = Counter("flk_escalated", "New outcomes escalated for review (202).", ["tenant"])
 REJECTED = Counter("flk_rejected", "New outcomes rejected by conformal scoring (202).", ["tenant"])
+# Rollout of PCS 0.2: a tenant's minimum can be raised once its 0.1 series stops growing.
+PCS_VERSIONS = Counter(
+    "flk_pcs_version",
+    "PCS whose schema and signature passed, by protocol version (also those the tenant's minimum refuses).",
+    ["tenant", "version"],
+)
 SIGNATURE_FAILURES = Counter("flk_signature_failures", "Submissions refused for their signature.", ["tenant", "code"])
 HTTP_RESPONSES = Counter("flk_http_responses", "Answers of the API by endpoint and status code.", ["endpoint", "code"])
 RATE_LIMITED = Counter("flk_rate_limited", "Submissions refused with 429.", ["tenant"])
@@ -71,6 +77,10 @@ def outcome(tenant: str, decision: str) -> None:
     counter = _OUTCOME_COUNTERS.get(decision)
     if counter is not None:
         _safely(lambda: counter.labels(tenant).inc())
+
+
+def pcs_version(tenant: str, version: str) -> None:
+    _safely(lambda: PCS_VERSIONS.labels(tenant, version).inc())
 
 
 def signature_failed(tenant: str, code: str) -> None:

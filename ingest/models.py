@@ -10,6 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models, transaction
 from django.db.models import Q
 
+from agent_client.canonical import V0_1, V0_2
 from agent_client.regime import BudgetWeights, RegimeThresholds
 
 TENANT_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -40,6 +41,13 @@ class SignAlg(models.TextChoices):
     ED25519 = "ed25519", "Ed25519"
 
 
+class PcsVersion(models.TextChoices):
+    """The PCS protocol versions a tenant may require, oldest first (``canonical.PROTOCOLS``)."""
+
+    V0_1 = V0_1, "0.1: signs eight fields (ft.degraded, N_j, scales, regime are unauthenticated)"
+    V0_2 = V0_2, "0.2: signs every field"
+
+
 class Tenant(models.Model):
     """A customer whose agents submit PCS; named by the ``X-Tenant-Id`` header."""
 
@@ -51,6 +59,17 @@ class Tenant(models.Model):
         choices=SignAlg.choices,
         default=SignAlg.HMAC,
         help_text="For the 'default' tenant the PCS_SIGN_ALG environment variable decides.",
+    )
+    # New tenants start at 0.2; tenants that existed before 0.2 were migrated at 0.1, so that their agents keep
+    # working until they are upgraded (README "Rollout of PCS 0.2").
+    min_pcs_version = models.CharField(
+        "minimum PCS version",
+        max_length=8,
+        choices=PcsVersion.choices,
+        default=PcsVersion.V0_2,
+        help_text="PCS of an older version are refused (403 pcs_version_<this>_required). Raise it once "
+        "flk_pcs_version_total shows no older PCS from this tenant. For the 'default' tenant the "
+        "PCS_MIN_VERSION environment variable decides.",
     )
     rate_per_second = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(0.001)],
@@ -259,7 +278,9 @@ class PcsRecord(models.Model):
     epoch = models.BigIntegerField()
     attempt = models.BigIntegerField(default=1)
     signed_digest = models.CharField(
-        max_length=64, help_text="SHA-256 of the canonical signed subset; a replay must match it."
+        max_length=64,
+        help_text="SHA-256 that a replay must match: of the signed subset (PCS 0.1), of the content, every "
+        "field but sig, attempt and sent_at (PCS 0.2).",
     )
     key_id = models.CharField(max_length=64, blank=True)
     body = models.JSONField(help_text="The PCS as received.")

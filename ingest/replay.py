@@ -23,7 +23,7 @@ from django.db import DatabaseError, DataError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from agent_client.canonical import signing_digest
+from agent_client.canonical import protocol_of, signing_digest
 from agent_client.schema import PcsInvalid, parse_pcs
 from calibration.models import CalibrationLabel, ExpiredAudit
 from calibration.services import generation_pinned as snapshot_generation_pinned
@@ -250,8 +250,9 @@ def _segment_fully_stored(path: Path) -> bool:
 
 
 def _refused(creds: TenantCredentials, record: wal.WalRecord) -> bool:
-    """Whether this body is refused for good: its schema or signature (a 400 or 401, which replay skips), or a
-    value the database refuses (infinity from 1e400 in a field the schema does not check, a 400 too).
+    """Whether this body is refused for good: its schema or signature (a 400 or 401, which replay skips), a
+    version older than the tenant's minimum (a 403), or a value the database refuses (infinity from 1e400 in
+    a field the schema does not check, a 400 too).
 
     The checks of ``check_body`` without its log line and metric: retention asks every few hours, and a
     refusal must be counted once, when it is answered.
@@ -262,7 +263,8 @@ def _refused(creds: TenantCredentials, record: wal.WalRecord) -> bool:
         json.dumps(pcs, allow_nan=False)  # what the JSON column takes
     except (PcsInvalid, SignatureRejected, ValueError):
         return True
-    return False
+    protocol = protocol_of(pcs["version"])  # never None once the schema passed
+    return protocol is None or keyring.below_minimum_version(creds, protocol)
 
 
 def purge_wal_segments(directory: Path | None = None, retention_days: int | None = None) -> RetentionReport:

@@ -16,7 +16,8 @@ ADD_URL = "/admin/ingest/tenant/add/"
 def tenant_form(name: str = "acme", keys: list[dict] | None = None, api_keys: list[str] = (), **fields) -> dict:
     """The tenant's add form with signing keys (dicts of fields) and API keys (their names)."""
     keys = keys or []
-    data = {"name": name, "enabled": "on", "sign_alg": "hmac", "rate_per_second": "", "burst": "", **fields,
+    data = {"name": name, "enabled": "on", "sign_alg": "hmac", "min_pcs_version": "0.2", "rate_per_second": "",
+            "burst": "", **fields,
             "signing_keys-TOTAL_FORMS": str(len(keys)), "signing_keys-INITIAL_FORMS": "0",
             "signing_keys-MIN_NUM_FORMS": "0", "signing_keys-MAX_NUM_FORMS": "1000",
             "api_keys-TOTAL_FORMS": str(len(api_keys)), "api_keys-INITIAL_FORMS": "0",

@@ -27,7 +27,7 @@ def test_replay_returns_the_first_answer_with_dedup_true(hmac_default_tenant, su
 def test_a_retry_with_another_attempt_number_is_still_a_replay(hmac_default_tenant, submit):
     pcs = signed(make_pcs())
     submit(pcs)
-    retry = dict(pcs, attempt=2, sent_at="2030-01-01T00:00:00Z")
+    retry = signed(dict(pcs, attempt=2, sent_at="2030-01-01T00:00:00Z"))  # 0.2 signs the attempt: signed again
     response = submit(retry)
     assert response.status_code == 200 and response.json()["dedup"] is True
     assert PcsRecord.objects.get().attempt == 1

@@ -210,9 +210,19 @@ def test_a_body_nested_too_deep_is_a_400_and_nothing_is_stored(hmac_default_tena
 
 @pytest.mark.django_db(transaction=True)
 def test_a_value_the_database_refuses_is_a_400_without_the_body_in_the_log(hmac_default_tenant, submit, caplog):
-    """1e400 in a field the schema does not check is infinity to Python and not JSON to PostgreSQL."""
-    body = json.dumps(signed(make_pcs()))[:-1] + ', "note": 1e400, "label": "body-marker"}'
+    """1e400 in a field the 0.1 schema does not check is infinity to Python and not JSON to PostgreSQL."""
+    body = json.dumps(signed(make_pcs(version="0.1")))[:-1] + ', "note": 1e400, "label": "body-marker"}'
     response = submit(body)
     assert response.status_code == 400 and response.json()["code"] == "pcs_unstorable"
     assert not PcsRecord.objects.exists()
     assert "pcs_unstorable" in caplog.text and "body-marker" not in caplog.text
+
+
+@pytest.mark.parametrize("value", ["1e400", "-1e400", "NaN", "Infinity"])
+def test_under_0_2_a_number_with_no_json_form_is_named_at_any_depth(hmac_default_tenant, submit, value):
+    # Every field of a 0.2 PCS is signed, and the signed form is JSON: such a value could never verify.
+    body = json.dumps(signed(make_pcs()))[:-1] + f', "note": {{"deep": [1, {value}]}}}}'
+    response = submit(body)
+    assert response.status_code == 400
+    assert response.json() == {"note": ["holds NaN or an infinity (at any depth), which a 0.2 PCS cannot sign"]}
+    assert not PcsRecord.objects.exists()
