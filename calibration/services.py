@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -27,6 +28,7 @@ from calibration.models import (
     CalibrationLabel,
     CalibrationSnapshot,
     DriftReport,
+    ExpiredAudit,
     Label,
     MiscoverageReport,
     Provenance,
@@ -183,6 +185,83 @@ def clear_pending(tenant: str) -> None:
         cache.delete(PENDING_KEY.format(tenant=tenant))
     except Exception:
         log.warning("calibration_debounce_unavailable", exc_info=True)
+
+
+# --- Audit label completion ---------------------------------------------------------------------------
+
+
+def waiting_audit_provider() -> Callable[[str | None], dict[str, tuple[int, datetime | None]]]:
+    return import_string(getattr(settings, "FLK_CALIBRATION_AUDIT_PROVIDER", "ingest.params.waiting_audit_samples"))
+
+
+def expire_audits(samples: Sequence[tuple[str, str]], *, reason: str = "", expired_by: str = "") -> int:
+    """Give up the audit samples (tenant, pcs_id) without a label; returns how many were not expired before.
+
+    An explicit decision, never a side effect: the dedup-TTL purge may then remove their stored outcomes, and
+    ``audit_completion`` counts them as expired, not as labelled.
+    """
+    wanted = set(samples)
+    known = Q()
+    for name, pcs_id in wanted:
+        known |= Q(tenant=name, pcs_id=pcs_id)
+    # Only the returned count reads before writing; the rows themselves rely on the constraint below.
+    already = set(ExpiredAudit.objects.filter(known).values_list("tenant", "pcs_id")) if wanted else set()
+    rows = [ExpiredAudit(tenant=t, pcs_id=p, reason=reason[:200], expired_by=expired_by[:150]) for t, p in wanted]
+    # ON CONFLICT DO NOTHING on (tenant, pcs_id): expiring twice, or from two admin pages at once, keeps one row.
+    ExpiredAudit.objects.bulk_create(rows, ignore_conflicts=True)
+    expired = len(wanted - already)
+    log.warning("calibration_audit_expired", extra={"event": "calibration_audit_expired", "count": expired,
+                "tenants": sorted({t for t, _p in samples}), "expired_by": expired_by, "reason": reason})  # fmt: skip
+    return expired
+
+
+@dataclass(frozen=True)
+class AuditCompletion:
+    """How a tenant's audit samples fared: labelled, expired without a label, or still waiting for one."""
+
+    tenant: str
+    labelled: int
+    expired: int
+    waiting: int
+    oldest_waiting_seconds: float | None  # age of the oldest audit sample still waiting; None when none waits
+
+    @property
+    def drawn(self) -> int:
+        return self.labelled + self.expired + self.waiting
+
+    @property
+    def labelled_share(self) -> float | None:
+        """Labelled audit samples among those drawn: below 1 the audit sample is incomplete, and labels that come
+        back quickly (the easy PCS) would weigh more than the rest."""
+        return self.labelled / self.drawn if self.drawn else None
+
+
+def audit_completion(tenant: str | None = None) -> dict[str, AuditCompletion]:
+    """Per tenant (or for ``tenant`` alone), its audit samples labelled, expired and waiting, and the oldest wait.
+
+    Labels and expiries are calibration's; the audit samples still waiting are stored outcomes, counted by the
+    provider named by ``FLK_CALIBRATION_AUDIT_PROVIDER`` (calibration never reads ingest's tables itself).
+    """
+    labels = CalibrationLabel.objects.filter(provenance=Provenance.AUDIT)
+    expiries = ExpiredAudit.objects.all()
+    if tenant is not None:
+        labels, expiries = labels.filter(tenant=tenant), expiries.filter(tenant=tenant)
+    labelled = dict(labels.values_list("tenant").annotate(n=Count("id")).values_list("tenant", "n"))
+    expired = dict(expiries.values_list("tenant").annotate(n=Count("id")).values_list("tenant", "n"))
+    waiting = waiting_audit_provider()(tenant)
+    now = timezone.now()
+    names = set(labelled) | set(expired) | set(waiting) | ({tenant} if tenant is not None else set())
+    report = {}
+    for name in sorted(names):
+        count, oldest = waiting.get(name, (0, None))
+        report[name] = AuditCompletion(
+            tenant=name,
+            labelled=labelled.get(name, 0),
+            expired=expired.get(name, 0),
+            waiting=count,
+            oldest_waiting_seconds=(now - oldest).total_seconds() if oldest is not None else None,
+        )
+    return report
 
 
 # --- Recalibration ------------------------------------------------------------------------------------

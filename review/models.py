@@ -52,6 +52,16 @@ class ReviewItem(models.Model):
     def provenance(self) -> str:
         return "audit" if self.audit_sample else "escalation"
 
+    @property
+    def verdict_hidden(self) -> bool:
+        """An audit sample is labelled blind: its decision, score, p-value and failed checks stay hidden until done.
+
+        A reviewer who sees that the verifier accepted (or escalated) a PCS leans towards that verdict, and the
+        audit labels are what calibrates the verifier: a label that echoes the verdict would bias the calibration
+        set towards it. Second opinions are blind too, so the item shows its verdict once it is labelled.
+        """
+        return self.audit_sample and self.stage != self.Stage.DONE
+
 
 class ReviewLabel(models.Model):
     """One reviewer's label of one item; an undo marks it withdrawn (rows are never deleted)."""
@@ -97,15 +107,22 @@ class ReviewerTenant(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Append-only trail of what reviewers did; never edited or deleted from the application."""
+    """Append-only trail of what reviewers and admins did; never edited or deleted from the application.
+
+    An event names its PCS (tenant, pcs_id) as well as its item: when the dedup-TTL purge removes a labelled or
+    expired PCS, its review item goes with it and the event outlives both (``item`` becomes empty).
+    """
 
     class Action(models.TextChoices):
         CLAIM = "claim"
         LABEL = "label"
         UNDO = "undo"
         SKIP = "skip"
+        EXPIRE = "expire", "expire (an audit sample given up without a label)"
 
-    item = models.ForeignKey(ReviewItem, on_delete=models.PROTECT, related_name="events")
+    item = models.ForeignKey(ReviewItem, null=True, on_delete=models.SET_NULL, related_name="events")
+    tenant = models.CharField(max_length=64, blank=True)
+    pcs_id = models.CharField(max_length=64, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=8, choices=Action.choices)
     detail = models.CharField(max_length=200, blank=True)
@@ -119,11 +136,13 @@ class AuditEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.user} {self.action} {self.item_id}"
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.user} {self.action} {self.tenant}:{self.pcs_id[:12]}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
             raise ValueError("audit events are append-only")
+        if self.item is not None:
+            self.tenant, self.pcs_id = self.item.tenant, self.item.pcs_id
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -251,6 +252,39 @@ def skip_item(user: AbstractBaseUser, item_id: int) -> None:
         AuditEvent.objects.create(item=item, user=user, action=AuditEvent.Action.SKIP)
 
 
+# --- Expiring audit samples ----------------------------------------------------------------------------------
+
+
+def expire_audit_items(user: AbstractBaseUser, item_ids: Sequence[int], reason: str = "") -> list[ReviewItem]:
+    """Give up the unlabelled audit samples among ``item_ids`` (an admin's explicit decision); returns them.
+
+    Each leaves the queue (done, without a label), is recorded as expired in calibration (so the dedup-TTL purge
+    may remove its stored outcome and label completion counts it as expired) and gets an audit-trail event.
+    Items that are not audit samples or already have a first label are left alone.
+    """
+    reason = reason or f"expired by {user.get_username()}"
+    with transaction.atomic():
+        # FOR UPDATE: a reviewer labelling one of these items at the same moment either commits first (the item
+        # is then labelled and left alone here) or waits and then finds the item done.
+        items = list(
+            ReviewItem.objects.select_for_update()
+            .filter(pk__in=item_ids, audit_sample=True, stage=ReviewItem.Stage.FIRST)
+            .order_by("pk")
+        )
+        if not items:
+            return []
+        calibration.expire_audits([(i.tenant, i.pcs_id) for i in items], reason=reason,
+                                  expired_by=user.get_username())  # fmt: skip
+        ReviewItem.objects.filter(pk__in=[i.pk for i in items]).update(
+            stage=ReviewItem.Stage.DONE, claimed_by=None, claimed_at=None
+        )
+        for item in items:
+            AuditEvent.objects.create(item=item, user=user, action=AuditEvent.Action.EXPIRE, detail=reason[:200])
+    log.warning("review_audit_expired", extra={"event": "review_audit_expired", "count": len(items),
+                "reviewer": user.get_username(), "tenants": sorted({i.tenant for i in items})})  # fmt: skip
+    return items
+
+
 # --- Figures ------------------------------------------------------------------------------------------------
 
 
@@ -267,6 +301,19 @@ class TenantStats:
     calibration_n: int | None
     threshold: float | None
     drift: Any
+    audit: calibration.AuditCompletion | None = None
+
+    @property
+    def oldest_audit_wait(self) -> str:
+        """The age of the oldest audit sample waiting for a label, for people ("3 d 4 h", "25 min"), or ""."""
+        seconds = self.audit.oldest_waiting_seconds if self.audit else None
+        if seconds is None:
+            return ""
+        minutes = int(seconds // 60)
+        days, hours = divmod(minutes // 60, 24)
+        if days:
+            return f"{days} d {hours} h"
+        return f"{hours} h {minutes % 60} min" if hours else f"{minutes} min"
 
 
 def opinion_pairs(items: QuerySet[ReviewItem]) -> dict[str, list[tuple[str, str]]]:
@@ -310,8 +357,11 @@ def stats(user: AbstractBaseUser) -> dict[str, Any]:
     )
     labelled_today = ReviewLabel.objects.filter(item__in=items, withdrawn_at__isnull=True, created_at__gte=today)
     per_reviewer = list(labelled_today.values("reviewer__username").annotate(n=Count("id")).order_by("-n"))
+    completion = calibration.audit_completion()
+    if tenants_scope is not None:
+        completion = {name: row for name, row in completion.items() if name in tenants_scope}
     rows = []
-    for tenant in sorted(set(depth) | set(traffic) | set(pairs)):
+    for tenant in sorted(set(depth) | set(traffic) | set(pairs) | set(completion)):
         counts = traffic.get(tenant, {})
         total = sum(counts.values())
         snap = calibration.current_snapshot(tenant)
@@ -323,7 +373,7 @@ def stats(user: AbstractBaseUser) -> dict[str, Any]:
             disagreements=disagreements.get(tenant, 0),
             calibration_n=snap.n if snap else None,
             threshold=snap.threshold if snap and snap.threshold != float("inf") else None,
-            drift=DriftReport.objects.filter(tenant=tenant).first(),
+            drift=DriftReport.objects.filter(tenant=tenant).first(), audit=completion.get(tenant),
         ))  # fmt: skip
     return {
         "queue_depth": sum(depth.values()),

@@ -46,21 +46,25 @@ def queue(request: HttpRequest) -> HttpResponse:
     items = waiting
     if filters["tenant"]:
         items = items.filter(tenant=filters["tenant"])
+    # Waiting audit samples are blind (ReviewItem.verdict_hidden): filters on the verdict never match them, or
+    # filtering by "escalate" or by a failed check would tell which audit samples the verifier escalated.
     if filters["decision"] == "audit":
         items = items.filter(audit_sample=True)
     elif filters["decision"]:
-        items = items.filter(decision=filters["decision"])
+        items = items.filter(decision=filters["decision"], audit_sample=False)
     if filters["regime"]:
         items = items.filter(regime=filters["regime"])
     if filters["reason"]:
-        items = items.filter(reasons__contains=[filters["reason"]])
+        items = items.filter(reasons__contains=[filters["reason"]], audit_sample=False)
     if filters["age"] in AGE_CHOICES:  # older than: what has waited too long first
         items = items.filter(received_at__lte=timezone.now() - timedelta(hours=AGE_CHOICES[filters["age"]]))
+    decided = waiting.filter(audit_sample=False)  # counts by decision leave the blind audit samples out
     context = {
         "items": items.order_by("received_at", "id")[:200],
         "shown": items.count(),
         "total": waiting.count(),
-        "by_decision": waiting.values("decision").annotate(n=Count("id")).order_by("decision"),
+        "by_decision": decided.values("decision").annotate(n=Count("id")).order_by("decision"),
+        "audit_waiting": waiting.filter(audit_sample=True).count(),
         "second_opinions": waiting.filter(stage=ReviewItem.Stage.SECOND).count(),
         "filters": filters,
         "tenants": waiting.values_list("tenant", flat=True).distinct().order_by("tenant"),
@@ -99,17 +103,21 @@ def item_page(request: HttpRequest, item_id: int) -> HttpResponse:
         .select_related("item", "reviewer")
         .order_by("-created_at")[:20]
     )
-    snap = calibration.current_snapshot(item.tenant)
+    # A blind audit item: nothing of the verdict reaches the page (not even hidden in the HTML) until it is labelled.
+    hidden = item.verdict_hidden
+    snap = None if hidden else calibration.current_snapshot(item.tenant)
     threshold = snap.threshold if snap and snap.threshold != float("inf") else None
     context = {
         "item": item,
         "record": record,
-        "reasons": record.response.get("reasons", []),
+        "verdict_hidden": hidden,
+        "reasons": [] if hidden else record.response.get("reasons", []),
+        "conformal": None if hidden else (record.response or {}).get("conformal"),
         "plot": scaling_plot_svg(scales, counts, float(pcs.get("D_hat", 0.0)), record.recomputed_d_hat),
         "pcs_json": json.dumps(pcs, indent=2, sort_keys=True),
         "snapshot": snap,
         "threshold": threshold,
-        "over_threshold": threshold is not None and item.score is not None and item.score > threshold,
+        "over_threshold": not hidden and threshold is not None and item.score is not None and item.score > threshold,
         "blind": blind,
         "labels": [] if blind else labels,
         "shard_labels": shard_labels,
