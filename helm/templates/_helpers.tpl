@@ -85,6 +85,8 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.signing.alg | quote }}
 - name: FLK_ALLOW_UNSIGNED
   value: {{ ternary "1" "0" .Values.signing.allowUnsigned | quote }}
+- name: PCS_MIN_VERSION
+  value: {{ .Values.signing.minPcsVersion | default "0.1" | quote }}
 - name: TOKEN_RATE
   value: {{ .Values.config.tokenRate | quote }}
 {{- if .Values.config.tokenBurst }}

@@ -153,8 +153,11 @@ def test_the_openapi_schema_still_describes_submit(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     post = schema["paths"]["/v1/pcs/submit"]["post"]
     assert post["operationId"] == "pcs_submit"
-    assert {"200", "202", "400", "401", "409", "413", "415", "429", "503"} <= set(post["responses"])
-    assert post["requestBody"]["content"]["application/json"]["schema"]["required"]
+    assert {"200", "202", "400", "401", "403", "409", "413", "415", "429", "503"} <= set(post["responses"])
+    request = post["requestBody"]["content"]["application/json"]
+    assert request["schema"]["required"]
+    assert {example["value"]["version"] for example in request["examples"].values()} == {"0.1", "0.2"}
+    assert post["responses"]["403"]["content"]["application/json"]["examples"]
 
 
 @pytest.mark.parametrize("escape", [r"\u0000", r"\ud800"])
