@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from calibration.models import CalibrationLabel, CalibrationSnapshot, DriftReport, ExpiredAudit, MiscoverageReport
+from calibration.models import (
+    CalibrationLabel,
+    CalibrationSnapshot,
+    DriftReport,
+    ExpiredAudit,
+    MiscoverageReport,
+    PerformanceReport,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -44,11 +51,20 @@ class CalibrationSnapshotAdmin(ReadOnlyAdmin):
 
 @admin.register(DriftReport)
 class DriftReportAdmin(ReadOnlyAdmin):
-    list_display = ["tenant", "p_value", "statistic", "n_recent", "n_calibration", "drift_detected", "created_at"]
+    list_display = ["tenant", "martingale", "martingale_max", "p_value", "level", "n_labels", "drift_detected",
+                    "alarm_at", "created_at"]  # fmt: skip
     list_filter = ["drift_detected", "tenant"]
 
 
 @admin.register(MiscoverageReport)
 class MiscoverageReportAdmin(ReadOnlyAdmin):
-    list_display = ["tenant", "rate", "delta", "escalated", "total", "p_value", "created_at"]
+    list_display = ["tenant", "rate", "ci_low", "ci_high", "delta", "flagged", "considered", "p_value", "adjusted_p",
+                    "alarm", "audit_alarm", "labelled", "expired", "waiting", "created_at"]  # fmt: skip
+    list_filter = ["alarm", "audit_alarm", "tenant"]
+
+
+@admin.register(PerformanceReport)
+class PerformanceReportAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "power", "power_ci_low", "power_ci_high", "power_labels", "precision",
+                    "precision_ci_low", "precision_ci_high", "precision_labels", "created_at"]  # fmt: skip
     list_filter = ["tenant"]

@@ -114,16 +114,25 @@ class CalibrationSnapshot(models.Model):
 
 
 class DriftReport(models.Model):
-    """One KS test of a tenant's recent traffic scores against its calibration scores."""
+    """One look at a tenant's drift martingale: the Simple Jumper over its stream of benign audit scores.
+
+    The stream is the tenant's benign audit labels in label order, every score under the formula named by
+    ``formula_key``, from ``stream_start`` on (after the previous alarm, once it was held). One row per hourly
+    look, so the martingale over time can be plotted; ``p_value`` = 1/max is valid at any stopping time.
+    """
 
     tenant = models.CharField(max_length=64)
-    snapshot = models.ForeignKey(CalibrationSnapshot, null=True, on_delete=models.SET_NULL, related_name="+")
-    n_recent = models.PositiveIntegerField()
-    n_calibration = models.PositiveIntegerField()
-    statistic = models.FloatField()
-    p_value = models.FloatField()
-    level = models.FloatField()
-    drift_detected = models.BooleanField()
+    formula_key = models.CharField(max_length=16, blank=True, help_text="The score formula of the stream.")
+    stream_start = models.DateTimeField(
+        null=True, blank=True, help_text="Labels after this time form the stream; empty: from the first label."
+    )
+    n_labels = models.PositiveIntegerField(default=0, help_text="Benign audit labels in the stream so far.")
+    martingale = models.FloatField(default=1.0, help_text="The martingale after the latest label (starts at 1).")
+    martingale_max = models.FloatField(default=1.0, help_text="Its largest value over the stream.")
+    p_value = models.FloatField(default=1.0, help_text="1 / martingale_max: an anytime-valid p-value (Ville).")
+    level = models.FloatField(help_text="The alarm fires when the martingale reaches 1/level.")
+    drift_detected = models.BooleanField(default=False)
+    alarm_at = models.DateTimeField(null=True, blank=True, help_text="Label time at which it reached 1/level.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -131,19 +140,45 @@ class DriftReport(models.Model):
         indexes = [models.Index(fields=["tenant", "-id"], name="calibration_drift_latest")]
 
     def __str__(self) -> str:
-        return f"{self.tenant} KS p={self.p_value:.3g}"
+        return f"{self.tenant} martingale={self.martingale:.3g} (alarm at {1 / self.level:g})"
+
+
+class AuditAlarm(models.TextChoices):
+    NONE = "", "none"
+    OFF = "off", "audit share is 0: no audit sample is drawn"
+    SILENT = "silent", "no audit label for a long time while traffic flows"
+    STALE = "stale", "audit samples waiting for a label longer than allowed"
 
 
 class MiscoverageReport(models.Model):
-    """The empirical false-escalation rate of benign PCS against delta, with a one-sided binomial test."""
+    """One check of a tenant's false-escalation rate on benign audit labels, and of its audit labelling.
+
+    ``flagged`` / ``considered``: benign audit labels whose conformal p-value was <= delta at ingest, over those
+    the conformal step judged. ``p_value`` is the beta-binomial test against one calibration set of size
+    ``snapshot_n``; ``alarm`` is Benjamini–Hochberg's decision across the tenants of the run. ``audit_alarm``
+    is the separate alarm of a missing, stopped or stale audit.
+    """
 
     tenant = models.CharField(max_length=64)
-    escalated = models.PositiveIntegerField(help_text="Benign labels of escalated PCS.")
-    benign_audit = models.PositiveIntegerField(help_text="Benign labels of audit samples (accepted PCS).")
-    total = models.PositiveIntegerField(help_text="Estimated benign PCS behind the counts.")
-    rate = models.FloatField()
-    delta = models.FloatField()
-    p_value = models.FloatField()
+    window_start = models.DateTimeField(help_text="Labels from this time on were counted.")
+    flagged = models.PositiveIntegerField(default=0, help_text="Benign audit labels flagged by the conformal step.")
+    considered = models.PositiveIntegerField(default=0, help_text="Benign audit labels the conformal step judged.")
+    rate = models.FloatField(null=True, blank=True, help_text="flagged / considered; empty without labels.")
+    ci_low = models.FloatField(default=0.0, help_text="Clopper–Pearson 95 % interval of the rate.")
+    ci_high = models.FloatField(default=1.0)
+    delta = models.FloatField(null=True, blank=True, help_text="The largest delta in force in the window.")
+    snapshot_n = models.PositiveIntegerField(null=True, blank=True, help_text="The smallest calibration size.")
+    binomial_p = models.FloatField(default=1.0, help_text="Exact binomial test of rate <= delta.")
+    p_value = models.FloatField(default=1.0, help_text="Beta-binomial test (one calibration set of snapshot_n).")
+    adjusted_p = models.FloatField(default=1.0, help_text="Benjamini–Hochberg adjusted p-value across tenants.")
+    level = models.FloatField(help_text="FLK_MISCOVERAGE_LEVEL: the false-discovery rate across tenants.")
+    alarm = models.BooleanField(default=False, help_text="Benign PCS are escalated more often than delta allows.")
+    audit_alarm = models.CharField(max_length=8, choices=AuditAlarm.choices, blank=True, default="")
+    audit_detail = models.CharField(max_length=300, blank=True)
+    labelled = models.PositiveIntegerField(default=0, help_text="Audit samples labelled.")
+    expired = models.PositiveIntegerField(default=0, help_text="Audit samples expired without a label.")
+    waiting = models.PositiveIntegerField(default=0, help_text="Audit samples waiting for a label.")
+    oldest_waiting_seconds = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -151,4 +186,34 @@ class MiscoverageReport(models.Model):
         indexes = [models.Index(fields=["tenant", "-id"], name="calibration_miscov_latest")]
 
     def __str__(self) -> str:
-        return f"{self.tenant} rate={self.rate:.3g} (delta {self.delta:g})"
+        rate = "n/a" if self.rate is None else f"{self.rate:.3g}"
+        return f"{self.tenant} rate={rate} (delta {self.delta})"
+
+
+class PerformanceReport(models.Model):
+    """Power and precision of a tenant's verdicts from its audit labels, weighted by 1/inclusion probability.
+
+    Power: the share of anomalous PCS not accepted. Precision: the share of PCS not accepted that are
+    anomalous. Intervals are Clopper–Pearson on Kish's effective sample size. Measured, never guaranteed.
+    """
+
+    tenant = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    power = models.FloatField(null=True, blank=True, help_text="Empty without anomalous audit labels.")
+    power_ci_low = models.FloatField(default=0.0)
+    power_ci_high = models.FloatField(default=1.0)
+    power_labels = models.PositiveIntegerField(default=0)
+    power_effective_n = models.FloatField(default=0.0)
+    precision = models.FloatField(null=True, blank=True, help_text="Empty without audit labels of stopped PCS.")
+    precision_ci_low = models.FloatField(default=0.0)
+    precision_ci_high = models.FloatField(default=1.0)
+    precision_labels = models.PositiveIntegerField(default=0)
+    precision_effective_n = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["tenant", "-id"], name="calibration_perf_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} power={self.power} precision={self.precision}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,20 +18,22 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from calibration import conformal
+from calibration import conformal, monitors
 from calibration.generations import Generation, ProcessMemo
 from calibration.models import (
     GLOBAL_SET,
+    AuditAlarm,
     CalibrationLabel,
     CalibrationSnapshot,
     DriftReport,
     ExpiredAudit,
     Label,
     MiscoverageReport,
+    PerformanceReport,
     Provenance,
     Source,
 )
@@ -486,58 +489,247 @@ def current_snapshot(tenant: str) -> conformal.SnapshotValues | None:
 
 
 # --- Monitors -----------------------------------------------------------------------------------------
+#
+# Every monitor reads the audit sample only: PCS drawn at random with a recorded inclusion probability,
+# whatever their verdict, and labelled blind. The statistics are in calibration/monitors.py.
 
 
-def check_drift_tenant(tenant: str, *, level: float, since: datetime, limit: int = 5000) -> DriftReport | None:
-    """KS test of the tenant's recent traffic scores against its current calibration scores; store a report."""
-    snapshot = _load_snapshot(tenant)
-    if snapshot is None or snapshot.n == 0:
-        return None
-    recent = traffic_scores_provider()(tenant, since, limit)
-    if not recent:
-        return None
-    test = conformal.ks_drift(recent, snapshot.scores)
-    report = DriftReport.objects.create(
-        tenant=tenant,
-        snapshot_id=snapshot.id,
-        n_recent=test.n_recent,
-        n_calibration=test.n_calibration,
-        statistic=test.statistic,
-        p_value=test.p_value,
-        level=level,
-        drift_detected=test.p_value < level,
-    )
-    if report.drift_detected:
-        log.warning("calibration_drift_detected", extra={"event": "calibration_drift_detected", "tenant": tenant,
-                    "p_value": test.p_value, "statistic": test.statistic, "n_recent": test.n_recent})  # fmt: skip
-    return report
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
 
 
-def check_miscoverage_tenant(tenant: str, *, delta: float, audit_rate: float) -> MiscoverageReport | None:
-    """The empirical false-escalation rate of benign PCS against delta, with a one-sided binomial test.
+# Expected audit draws in FLK_AUDIT_SILENT_HOURS above which no audit label at all is an alarm: with 5 expected
+# draws, no draw at all has probability e^-5 < 1 %, so the silence is the labelling's, not the sampling's.
+SILENT_MIN_EXPECTED_DRAWS = 5.0
 
-    Benign labels of escalated PCS are all reviewed; benign accepted PCS are seen only through the audit
-    sample, so each benign audit label stands for 1/audit_rate accepted PCS. The rate is
-    escalated / (escalated + benign_audit / audit_rate) within the calibration window: an estimate whose
-    precision is limited by the audit sample's size, reported for humans.
+
+def miscoverage_estimate(tenant: str, *, since: datetime, default_delta: float) -> monitors.MiscoverageEstimate:
+    """The false-escalation rate of ``tenant``'s benign PCS from its benign AUDIT labels since ``since``.
+
+    Counted: benign audit labels whose conformal p-value at ingest was <= delta (``flagged``), over benign audit
+    labels the conformal step judged (``flagged`` not null). The conformal step's flag is counted whatever the
+    other checks said: a benign PCS escalated because a check failed is not a conformal miscoverage, and one
+    flagged by the conformal step while also failing a check is. Escalation labels outside the audit sample
+    never count (they are a selected sample). Unweighted: each audit label is a benign PCS flagged with
+    probability at most delta whatever its inclusion probability, so the plain count tests the guarantee.
+    The test uses the smallest calibration size and the largest delta of the window (see
+    ``monitors.miscoverage_estimate``).
     """
-    window = CalibrationLabel.objects.filter(tenant=tenant, label=Label.BENIGN, labelled_at__gte=_window_start())
-    escalated = window.filter(provenance=Provenance.ESCALATION).count()
-    benign_audit = window.filter(provenance=Provenance.AUDIT).count()
-    if benign_audit == 0 or audit_rate <= 0:
-        return None
-    total = escalated + max(1, round(benign_audit / audit_rate))
-    test = conformal.miscoverage_test(escalated, total, delta)
-    report = MiscoverageReport.objects.create(
+    judged = CalibrationLabel.objects.filter(
         tenant=tenant,
-        escalated=escalated,
-        benign_audit=benign_audit,
-        total=total,
-        rate=test.rate,
-        delta=delta,
-        p_value=test.p_value,
+        label=Label.BENIGN,
+        provenance=Provenance.AUDIT,
+        labelled_at__gte=since,
+        flagged__isnull=False,
     )
-    if test.p_value < float(getattr(settings, "FLK_MISCOVERAGE_LEVEL", 0.01)):
-        log.warning("calibration_miscoverage", extra={"event": "calibration_miscoverage", "tenant": tenant,
-                    "rate": test.rate, "delta": delta, "p_value": test.p_value})  # fmt: skip
+    counts = judged.aggregate(
+        considered=Count("id"), flagged=Count("id", filter=Q(flagged=True)), n=Min("snapshot_n"), delta=Max("delta")
+    )
+    delta = counts["delta"] if counts["delta"] is not None else default_delta
+    return monitors.miscoverage_estimate(counts["flagged"], counts["considered"], delta=delta, snapshot_n=counts["n"])
+
+
+def audit_alarm(
+    tenant: str, *, audit_rate: float, completion: AuditCompletion | None, now: datetime
+) -> tuple[str, str]:
+    """The alarm of a missing, stopped or stale audit for ``tenant``: (kind, detail), kind "" when none.
+
+    - off: the audit share is 0, so no benign label can be gathered and every monitor goes blind;
+    - silent: no audit label for FLK_AUDIT_SILENT_HOURS while the tenant received enough PCS that at least
+      SILENT_MIN_EXPECTED_DRAWS audit samples were expected (labelling stopped or fell far behind);
+    - stale: an audit sample has waited for a label longer than FLK_AUDIT_STALE_HOURS without being expired
+      (labels that come back late, or never, bias the calibration set towards the PCS labelled quickly).
+    The first that holds names the alarm; the detail lists all of them.
+    """
+    reasons: list[tuple[str, str]] = []
+    if audit_rate <= 0:
+        reasons.append((AuditAlarm.OFF, "audit_rate is 0"))
+    silent_hours = _setting("FLK_AUDIT_SILENT_HOURS", 48.0)
+    since = now - timedelta(hours=silent_hours)
+    if audit_rate > 0:
+        labelled_lately = CalibrationLabel.objects.filter(
+            tenant=tenant, provenance=Provenance.AUDIT, labelled_at__gte=since
+        ).exists()
+        if not labelled_lately:
+            needed = math.ceil(SILENT_MIN_EXPECTED_DRAWS / audit_rate)
+            received = len(traffic_scores_provider()(tenant, since, needed))
+            if received >= needed:
+                reasons.append(
+                    (AuditAlarm.SILENT, f"no audit label in {silent_hours:g} h while {received}+ PCS were received")
+                )
+    stale_hours = _setting("FLK_AUDIT_STALE_HOURS", 72.0)
+    waited = completion.oldest_waiting_seconds if completion is not None else None
+    if waited is not None and waited > stale_hours * 3600.0:
+        detail = f"{completion.waiting} audit samples waiting, the oldest for {waited / 3600:.0f} h"
+        reasons.append((AuditAlarm.STALE, f"{detail} (allowed {stale_hours:g} h)"))
+    if not reasons:
+        return AuditAlarm.NONE, ""
+    return reasons[0][0], "; ".join(detail for _kind, detail in reasons)[:300]
+
+
+def monitored_tenants() -> list[str]:
+    """Tenants with labels, snapshots or audit samples waiting: a tenant whose labels stopped is still checked."""
+    return sorted(set(calibrated_tenants()) | set(audit_completion()))
+
+
+def check_miscoverage(tenants: Sequence[str] | None = None, *, now: datetime | None = None) -> list[MiscoverageReport]:
+    """Check every tenant's false-escalation rate and audit labelling; store one report per tenant.
+
+    The rate's p-values go through Benjamini–Hochberg at FLK_MISCOVERAGE_LEVEL across the tenants of the run:
+    when every tenant works, the chance that any raises an alarm in a run is at most the level, and otherwise
+    the expected share of false alarms among alarms is. The level holds per run: runs over overlapping windows
+    are correlated, not independent tests (the drift martingale is the monitor with a bound over all time).
+    Audit alarms are decided per tenant (``audit_alarm``) and need no correction: they are facts, not tests.
+    """
+    now = now or timezone.now()
+    params = params_provider()()
+    level = _setting("FLK_MISCOVERAGE_LEVEL", 0.01)
+    since = now - timedelta(days=_setting("FLK_MISCOVERAGE_WINDOW_DAYS", 7.0))
+    names = list(tenants) if tenants is not None else monitored_tenants()
+    completion = audit_completion()
+    estimates = {name: miscoverage_estimate(name, since=since, default_delta=params.delta) for name in names}
+    tested = [name for name in names if estimates[name].considered]
+    rejected, adjusted = monitors.benjamini_hochberg([estimates[name].p_value for name in tested], level)
+    decided = {name: (alarm, q) for name, alarm, q in zip(tested, rejected, adjusted, strict=True)}
+    reports = []
+    for name in names:
+        estimate = estimates[name]
+        alarm, adjusted_p = decided.get(name, (False, 1.0))
+        done = completion.get(name)
+        kind, detail = audit_alarm(name, audit_rate=params.audit_rate, completion=done, now=now)
+        reports.append(
+            MiscoverageReport(
+                tenant=name, window_start=since, flagged=estimate.flagged, considered=estimate.considered,
+                rate=estimate.rate, ci_low=estimate.ci_low, ci_high=estimate.ci_high, delta=estimate.delta,
+                snapshot_n=estimate.snapshot_n, binomial_p=estimate.binomial_p, p_value=estimate.p_value,
+                adjusted_p=adjusted_p, level=level, alarm=alarm, audit_alarm=kind, audit_detail=detail,
+                labelled=done.labelled if done else 0, expired=done.expired if done else 0,
+                waiting=done.waiting if done else 0,
+                oldest_waiting_seconds=done.oldest_waiting_seconds if done else None,
+            )
+        )  # fmt: skip
+        if alarm:
+            log.warning("calibration_miscoverage", extra={"event": "calibration_miscoverage", "tenant": name,
+                        "rate": estimate.rate, "ci_low": estimate.ci_low, "delta": estimate.delta,
+                        "p_value": estimate.p_value, "adjusted_p": adjusted_p})  # fmt: skip
+        if kind:
+            log.warning("calibration_audit_alarm", extra={"event": "calibration_audit_alarm", "tenant": name,
+                        "kind": kind, "detail": detail})  # fmt: skip
+    return MiscoverageReport.objects.bulk_create(reports)
+
+
+def performance_figures(tenant: str, *, since: datetime | None = None) -> monitors.Performance:
+    """Power and precision of ``tenant``'s verdicts from its audit labels since ``since`` (the calibration window).
+
+    Only audit labels with a recorded inclusion probability and verdict count, each weighted by 1/probability
+    (Horvitz–Thompson ratio estimates): the bootstrap audit share samples a young tenant's PCS more heavily.
+    """
+    rows = CalibrationLabel.objects.filter(
+        tenant=tenant,
+        provenance=Provenance.AUDIT,
+        labelled_at__gte=since or _window_start(),
+        inclusion_probability__isnull=False,
+        decision__in=("accept", "escalate", "reject"),
+    ).values_list("label", "decision", "inclusion_probability")
+    outcomes = [
+        monitors.AuditOutcome(anomalous=label == Label.ANOMALOUS, accepted=decision == "accept",
+                              inclusion_probability=probability)
+        for label, decision, probability in rows
+    ]  # fmt: skip
+    return monitors.performance(outcomes)
+
+
+def record_performance(tenant: str) -> PerformanceReport:
+    """Store ``tenant``'s power and precision over the calibration window (read by metrics and pages)."""
+    since = _window_start()
+    figures = performance_figures(tenant, since=since)
+    power, precision = figures.power, figures.precision
+    return PerformanceReport.objects.create(
+        tenant=tenant, window_start=since,
+        power=power.estimate, power_ci_low=power.ci_low, power_ci_high=power.ci_high,
+        power_labels=power.labels, power_effective_n=power.effective_n,
+        precision=precision.estimate, precision_ci_low=precision.ci_low, precision_ci_high=precision.ci_high,
+        precision_labels=precision.labels, precision_effective_n=precision.effective_n,
+    )  # fmt: skip
+
+
+def _drift_stream_start(tenant: str, previous: DriftReport | None, now: datetime) -> datetime | None:
+    """Where ``tenant``'s stream starts: where the previous one did, or after its alarm once the alarm was held.
+
+    An alarm stays raised (every hourly report says so) for FLK_DRIFT_HOLD_HOURS; then a new stream starts with
+    the labels after the alarm, so a shift is reported once and the monitor watches the new regime. Restarting
+    only after an alarm keeps the bound: on stationary traffic the first alarm has probability at most level.
+    """
+    if previous is None:
+        return None
+    if previous.drift_detected and previous.alarm_at is not None:
+        first = (
+            DriftReport.objects.filter(tenant=tenant, drift_detected=True, alarm_at=previous.alarm_at)
+            .order_by("id")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        if first is not None and now - first >= timedelta(hours=_setting("FLK_DRIFT_HOLD_HOURS", 24.0)):
+            return previous.alarm_at
+    return previous.stream_start
+
+
+def drift_stream(
+    tenant: str, *, start: datetime | None, formula: ScoreFormula
+) -> tuple[list[float], list[float], list[datetime]]:
+    """The benign audit scores of ``tenant`` after ``start``, in label order, under ``formula``; their draws and times.
+
+    Labels whose score cannot be computed under ``formula`` (no signals, another formula) are left out.
+    """
+    rows = CalibrationLabel.objects.filter(tenant=tenant, label=Label.BENIGN, provenance=Provenance.AUDIT)
+    if start is not None:
+        rows = rows.filter(labelled_at__gt=start)
+    scores: list[float] = []
+    draws: list[float] = []
+    times: list[datetime] = []
+    ordered = rows.order_by("labelled_at", "id").values_list("pcs_id", "score", "formula_key", "signals", "labelled_at")
+    for pcs_id, score, key, signals, labelled_at in ordered.iterator(chunk_size=5000):
+        if signals:
+            value = formula.score(signals)
+        elif score is not None and key == formula.key:
+            value = float(score)
+        else:
+            continue
+        scores.append(value)
+        draws.append(monitors.smoothing_draw(tenant, pcs_id))
+        times.append(labelled_at)
+    return scores, draws, times
+
+
+def check_drift_tenant(
+    tenant: str, *, level: float, formula: ScoreFormula | None = None, now: datetime | None = None
+) -> DriftReport | None:
+    """One look at ``tenant``'s drift martingale over its benign audit scores; a report, or None if too few.
+
+    A conformal test martingale (``monitors.drift_path``) over the stream of benign audit labels' scores,
+    rescored under the active formula, in label order: like is compared with like (benign audited PCS with
+    benign audited PCS), and the alarm at 1/level has probability at most ``level`` over the whole stream on
+    stationary traffic (Ville), so the hourly looks need no correction. Each tenant is its own stream with its
+    own bound: across T tenants at most T·level false alarms are expected (set FLK_DRIFT_LEVEL to level/T for
+    a bound on any alarm at all). A formula change rescores the stream: the bound then holds per formula. No
+    report before FLK_DRIFT_MIN_LABELS labels. The stream is recomputed from its start at each look
+    (O(N log N), about 0.4 s for 70,000 labels).
+    """
+    now = now or timezone.now()
+    formula = formula or params_provider()().formula
+    previous = DriftReport.objects.filter(tenant=tenant).order_by("-id").first()
+    start = _drift_stream_start(tenant, previous, now)
+    scores, draws, times = drift_stream(tenant, start=start, formula=formula)
+    if len(scores) < int(_setting("FLK_DRIFT_MIN_LABELS", 50)):
+        return None
+    path = monitors.drift_path(scores, draws, level=level, jump=_setting("FLK_DRIFT_JUMP", 0.01))
+    alarm_at = times[path.alarm_index] if path.alarm_index is not None else None
+    report = DriftReport.objects.create(
+        tenant=tenant, formula_key=formula.key, stream_start=start, n_labels=len(scores),
+        martingale=float(path.values[-1]), martingale_max=path.running_max, p_value=path.p_value, level=level,
+        drift_detected=alarm_at is not None, alarm_at=alarm_at,
+    )  # fmt: skip
+    if report.drift_detected and (previous is None or previous.alarm_at != alarm_at):
+        log.warning("calibration_drift_detected", extra={"event": "calibration_drift_detected", "tenant": tenant,
+                    "martingale": report.martingale, "n_labels": len(scores), "alarm_at": alarm_at.isoformat()})  # fmt: skip
     return report

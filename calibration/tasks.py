@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from celery import shared_task
 from django.conf import settings
-from django.utils import timezone
 
 from calibration import services
 from calibration.models import GLOBAL_SET
@@ -28,16 +25,17 @@ def recalibrate(tenant: str | None = None) -> None:
 
 @shared_task(acks_late=True, ignore_result=True)
 def check_drift() -> None:
-    """Per tenant, KS test of the last FLK_DRIFT_WINDOW_HOURS of traffic scores against the calibration set."""
-    since = timezone.now() - timedelta(hours=float(getattr(settings, "FLK_DRIFT_WINDOW_HOURS", 24)))
+    """Per tenant, one look at the drift martingale over its benign audit scores (level FLK_DRIFT_LEVEL)."""
     level = float(getattr(settings, "FLK_DRIFT_LEVEL", 0.01))
+    formula = services.params_provider()().formula
     for name in services.calibrated_tenants():
-        services.check_drift_tenant(name, level=level, since=since)
+        services.check_drift_tenant(name, level=level, formula=formula)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def check_miscoverage() -> None:
-    """Per tenant, the share of benign PCS that were escalated, tested against delta."""
-    params = services.params_provider()()
-    for name in services.calibrated_tenants():
-        services.check_miscoverage_tenant(name, delta=params.delta, audit_rate=params.audit_rate)
+    """Per tenant, the false-escalation rate of benign audit labels (BH across tenants), the audit's own alarm,
+    and power and precision from the audit sample."""
+    reports = services.check_miscoverage()
+    for report in reports:
+        services.record_performance(report.tenant)

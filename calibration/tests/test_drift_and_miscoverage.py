@@ -1,89 +1,108 @@
-"""The drift and miscoverage tasks store reports, raise an alarm when warranted and stay quiet otherwise."""
+"""The drift and miscoverage tasks store reports from benign audit labels, alarm when warranted, stay quiet otherwise."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.utils import timezone
 
 from calibration import services, tasks
-from calibration.models import GLOBAL_SET, DriftReport, MiscoverageReport
-from flk_site.testing import make_pcs
+from calibration.models import DriftReport, MiscoverageReport, PerformanceReport
+from flk_site.testing import reset_config_memos
 from ingest.models import VerifyParams
 
 pytestmark = pytest.mark.django_db
 
 
-def label(tenant: str, scores, *, provenance: str = "audit", start: int = 0) -> None:
-    for n, score in enumerate(scores, start):
+def audit_labels(tenant: str, scores, *, start: int = 0, flagged=None, delta=0.05, snapshot_n=200, minutes=0):
+    """Benign audit labels in label order, one a minute, as the review queue records them."""
+    base = timezone.now() - timedelta(days=1) + timedelta(minutes=minutes)
+    for i, score in enumerate(scores, start):
         services.record_label(
-            tenant=tenant,
-            pcs_id=f"{tenant}-{provenance}-{n}",
-            score=float(score),
-            label="benign",
-            provenance=provenance,
-        )
+            tenant=tenant, pcs_id=f"{tenant}-audit-{i}", score=float(score), label="benign", provenance="audit",
+            inclusion_probability=0.5, decision="accept",
+            flagged=None if flagged is None else bool(flagged[i - start]), snapshot_n=snapshot_n, delta=delta,
+            labelled_at=base + timedelta(minutes=i),
+        )  # fmt: skip
 
 
-def calibrate(tenant: str) -> None:
-    for name in (tenant, GLOBAL_SET):
-        services.recalibrate_tenant(name, delta=0.05, n_min=100, params_version=1)
-
-
-def test_traffic_unlike_the_calibration_set_is_reported_as_drift(unsigned_default_tenant, submit, caplog):
-    label("default", np.linspace(0.05, 0.15, 200))  # traffic scores (~0.30 and up) are far above every one
-    calibrate("default")
-    for coh in (0.95, 0.9, 0.85, 0.8, 0.75):
-        submit(make_pcs(coh_star=coh, r=0.65))
+def test_a_shift_of_the_benign_audit_scores_is_reported_as_drift(unsigned_default_tenant, caplog):
+    rng = np.random.default_rng(7)
+    audit_labels("acme", np.concatenate([rng.uniform(0.05, 0.35, 150), rng.uniform(0.25, 0.55, 150)]))
     with caplog.at_level(logging.WARNING, logger="flk.calibration"):
         tasks.check_drift.delay()
-    report = DriftReport.objects.get(tenant="default")
+    report = DriftReport.objects.get(tenant="acme")
     assert report.drift_detected is True
-    assert report.n_recent == 5
-    assert report.n_calibration == 200
-    assert report.p_value < 0.01
+    assert report.n_labels == 300
+    assert report.martingale_max >= 1 / report.level == 100
+    assert report.p_value == pytest.approx(1 / report.martingale_max)
+    assert report.alarm_at is not None
     assert "calibration_drift_detected" in caplog.text
 
 
-def test_traffic_like_the_calibration_set_is_not_drift(unsigned_default_tenant, submit, caplog):
-    scores = [submit(make_pcs(coh_star=c, r=0.65)).json()["score"] for c in np.linspace(0.72, 0.99, 20)]
-    label("default", scores * 10)
-    calibrate("default")
+def test_stationary_benign_audit_scores_are_not_drift(unsigned_default_tenant, caplog):
+    audit_labels("acme", np.random.default_rng(8).uniform(0.05, 0.35, 300))
     with caplog.at_level(logging.WARNING, logger="flk.calibration"):
         tasks.check_drift.delay()
-    report = DriftReport.objects.get(tenant="default")
+    report = DriftReport.objects.get(tenant="acme")
     assert report.drift_detected is False
+    assert report.p_value > report.level
     assert "calibration_drift_detected" not in caplog.text
 
 
-def test_without_calibration_or_traffic_no_drift_report_is_made(unsigned_default_tenant):
-    label("quiet", [0.1] * 150)
-    calibrate("quiet")
+def test_too_few_audit_labels_make_no_drift_report(unsigned_default_tenant, settings):
+    settings.FLK_DRIFT_MIN_LABELS = 50
+    audit_labels("quiet", [0.1 + i / 1000 for i in range(49)])
+    services.record_label(tenant="quiet", pcs_id="esc", score=0.9, label="benign", provenance="escalation")
     tasks.check_drift.delay()
-    assert not DriftReport.objects.exists()
+    assert not DriftReport.objects.exists()  # escalation labels are not part of the stream
 
 
-def test_benign_pcs_escalated_far_beyond_delta_raise_a_miscoverage_alarm(unsigned_default_tenant, caplog):
-    VerifyParams.objects.filter(is_active=True).update(audit_rate=0.5, delta=0.05)
-    label("acme", [0.1] * 40)  # 40 audit labels at rate 0.5 stand for 80 accepted benign PCS
-    label("acme", [0.6] * 20, provenance="escalation")  # 20 escalated benign: 20 / 100 = 0.2 > 0.05
+def test_benign_audit_pcs_flagged_far_beyond_delta_raise_a_miscoverage_alarm(unsigned_default_tenant, caplog):
+    flags = [True] * 40 + [False] * 160  # 0.2 where delta = 0.05
+    audit_labels("acme", [0.1] * 200, flagged=flags, snapshot_n=1000)
     with caplog.at_level(logging.WARNING, logger="flk.calibration"):
         tasks.check_miscoverage.delay()
     report = MiscoverageReport.objects.get(tenant="acme")
-    assert (report.escalated, report.benign_audit, report.total) == (20, 40, 100)
+    assert (report.flagged, report.considered) == (40, 200)
     assert report.rate == pytest.approx(0.2)
-    assert report.p_value < 0.001
+    assert report.ci_low > 0.05
+    assert report.p_value < 1e-6 and report.alarm is True
     assert "calibration_miscoverage" in caplog.text
+    assert PerformanceReport.objects.filter(tenant="acme").exists()
 
 
-def test_escalations_within_delta_raise_no_alarm(unsigned_default_tenant, caplog):
-    VerifyParams.objects.filter(is_active=True).update(audit_rate=0.5, delta=0.05)
-    label("acme", [0.1] * 100)
-    label("acme", [0.6] * 5, provenance="escalation")  # 5 / 205
+def test_flags_within_delta_raise_no_alarm(unsigned_default_tenant, caplog):
+    audit_labels("acme", [0.1] * 200, flagged=[True] * 9 + [False] * 191)  # 0.045
     with caplog.at_level(logging.WARNING, logger="flk.calibration"):
         tasks.check_miscoverage.delay()
     report = MiscoverageReport.objects.get(tenant="acme")
-    assert report.rate == pytest.approx(5 / 205)
-    assert report.p_value > 0.5
+    assert report.rate == pytest.approx(9 / 200)
+    assert report.p_value > 0.5 and report.alarm is False
     assert "calibration_miscoverage" not in caplog.text
+
+
+def test_escalations_outside_the_audit_and_failed_checks_are_not_counted(unsigned_default_tenant):
+    audit_labels("acme", [0.1] * 100, flagged=[False] * 100)
+    for i in range(30):  # benign escalations reviewed outside the audit sample: a selected sample
+        services.record_label(tenant="acme", pcs_id=f"esc-{i}", score=0.9, label="benign", provenance="escalation",
+                              decision="escalate", p_value=0.01, flagged=True, snapshot_n=200, delta=0.05)  # fmt: skip
+    for i in range(10):  # audit samples escalated by a failed check while the conformal step did not flag them
+        services.record_label(tenant="acme", pcs_id=f"check-{i}", score=0.2, label="benign", provenance="audit",
+                              decision="escalate", p_value=0.4, flagged=False, snapshot_n=200, delta=0.05)  # fmt: skip
+    services.record_label(tenant="acme", pcs_id="off", score=0.2, label="benign", provenance="audit")  # step off
+    report = services.check_miscoverage(["acme"])[0]
+    assert (report.flagged, report.considered) == (0, 110)
+    assert report.alarm is False
+
+
+def test_a_tenant_whose_audit_labels_stopped_still_gets_a_report(unsigned_default_tenant, settings):
+    VerifyParams.objects.filter(is_active=True).update(audit_rate=0.0, bootstrap_audit_rate=0.0)
+    reset_config_memos()
+    audit_labels("acme", [0.1] * 20, flagged=[False] * 20)
+    tasks.check_miscoverage.delay()
+    report = MiscoverageReport.objects.get(tenant="acme")
+    assert report.audit_alarm == "off"

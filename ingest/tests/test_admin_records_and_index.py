@@ -64,7 +64,7 @@ def test_the_index_counts_the_open_review_queue_and_todays_drift_alerts(
         submit(make_pcs(degraded=True))
     open_items = ReviewItem.objects.exclude(stage="done").count()
     assert open_items >= 2  # each escalation waits for a label
-    alert = {"n_recent": 50, "n_calibration": 200, "statistic": 0.4, "p_value": 0.001, "level": 0.01}
+    alert = {"n_labels": 200, "martingale": 1000.0, "martingale_max": 1000.0, "p_value": 0.001, "level": 0.01}
     DriftReport.objects.create(tenant="default", drift_detected=True, **alert)
     DriftReport.objects.create(tenant="default", drift_detected=False, **alert)
     page = admin_client.get("/admin/").content.decode()

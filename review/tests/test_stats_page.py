@@ -27,7 +27,7 @@ def test_stats_show_depth_labels_rates_and_calibration(
         calibration.record_label(tenant="default", pcs_id=f"cal-{i}", score=i / 10, label="benign", provenance="audit")
     recalibrate(tenant="default")
     calibration.snapshot_memo.clear()
-    DriftReport.objects.create(tenant="default", n_recent=50, n_calibration=5, statistic=0.4, p_value=0.002,
+    DriftReport.objects.create(tenant="default", n_labels=60, martingale=500.0, martingale_max=500.0, p_value=0.002,
                                level=0.01, drift_detected=True)  # fmt: skip
     alice = Client()
     alice.force_login(make_user("alice"))

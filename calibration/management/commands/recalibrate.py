@@ -9,6 +9,16 @@ from django.core.management.base import BaseCommand, CommandError
 
 from calibration import services
 from calibration.models import GLOBAL_SET
+from calibration.monitors import WeightedShare
+
+
+def _share(name: str, share: WeightedShare, empty: str) -> str:
+    if share.estimate is None:
+        return f"{name} n/a ({empty})"
+    return (
+        f"{name} {share.estimate:.3f} [{share.ci_low:.3f}, {share.ci_high:.3f}] "
+        f"({share.labels} audit labels, n_eff {share.effective_n:.1f})"
+    )
 
 
 def _fmt(threshold: float | None) -> str:
@@ -21,7 +31,9 @@ class Command(BaseCommand):
     help = (
         "Rebuild each tenant's calibration snapshot (and the global fallback set) from its labels. Run after "
         "bulk-importing labels, after changing delta or n_min, or to preview a delta with --dry-run; the "
-        "recalibrate task does the same after new labels and on its schedule."
+        "recalibrate task does the same after new labels and on its schedule. Each tenant's power (share of anomalous "
+        "PCS not accepted) and precision (share of PCS not accepted that are anomalous) follow, from its audit "
+        "labels weighted by 1/inclusion probability, with 95 % intervals."
     )
 
     def add_arguments(self, parser):
@@ -71,6 +83,12 @@ class Command(BaseCommand):
                     f"{uses}{'' if result.changed else ' (unchanged)'}"
                     + (f"; {result.skipped} labels without signals left out" if result.skipped else "")
                 )
+                if name != GLOBAL_SET:
+                    figures = services.performance_figures(name)
+                    self.stdout.write(
+                        f"{label}: {_share('power', figures.power, 'no anomalous audit labels')}; "
+                        f"{_share('precision', figures.precision, 'no audit labels of escalated or rejected PCS')}"
+                    )
         finally:
             signal.signal(signal.SIGTERM, previous)
         verb = "would change" if dry_run else "changed"
