@@ -1,4 +1,10 @@
-"""Token-bucket rate limit per tenant, shared by every worker and replica through Redis (step 2).
+"""Token buckets shared by every worker and replica through Redis: the submit path's limits.
+
+Three kinds guard the submit path (README "Security"). Before anything is trusted: a bucket per client
+address (every request), a bucket per tenant of *failed* authentications (400 or 401), and WAL byte
+budgets per tenant and in total (the request body's length, given back once its signature verifies, so
+only unauthenticated bytes spend them). After the signature verified: the tenant's own rate (TOKEN_RATE),
+which nobody without a key can therefore spend.
 
 One atomic round trip per request: a Lua script, loaded once and then called by its SHA (EVALSHA), refills
 the tenant's bucket from the time elapsed, takes a token if there is one, and otherwise says how long until
@@ -65,6 +71,80 @@ return out
 
 _TOKEN_BUCKET_SHA = hashlib.sha1(_TOKEN_BUCKET_LUA.encode()).hexdigest()
 
+# Several buckets in one round trip. KEYS[1..n] the buckets, KEYS[n+1..] plain keys read as above; ARGV[1]
+# n, then (rate, burst, cost) per bucket. A cost > 0 is charged, and only if every charged bucket holds
+# its cost (all or nothing: a refused request spends nothing); a cost of 0 only looks (is there a token?);
+# a cost < 0 gives tokens back, always. Returns {all charged buckets had their cost (0/1), then per bucket
+# 1/0 (it held its cost, or a token for a look) and the wait as a string, then the read values}.
+_BUCKETS_LUA = """
+local n = tonumber(ARGV[1])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local tokens, passes, waits = {}, {}, {}
+local ok = 1
+for i = 1, n do
+  local rate = tonumber(ARGV[3 * i - 1])
+  local burst = tonumber(ARGV[3 * i])
+  local cost = tonumber(ARGV[3 * i + 1])
+  local state = redis.call('HMGET', KEYS[i], 't', 'ts')
+  local t = tonumber(state[1]) or burst
+  local ts = tonumber(state[2]) or now
+  if now > ts then t = t + (now - ts) * rate end
+  t = math.min(burst, t)
+  tokens[i] = t
+  local need = math.max(cost, 1)
+  if cost < 0 or t >= need then
+    passes[i] = 1
+    waits[i] = '0'
+  else
+    passes[i] = 0
+    waits[i] = tostring((need - t) / rate)
+    if cost > 0 then ok = 0 end
+  end
+end
+for i = 1, n do
+  local rate = tonumber(ARGV[3 * i - 1])
+  local burst = tonumber(ARGV[3 * i])
+  local cost = tonumber(ARGV[3 * i + 1])
+  if cost < 0 or (cost > 0 and ok == 1) then
+    redis.call('HSET', KEYS[i], 't', tostring(math.min(burst, tokens[i] - cost)), 'ts', tostring(now))
+    redis.call('PEXPIRE', KEYS[i], math.ceil(burst / rate * 1000) + 1000)
+  end
+end
+local out = {ok}
+for i = 1, n do
+  out[#out + 1] = passes[i]
+  out[#out + 1] = waits[i]
+end
+for i = n + 1, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) end
+return out
+"""
+_BUCKETS_SHA = hashlib.sha1(_BUCKETS_LUA.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One bucket of a charge: its Redis key, refill rate per second, size, and what this request costs it."""
+
+    key: str
+    rate: float
+    burst: float
+    cost: float = 1.0
+
+
+@dataclass(frozen=True)
+class Charge:
+    """The outcome of ``RateLimiter.charge``: whether the charged buckets were charged, and per bucket
+    whether it held its cost (or, for a look, a token) and how many whole seconds until it would."""
+
+    ok: bool
+    passes: tuple[bool, ...]
+    waits: tuple[int, ...]
+
+    def first_refusal(self) -> int | None:
+        """The index of the first bucket that did not hold its cost, or None."""
+        return next((i for i, passed in enumerate(self.passes) if not passed), None)
+
 
 def _run_script(key: str, read: Sequence[str], rate: float, burst: float) -> list:
     """The script by its SHA (EVALSHA); on a Redis that does not hold it yet, by its text (EVAL caches it)."""
@@ -104,6 +184,25 @@ class LocalBuckets:
             self._buckets[key] = (tokens, now)
         return Decision(False, retry_after_seconds((1 - tokens) / rate))
 
+    def charge(self, buckets: Sequence[Bucket]) -> Charge:
+        """The semantics of the Redis script ``_BUCKETS_LUA``, in this process."""
+        now = time.monotonic()
+        with self._lock:
+            tokens = []
+            for b in buckets:
+                t, ts = self._buckets.get(b.key, (b.burst, now))
+                tokens.append(min(b.burst, t + max(0.0, now - ts) * b.rate))
+            passes = [b.cost < 0 or t >= max(b.cost, 1) for b, t in zip(buckets, tokens, strict=True)]
+            ok = all(p for b, p in zip(buckets, passes, strict=True) if b.cost > 0)
+            for b, t in zip(buckets, tokens, strict=True):
+                if b.cost < 0 or (b.cost > 0 and ok):
+                    self._buckets[b.key] = (min(b.burst, t - b.cost), now)
+        waits = tuple(
+            0 if p else retry_after_seconds((max(b.cost, 1) - t) / b.rate)
+            for b, t, p in zip(buckets, tokens, passes, strict=True)
+        )
+        return Charge(ok, tuple(passes), waits)
+
     def clear(self) -> None:
         with self._lock:
             self._buckets.clear()
@@ -138,6 +237,39 @@ class RateLimiter:
         metrics.rate_limit_degraded()
         return self.local.take(key, rate, burst), None
 
+    def charge(
+        self, buckets: Sequence[Bucket], read: Sequence[str] = (), count_degraded: bool = True
+    ) -> tuple[Charge, list | None]:
+        """Charge (or look at, or give back to) several buckets in one round trip; see ``_BUCKETS_LUA``.
+
+        ``read`` as for ``take``. Without Redis the buckets are this process's own (module docstring), and
+        the degradation is counted unless ``count_degraded`` is off (the later charges of a request that
+        was counted at its first).
+        """
+        configured = shared_redis.client() is not None
+        if configured and time.monotonic() >= self._redis_down_until:
+            keys = [b.key for b in buckets]
+            args = [len(buckets)] + [x for b in buckets for x in (b.rate, b.burst, b.cost)]
+            try:
+                try:
+                    reply = shared_redis.command("EVALSHA", _BUCKETS_SHA, len(keys) + len(read), *keys, *read, *args)
+                except redis.exceptions.NoScriptError:
+                    reply = shared_redis.command("EVAL", _BUCKETS_LUA, len(keys) + len(read), *keys, *read, *args)
+                n = len(buckets)
+                passes = tuple(bool(int(reply[1 + 2 * i])) for i in range(n))
+                waits = tuple(0 if passes[i] else retry_after_seconds(float(reply[2 + 2 * i])) for i in range(n))
+                values = list(reply[1 + 2 * n :])
+                values += [None] * (len(read) - len(values))
+                return Charge(bool(int(reply[0])), passes, waits), values
+            except redis.RedisError as exc:
+                self._redis_down_until = time.monotonic() + _REDIS_BACKOFF
+                self._warn(exc)
+        elif configured:
+            self._warn(None)
+        if count_degraded:
+            metrics.rate_limit_degraded()
+        return self.local.charge(buckets), None
+
     def _warn(self, exc: Exception | None) -> None:
         now = time.monotonic()
         if now - self._last_warning >= _WARN_EVERY:
@@ -165,3 +297,111 @@ def take_token(
     rate = rate or settings.TOKEN_RATE
     burst = burst or settings.TOKEN_BURST
     return limiter.take(tenant, rate, burst, read)
+
+
+# --- The submit path's buckets ----------------------------------------------------------------------------
+ADDRESS, FAILURES, WAL_TENANT, WAL_TOTAL = "flk:addr:", "flk:fail:", "flk:walb:", "flk:walb-total"
+
+
+def address_bucket(address: str) -> Bucket:
+    return Bucket(ADDRESS + address, settings.FLK_PREAUTH_ADDRESS_RATE, settings.FLK_PREAUTH_ADDRESS_BURST)
+
+
+def failure_bucket(tenant: str, cost: float = 1.0) -> Bucket:
+    return Bucket(FAILURES + tenant, settings.FLK_PREAUTH_FAILURE_RATE, settings.FLK_PREAUTH_FAILURE_BURST, cost)
+
+
+def wal_buckets(tenant: str, size: int) -> list[Bucket]:
+    """The WAL byte budgets a body of ``size`` bytes spends (a negative size gives them back).
+
+    Each budget refills over FLK_WAL_BUDGET_WINDOW_SECONDS, so unauthenticated bytes are bounded by a rate:
+    at most the total budget per window, and per tenant at most its own budget per window.
+    """
+    window = settings.FLK_WAL_BUDGET_WINDOW_SECONDS
+    tenant_bytes, total_bytes = settings.FLK_WAL_TENANT_BUDGET_BYTES, settings.FLK_WAL_TOTAL_BUDGET_BYTES
+    return [
+        Bucket(WAL_TENANT + tenant, tenant_bytes / window, tenant_bytes, size),
+        Bucket(WAL_TOTAL, total_bytes / window, total_bytes, size),
+    ]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What the unauthenticated stage decided for one submission (``admit``).
+
+    ``refusal`` is None, "address" (429) or "wal_budget" (503); ``check_first`` says that the tenant's
+    failure bucket is empty, so its bodies are authenticated before they may spend the disk.
+    """
+
+    refusal: str | None
+    retry_after: int
+    check_first: bool
+    charged_bytes: int
+    values: list | None
+
+
+def admit(address: str, tenant: str | None, size: int, read: Sequence[str] = ()) -> Gate:
+    """The unauthenticated stage of one submission: one round trip before the body is trusted or stored.
+
+    The client address always pays a token. For a tenant this process knows (``tenant``), the WAL byte
+    budgets pay the body's size, and a look at the tenant's failure bucket says whether its bodies must
+    be authenticated before they are stored (``check_first``; the bytes then come back either way).
+    Nothing is charged when anything refuses. ``read`` as for ``RateLimiter.take``.
+    """
+    buckets = [address_bucket(address)]
+    if tenant is not None:
+        buckets += [failure_bucket(tenant, cost=0), *wal_buckets(tenant, size)]
+    charge, values = limiter.charge(buckets, read)
+    if tenant is None:
+        return _gate(charge, values, 0, address=True, failures=None)
+    return _gate(charge, values, size, address=True, failures=1)
+
+
+def admit_tenant(tenant: str, size: int) -> Gate:
+    """The tenant's part of ``admit`` once the tenant is known (a process's first request for it)."""
+    charge, _ = limiter.charge([failure_bucket(tenant, cost=0), *wal_buckets(tenant, size)], count_degraded=False)
+    return _gate(charge, None, size, address=False, failures=0)
+
+
+# The budget every tenant name shares that neither the database nor the process could confirm (the
+# database is away and the process never saw the name): one tenant's budget for all of them.
+UNVERIFIED = "?unverified"
+
+
+def admit_unverified(size: int) -> Gate:
+    """WAL bytes for a body whose tenant nobody can confirm now; never given back."""
+    charge, _ = limiter.charge(wal_buckets(UNVERIFIED, size), count_degraded=False)
+    return _gate(charge, None, size, address=False, failures=None)
+
+
+def _gate(charge: Charge, values: list | None, size: int, *, address: bool, failures: int | None) -> Gate:
+    """Read a charge laid out as [address bucket if ``address``] [failure bucket at ``failures``] [WAL
+    budgets, last two]."""
+    if not charge.ok:
+        if address and not charge.passes[0]:
+            return Gate("address", charge.waits[0], False, 0, values)
+        return Gate("wal_budget", max(charge.waits[-2:]), False, 0, values)
+    check_first = failures is not None and not charge.passes[failures]
+    return Gate(None, 0, check_first, size, values)
+
+
+def authenticated(tenant: str, rate: float | None, burst: float | None, refund_bytes: int) -> Decision:
+    """A signature verified: charge the tenant's own bucket, and give back the WAL bytes its body spent."""
+    buckets = [Bucket(_KEY_PREFIX + tenant, rate or settings.TOKEN_RATE, burst or settings.TOKEN_BURST)]
+    if refund_bytes:
+        buckets += wal_buckets(tenant, -refund_bytes)
+    charge, _ = limiter.charge(buckets, count_degraded=False)
+    return Decision(True, 0) if charge.ok else Decision(False, charge.waits[0])
+
+
+def authentication_failed(tenant: str, refund_bytes: int = 0) -> None:
+    """A body of ``tenant`` failed its schema or signature: charge the tenant's failure bucket."""
+    buckets = [failure_bucket(tenant)]
+    if refund_bytes:
+        buckets += wal_buckets(tenant, -refund_bytes)
+    limiter.charge(buckets, count_degraded=False)
+
+
+def give_back_wal_bytes(tenant: str, size: int) -> None:
+    """The body was never written (refused for another reason): its WAL bytes are not spent."""
+    limiter.charge(wal_buckets(tenant, -size), count_degraded=False)

@@ -12,6 +12,7 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError
 from django.utils import timezone
 
-from agent_client.canonical import V0_2, content_digest, protocol_of, signing_digest
+from agent_client.canonical import signing_digest
 from agent_client.schema import PcsInvalid, parse_pcs
 from calibration.conformal import SnapshotValues
 from calibration.generations import unread_values
@@ -83,60 +84,70 @@ def is_json_content_type(content_type: str | None) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def submit_pcs(tenant_header: str | None, content_type: str | None, body: bytes) -> Answer:
-    """POST /v1/pcs/submit after the size limit: tenant, WAL, parse, signature, dedup, verify, store."""
+def submit_pcs(tenant_header: str | None, content_type: str | None, body: bytes, client: str = "") -> Answer:
+    """POST /v1/pcs/submit after the size limit: pre-authentication limits, WAL, parse, signature, tenant
+    rate, dedup, verify, store. ``client`` is the caller's address (``ingest.client_address``)."""
     if not is_json_content_type(content_type):
         return error(
             415, "unsupported_media_type", f"Unsupported media type {content_type or ''!r}: send application/json."
         )
     name = DEFAULT_TENANT if tenant_header is None else tenant_header
     known = keyring.credentials_memo.peek(name) if TENANT_HEADER_PATTERN.fullmatch(name) else None
-    if known is None or not known.enabled:
-        # A tenant this process holds no copy of: no bucket is touched before the tenant is known to exist.
-        with request_generations():
-            return _submit_json(tenant_header, body, None)
-    # A tenant seen before: one Redis round trip takes its token and reads the generations the request pins.
-    # The token is taken at the rate of the copy in hand; a rate change applies from the next request.
-    limit, shared = ratelimit.take_token(known.name, known.rate_per_second, known.burst, REQUEST_GENERATION_KEYS)
-    with request_generations(shared if shared is not None else unread_values(len(REQUEST_GENERATION_KEYS))):
-        return _submit_json(tenant_header, body, limit)
+    if known is not None and not known.enabled:
+        known = None
+    # Step 2, one Redis round trip: the client address's bucket, the WAL byte budgets and a look at the tenant's
+    # failure bucket (for a tenant this process knows), and the generations the request pins.
+    gate = ratelimit.admit(client or "unknown", known.name if known else None, len(body), REQUEST_GENERATION_KEYS)
+    if gate.refusal == "address":
+        metrics.preauth_refused("address")
+        answer = error(429, "rate_limited", "too many requests from this address; retry later")
+        answer.headers["Retry-After"] = str(gate.retry_after)
+        return answer
+    shared = gate.values if gate.values is not None else unread_values(len(REQUEST_GENERATION_KEYS))
+    with request_generations(shared):
+        return _submit_json(tenant_header, body, known, gate)
 
 
-def _submit_json(tenant_header: str | None, body: bytes, limit: ratelimit.Decision | None) -> Answer:
+def _submit_json(
+    tenant_header: str | None, body: bytes, known: TenantCredentials | None, gate: ratelimit.Gate
+) -> Answer:
     try:
         creds = store.reusing_connection(resolve_tenant, tenant_header)
     except (OperationalError, InterfaceError):
-        # The tenant cannot be looked up, but its name passed the header check: keep the body in the WAL so
-        # that replay stores it once the database is back, exactly as a later failure would.
-        received_at = timezone.now()
-        try:
-            wal.append(tenant_header or DEFAULT_TENANT, body, received_at)
-        except wal.WalUnavailable:
-            return _wal_unavailable(tenant_header or DEFAULT_TENANT)
-        log.warning("database_unavailable", extra={"event": "database_unavailable"})
-        return unavailable(
-            "the database is unavailable; the PCS was kept for replay, retry later", "database_unavailable"
-        )
+        if known is None:
+            return _keep_unverified(tenant_header or DEFAULT_TENANT, body)
+        # A tenant known from before the outage: its bodies are authenticated first (its keys are in hand) and
+        # only signed ones are kept in the WAL, for replay to store once the database is back.
+        return _submit_during_outage(known, body, gate)
+    if isinstance(creds, Answer):
+        if gate.charged_bytes and known is not None:  # the copy in hand was out of date
+            ratelimit.give_back_wal_bytes(known.name, gate.charged_bytes)
+        return creds
+    if known is None:
+        gate = ratelimit.admit_tenant(creds.name, len(body))
+    if gate.refusal == "wal_budget":
+        return _wal_budget_spent(creds.name, gate)
+    metrics.ingested(creds.name)
+    signed = _SignedHook(creds, gate.charged_bytes)
     try:
-        if isinstance(creds, Answer):
-            return creds
-        # Step 2: the tenant's token bucket, before the body costs a WAL append or any parsing.
-        metrics.ingested(creds.name)
-        if limit is None:
-            limit, _ = ratelimit.take_token(creds.name, creds.rate_per_second, creds.burst)
-        if not limit.allowed:
-            metrics.rate_limited(creds.name)
-            answer = error(429, "rate_limited", f"tenant {creds.name!r} is over its rate limit; retry later")
-            answer.headers["Retry-After"] = str(limit.retry_after)
-            answer.tenant = creds.name
-            return answer
-        # Step 3: the raw body is on disk before anything in it is trusted; without that, nothing is accepted.
         received_at = timezone.now()
-        try:
+        if gate.check_first:
+            # The tenant's failure bucket is empty: junk is refused before it costs a disk write, signed bodies
+            # are made durable before their outcome is stored (nothing is accepted without the WAL record).
+            checked = store.reusing_connection(check_body, creds, body, received_at, signed)
+            if isinstance(checked, Answer):
+                return signed.finish(checked)
             wal.append(creds.name, body, received_at)
-        except wal.WalUnavailable:
-            return _wal_unavailable(creds.name)
-        return store.reusing_connection(process_body, creds, body, received_at)
+            return store.reusing_connection(_store_checked, checked)
+        # Step 3: the raw body is on disk before anything in it is trusted; without that, nothing is accepted.
+        wal.append(creds.name, body, received_at)
+        signed.stored_bytes = True
+        return signed.finish(store.reusing_connection(process_body, creds, body, received_at, signed))
+    except wal.WalUnavailable as exc:
+        signed.finish(None)
+        if isinstance(exc, wal.WalFull):
+            return _wal_full(creds.name)
+        return _wal_unavailable(creds.name)
     except DataError:
         # A value the schema let through but the database refuses (parse_pcs already refuses the known
         # cases). The client's data caused it: 400, and the database's message is not logged, as it
@@ -151,6 +162,104 @@ def _submit_json(tenant_header: str | None, body: bytes, limit: ratelimit.Decisi
     except NoActiveParams:
         log.error("no_active_verify_params")
         return unavailable("no VerifyParams version is active; an admin must activate one", "no_active_params")
+
+
+class _SignedHook:
+    """Step 5's second half, called by ``check_body`` once the signature verified: the tenant's own bucket.
+
+    Only requests that get this far spend the tenant's rate, and the WAL bytes their body spent come back.
+    ``finish`` settles a request that never got here: a failed schema or signature charges the tenant's
+    failure bucket (and gives the bytes back when the body was not stored).
+    """
+
+    def __init__(self, creds: TenantCredentials, charged_bytes: int):
+        self.creds, self.charged_bytes = creds, charged_bytes
+        self.called = False
+        self.answer: Answer | None = None
+        self.stored_bytes = False
+
+    def __call__(self) -> Answer | None:
+        if self.called:  # work run again on a new connection (store.reusing_connection): charged once
+            return self.answer
+        self.called = True
+        self.answer = self._charge()
+        return self.answer
+
+    def _charge(self) -> Answer | None:
+        limit = ratelimit.authenticated(self.creds.name, self.creds.rate_per_second, self.creds.burst,
+                                        self.charged_bytes)  # fmt: skip
+        if limit.allowed:
+            return None
+        metrics.rate_limited(self.creds.name)
+        answer = error(429, "rate_limited", f"tenant {self.creds.name!r} is over its rate limit; retry later")
+        answer.headers["Retry-After"] = str(limit.retry_after)
+        answer.tenant = self.creds.name
+        return answer
+
+    def finish(self, answer: Answer | None) -> Answer | None:
+        if not self.called:
+            if answer is not None and answer.status in (400, 401):
+                ratelimit.authentication_failed(self.creds.name, 0 if self.stored_bytes else self.charged_bytes)
+            elif self.charged_bytes and not self.stored_bytes:  # nothing written: the budget is not spent
+                ratelimit.give_back_wal_bytes(self.creds.name, self.charged_bytes)
+        return answer
+
+
+def _store_checked(checked: Checked) -> Answer:
+    return stored_answer(checked, store.insert_first(checked.record))
+
+
+def _submit_during_outage(creds: TenantCredentials, body: bytes, gate: ratelimit.Gate) -> Answer:
+    if gate.refusal == "wal_budget":
+        return _wal_budget_spent(creds.name, gate)
+    received_at = timezone.now()
+    signed = _SignedHook(creds, gate.charged_bytes)
+    try:
+        authentic = authenticate_body(creds, body, received_at, on_signed=signed)
+    except (OperationalError, InterfaceError, NoActiveParams):
+        authentic = None
+    if isinstance(authentic, Answer):
+        return signed.finish(authentic)
+    try:
+        wal.append(creds.name, body, received_at)
+    except wal.WalFull:
+        return _wal_full(creds.name)
+    except wal.WalUnavailable:
+        return _wal_unavailable(creds.name)
+    log.warning("database_unavailable", extra={"event": "database_unavailable"})
+    return unavailable("the database is unavailable; the PCS was kept for replay, retry later", "database_unavailable")
+
+
+def _keep_unverified(name: str, body: bytes) -> Answer:
+    """The database is away and this process never saw the tenant: keep the body for replay, within the one
+    byte budget that every such unconfirmed name shares, so made-up names cannot fill the WAL."""
+    gate = ratelimit.admit_unverified(len(body))
+    if gate.refusal is not None:
+        return _wal_budget_spent(name, gate)
+    try:
+        wal.append(name, body, timezone.now())
+    except wal.WalFull:
+        return _wal_full(name)
+    except wal.WalUnavailable:
+        return _wal_unavailable(name)
+    log.warning("database_unavailable", extra={"event": "database_unavailable"})
+    return unavailable("the database is unavailable; the PCS was kept for replay, retry later", "database_unavailable")
+
+
+def _wal_budget_spent(tenant: str, gate: ratelimit.Gate) -> Answer:
+    metrics.preauth_refused("wal_budget")
+    answer = unavailable("the inbox WAL budget is spent; nothing was accepted, retry later", "wal_budget")
+    answer.headers["Retry-After"] = str(max(gate.retry_after, settings.FLK_RETRY_AFTER_SECONDS))
+    answer.tenant = tenant
+    return answer
+
+
+def _wal_full(tenant: str) -> Answer:
+    log.error("wal_full", extra={"event": "wal_full", "tenant": tenant})
+    metrics.preauth_refused("wal_full")
+    answer = unavailable("the inbox WAL's disk is nearly full; nothing was accepted, retry later", "wal_full")
+    answer.tenant = tenant
+    return answer
 
 
 def _wal_unavailable(tenant: str) -> Answer:
@@ -171,9 +280,11 @@ class Checked:
     record: store.NewRecord
 
 
-def process_body(creds: TenantCredentials, body: bytes, received_at: datetime) -> Answer:
+def process_body(
+    creds: TenantCredentials, body: bytes, received_at: datetime, on_signed: Callable[[], Answer | None] | None = None
+) -> Answer:
     """Steps 4–9 for one body already made durable: shared by the request path and the WAL replay."""
-    checked = check_body(creds, body, received_at)
+    checked = check_body(creds, body, received_at, on_signed)
     if isinstance(checked, Answer):
         return checked
     return stored_answer(checked, store.insert_first(checked.record))
@@ -187,8 +298,20 @@ def process_bodies(bodies: list[tuple[TenantCredentials, bytes, datetime]]) -> l
     return [c if isinstance(c, Answer) else stored_answer(c, next(results)) for c in checked]
 
 
-def check_body(creds: TenantCredentials, body: bytes, received_at: datetime) -> Answer | Checked:
-    """Steps 4–8: parse, signature, verification; an error Answer, or the outcome to store."""
+@dataclass(frozen=True)
+class Authentic:
+    """A body whose schema and signature passed (steps 4 and 5)."""
+
+    pcs: dict[str, Any]
+    digest: bytes
+    key_id: str
+
+
+def authenticate_body(
+    creds: TenantCredentials, body: bytes, received_at: datetime, on_signed: Callable[[], Answer | None] | None = None
+) -> Answer | Authentic:
+    """Steps 4–5: parse and check the signature; then ``on_signed`` (the request path's tenant bucket),
+    whose Answer, if any, refuses the body."""
     try:
         pcs = parse_pcs(body)
     except PcsInvalid as exc:
@@ -204,15 +327,19 @@ def check_body(creds: TenantCredentials, body: bytes, received_at: datetime) -> 
         refused = error(401, exc.code, exc.detail, key_ids=list(exc.key_ids), pcs_id=pcs["pcs_id"])
         refused.pcs_id, refused.tenant = pcs["pcs_id"], creds.name  # for the request log line
         return refused
-    protocol = protocol_of(pcs["version"])  # the schema refuses every version but 0.1.x and 0.2.x
-    assert protocol is not None
-    refused_version = version_refusal(creds, pcs, protocol)
-    if refused_version is not None:
-        return refused_version
-    # What a replay must repeat (DESIGN.md section 6): under 0.2 its content, every field but sig, attempt
-    # and sent_at (a retry signs again); under 0.1 its signed subset. A 0.1 and a 0.2 PCS never match: only
-    # the content serialisation holds the "version" key.
-    replay_digest = content_digest(pcs) if protocol == V0_2 else digest.hex()
+    if on_signed is not None and (refused := on_signed()) is not None:
+        return refused
+    return Authentic(pcs, digest, key_id)
+
+
+def check_body(
+    creds: TenantCredentials, body: bytes, received_at: datetime, on_signed: Callable[[], Answer | None] | None = None
+) -> Answer | Checked:
+    """Steps 4–8: parse, signature, verification; an error Answer, or the outcome to store."""
+    authentic = authenticate_body(creds, body, received_at, on_signed)
+    if isinstance(authentic, Answer):
+        return authentic
+    pcs, digest, key_id = authentic.pcs, authentic.digest, authentic.key_id
 
     params = active_params_memo.get("active")
     started = time.perf_counter()
@@ -221,34 +348,9 @@ def check_body(creds: TenantCredentials, body: bytes, received_at: datetime) -> 
     verdict = verify_pcs(pcs, params, snapshot)
     metrics.verify_observed(time.perf_counter() - started)
     record = new_record(
-        creds, pcs, replay_digest, key_id, params, verdict, received_at, audit_probability(params, snapshot)
+        creds, pcs, digest.hex(), key_id, params, verdict, received_at, audit_probability(params, snapshot)
     )
     return Checked(creds, pcs, verdict, params, record)
-
-
-def version_refusal(creds: TenantCredentials, pcs: dict[str, Any], protocol: str) -> Answer | None:
-    """Count a signed PCS under its protocol version; refuse it (403) when the tenant requires a later one.
-
-    Checked after the signature, so that the count holds only the tenant's own agents, and a PCS whose
-    ``version`` was changed on the way gets 401 like any other change.
-    """
-    metrics.pcs_version(creds.name, protocol)
-    if not keyring.below_minimum_version(creds, protocol):
-        return None
-    required = creds.min_pcs_version
-    log.info("pcs_version_refused", extra={"event": "pcs_version_refused", "pcs_id": pcs["pcs_id"],
-                                           "tenant": creds.name, "version": protocol})  # fmt: skip
-    refused = error(
-        403,
-        f"pcs_version_{required}_required",
-        f"tenant {creds.name!r} accepts PCS version {required} or later; this PCS is version {pcs['version']}: "
-        "upgrade the agent (flk-agent emits 0.2 by default)",
-        version=pcs["version"],
-        required_version=required,
-        pcs_id=pcs["pcs_id"],
-    )
-    refused.pcs_id, refused.tenant = pcs["pcs_id"], creds.name
-    return refused
 
 
 def audit_probability(params: VerifyParamsValues, snapshot: SnapshotValues | None) -> float:
@@ -279,25 +381,21 @@ def first_response(pcs: dict[str, Any], verdict: Verdict, params: VerifyParamsVa
 def new_record(
     creds: TenantCredentials,
     pcs: dict[str, Any],
-    replay_digest: str,
+    signed_digest: str,
     key_id: str,
     params: VerifyParamsValues,
     verdict: Verdict,
     received_at: datetime,
     audit_probability: float = 0.0,
 ) -> store.NewRecord:
-    """The outcome row of a verified PCS, with the answer its first delivery gets.
-
-    ``replay_digest`` is what a later delivery of the same ``pcs_id`` must repeat to be a replay (the
-    ``signed_digest`` column): the content digest under 0.2, the signed subset's digest under 0.1.
-    """
+    """The outcome row of a verified PCS, with the answer its first delivery gets."""
     return store.NewRecord(
         tenant_id=creds.tenant_id,
         pcs_id=pcs["pcs_id"],
         shard_id=pcs["shard_id"],
         epoch=pcs["epoch"],
         attempt=pcs.get("attempt", 1),
-        signed_digest=replay_digest,
+        signed_digest=signed_digest,
         key_id=key_id,
         body=pcs,
         d_hat=pcs["D_hat"],
@@ -332,22 +430,17 @@ def stored_answer(checked: Checked, inserted: store.Inserted) -> Answer:
 
 
 def replay_answer(
-    creds: TenantCredentials, pcs_id: str, replay_digest: str, stored: store.StoredOutcome | None = None
+    creds: TenantCredentials, pcs_id: str, signed_digest: str, stored: store.StoredOutcome | None = None
 ) -> Answer:
-    """The stored answer for a replay (``dedup: true``), or 409 when the PCS differs from the stored one.
-
-    Differs: in its content (0.2: any field but sig, attempt and sent_at), in its signed subset (0.1), or in its
-    version.
-    """
+    """The stored answer for a replay (``dedup: true``), or 409 when the signed subset differs."""
     stored = stored or store.stored_outcome(creds.tenant_id, pcs_id)
     if stored is None:  # only if the row was purged between the insert and this read
         return unavailable("the stored outcome changed during the request; retry", "dedup_race")
-    if stored.signed_digest != replay_digest:
+    if stored.signed_digest != signed_digest:
         return error(
             409,
             "pcs_id_conflict",
-            "a different PCS with this pcs_id was already stored (0.2: another content, any field but sig, "
-            "attempt and sent_at; 0.1: another signed subset); a replay must be the same PCS",
+            "a PCS with this pcs_id and a different signed subset was already stored; a replay must be the same PCS",
             pcs_id=pcs_id,
         )
     metrics.dedup_hit(creds.name)

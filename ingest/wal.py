@@ -58,6 +58,49 @@ class WalUnavailable(Exception):
     """The WAL could not make a record durable (disk full, read-only or missing directory, I/O error)."""
 
 
+class WalFull(WalUnavailable):
+    """The WAL's file system is down to its reserve (FLK_WAL_MIN_FREE_BYTES): nothing more is written."""
+
+
+class _FreeSpace:
+    """The free bytes of the WAL's file system, asked of the kernel at most every ``max_age`` seconds.
+
+    The last line of defence of the disk, whatever fills it (the byte budgets of ``ingest.ratelimit`` bound
+    what unauthenticated requests write; this bounds everything, signed backlogs included). Between two
+    looks the bytes this process appended are subtracted, so a burst cannot overshoot by more than what
+    the other processes wrote in that time.
+    """
+
+    def __init__(self, max_age: float = 1.0):
+        self.max_age = max_age
+        self._lock = threading.Lock()
+        self._free: dict[str, tuple[float, int]] = {}
+
+    def has_room(self, directory: Path, size: int, reserve: int) -> bool:
+        if reserve <= 0:
+            return True
+        key = str(directory)
+        now = time.monotonic()
+        with self._lock:
+            seen = self._free.get(key)
+            if seen is None or now - seen[0] >= self.max_age:
+                try:
+                    stats = os.statvfs(directory if directory.is_dir() else directory.parent)
+                except OSError:
+                    return True  # the append itself reports what is wrong with the directory
+                seen = (now, stats.f_bavail * stats.f_frsize)
+            free = seen[1] - size
+            self._free[key] = (seen[0], free)
+        return free >= reserve
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+
+
+free_space = _FreeSpace()
+
+
 @dataclass(frozen=True, order=True)
 class WalPosition:
     segment: str
@@ -322,8 +365,13 @@ def writer(directory: Path | None = None) -> WalWriter:
 
 
 def append(tenant: str, body: bytes, received_at: datetime) -> WalPosition:
-    """Append one body and return once it is on disk; raises WalUnavailable on any OS error."""
+    """Append one body and return once it is on disk; raises WalUnavailable on any OS error, WalFull
+    (before writing) when the file system is down to its reserve."""
     data = encode_record(tenant, body, received_at)
+    directory = Path(settings.FLK_WAL_DIR)
+    if not free_space.has_room(directory, len(data), getattr(settings, "FLK_WAL_MIN_FREE_BYTES", 0)):
+        metrics.wal_error()
+        raise WalFull("the inbox WAL's file system has less than FLK_WAL_MIN_FREE_BYTES free")
     try:
         return writer().append(data)
     except OSError as exc:  # e.g. the writer could not even be created

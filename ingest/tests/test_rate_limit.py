@@ -147,6 +147,7 @@ def test_a_lowered_rate_applies_from_the_next_request(submit, limited_tenant):
     Tenant.objects.filter(name=tenant).update(rate_per_second=0.01, burst=1)
     announce_change()  # what the admin does after saving a tenant
     answers = [submit(make_pcs(), tenant=tenant).status_code for _ in range(3)]
-    # The request that notices the change still takes its token at the old rate; from the next one the
-    # bucket holds at most the new burst (1 token), and once that is spent the tenant waits.
-    assert answers == [200, 200, 429]
+    # The tenant's token is taken after the signature, at the rate of the tenant as the request found it: the
+    # request that notices the change already sees a bucket of at most the new burst (1 token), spends it,
+    # and the tenant waits from the next one.
+    assert answers == [200, 429, 429]
