@@ -47,7 +47,12 @@ def round9(x: float) -> float:
     Python's ``round`` works on the binary value, so 0.1234567895 would round down; the contract rounds
     the decimal text the agent wrote, which is what a reader of the JSON sees.
     """
-    return float(Decimal(repr(float(x))).quantize(_NINE_PLACES, context=_ROUNDING_CONTEXT))
+    x = float(x)
+    text = repr(x)
+    point = text.find(".")
+    if "e" not in text and point >= 0 and len(text) - point <= 10:
+        return x  # at most 9 decimals already (most values: agents send them rounded): nothing to round
+    return float(Decimal(text).quantize(_NINE_PLACES, context=_ROUNDING_CONTEXT))
 
 
 def protocol_of(version: object) -> str | None:

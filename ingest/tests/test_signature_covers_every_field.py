@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from agent_client.canonical import pcs_id_for
+from agent_client.pcs import sign_pcs
 from agent_client.regime import REGIMES
 from flk_site.testing import ed25519_public_b64
 from ingest.models import PcsRecord
@@ -161,3 +162,14 @@ def test_changing_the_version_to_0_1_is_401_even_where_0_1_would_be_refused(make
     downgraded = CASES["seed_example_sticky"]["pcs"] | {"version": "0.1"}
     response = submit(downgraded, tenant="strict")
     assert response.status_code == 401 and response.json()["code"] == "signature_invalid"
+
+
+def test_numbers_written_as_integers_are_signed_verified_and_stored_as_written(hmac_default_tenant, submit):
+    # Another implementation may write 2 where Python writes 2.0: the signature covers the text it sent.
+    pcs = copy.deepcopy(CASES["edge_formatting"]["pcs"]) | {"D_hat": 2, "budget": 1}
+    sign_pcs(pcs, "hmac", VECTORS["hmac_key_utf8"].encode())
+    response = submit(pcs)
+    assert response.status_code == CASES["edge_formatting"]["verify"]["http_status"]
+    assert response.json()["decision"] == CASES["edge_formatting"]["verify"]["decision"]
+    stored = PcsRecord.objects.get()
+    assert stored.body["D_hat"] == 2 and isinstance(stored.body["D_hat"], int) and stored.d_hat == 2.0
