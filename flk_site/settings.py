@@ -198,6 +198,9 @@ SPECTACULAR_SETTINGS = {
 PCS_SIGN_ALG = env_choice("PCS_SIGN_ALG", "none", ("none", "hmac", "ed25519"))
 PCS_HMAC_KEYS = env_list("PCS_HMAC_KEYS") + ([k] if (k := env_str("PCS_HMAC_KEY")) else [])
 PCS_ED25519_PUB_KEYS = env_list("PCS_ED25519_PUB_KEYS") + ([k] if (k := env_str("PCS_ED25519_PUB_B64")) else [])
+# The oldest PCS protocol version the default tenant accepts (other tenants: Tenant.min_pcs_version in admin).
+# 0.1 until its agents all send 0.2 (README "Rollout of PCS 0.2"); then 0.2.
+PCS_MIN_VERSION = env_choice("PCS_MIN_VERSION", "0.1", ("0.1", "0.2"))
 # The one switch for unsigned PCS, for every tenant: the start-up check below (default tenant), tenant
 # validation in admin and in the model, and the signature check of each request. On by default only with
 # DJANGO_DEBUG=1 (the `make run` trial).
@@ -222,9 +225,6 @@ FLK_REPLAY_WORKERS = env_int("FLK_REPLAY_WORKERS", 4, minimum=1)
 TOKEN_RATE = env_float("TOKEN_RATE", 100.0, minimum=0.001)
 TOKEN_BURST = env_float("TOKEN_BURST", 2 * TOKEN_RATE, minimum=1)
 FLK_RETRY_AFTER_SECONDS = env_int("FLK_RETRY_AFTER_SECONDS", 5, minimum=1)
-# How long a process may serve tenants, keys and VerifyParams from memory before re-reading them when
-# no change was announced (announcements travel through the cache; this bounds staleness if one is lost).
-FLK_CONFIG_MAX_AGE_SECONDS = env_float("FLK_CONFIG_MAX_AGE_SECONDS", 30.0, minimum=0.0)
 # Before a signature is checked (README "Security"): requests per second per client address, failed
 # authentications per second per tenant (past them the tenant's bodies are authenticated before they are
 # stored), and the WAL bytes unauthenticated bodies may spend per window, per tenant and in total.
@@ -239,6 +239,9 @@ FLK_WAL_BUDGET_WINDOW_SECONDS = env_float("FLK_WAL_BUDGET_WINDOW_SECONDS", 3600.
 FLK_WAL_MIN_FREE_BYTES = env_int("FLK_WAL_MIN_FREE_BYTES", 256 * 1024 * 1024, minimum=0)
 # Proxies (addresses or CIDR networks) whose X-Forwarded-For names the client; empty: the peer is the client.
 FLK_TRUSTED_PROXIES = env_list("FLK_TRUSTED_PROXIES")
+# How long a process may serve tenants, keys and VerifyParams from memory before re-reading them when
+# no change was announced (announcements travel through the cache; this bounds staleness if one is lost).
+FLK_CONFIG_MAX_AGE_SECONDS = env_float("FLK_CONFIG_MAX_AGE_SECONDS", 30.0, minimum=0.0)
 
 # Calibration (README "Calibration"): set size and window, label debounce, drift and miscoverage alarm levels.
 FLK_CALIBRATION_MAX_SIZE = env_int("FLK_CALIBRATION_MAX_SIZE", 5000, minimum=1)

@@ -24,20 +24,26 @@ DEDUP_HITS = Counter("flk_dedup_hits", "Submissions answered with a stored outco
 ACCEPTED = Counter("flk_accepted", "New outcomes accepted (200).", ["tenant"])
 ESCALATED = Counter("flk_escalated", "New outcomes escalated for review (202).", ["tenant"])
 REJECTED = Counter("flk_rejected", "New outcomes rejected by conformal scoring (202).", ["tenant"])
+# Rollout of PCS 0.2: a tenant's minimum can be raised once its 0.1 series stops growing.
+PCS_VERSIONS = Counter(
+    "flk_pcs_version",
+    "PCS whose schema and signature passed, by protocol version (also those the tenant's minimum refuses).",
+    ["tenant", "version"],
+)
 SIGNATURE_FAILURES = Counter("flk_signature_failures", "Submissions refused for their signature.", ["tenant", "code"])
 HTTP_RESPONSES = Counter("flk_http_responses", "Answers of the API by endpoint and status code.", ["endpoint", "code"])
 RATE_LIMITED = Counter("flk_rate_limited", "Submissions refused with 429.", ["tenant"])
+PREAUTH_REFUSED = Counter(
+    "flk_preauth_refused",
+    "Submissions refused before authentication: address (429), wal_budget (503), wal_full (503).",
+    ["reason"],
+)
 RATE_LIMIT_DEGRADED = Counter(
     "flk_rate_limit_degraded", "Rate-limit decisions taken per process because Redis was unreachable."
 )
 WAL_APPENDS = Counter("flk_wal_appends", "Records appended to the inbox WAL.")
 WAL_FSYNC_BATCHES = Counter("flk_wal_fsync_batches", "fsync calls of the inbox WAL (one per group commit).")
 WAL_ERRORS = Counter("flk_wal_errors", "Failed inbox WAL writes or syncs.")
-PREAUTH_REFUSED = Counter(
-    "flk_preauth_refused",
-    "Submissions refused before authentication: address (429), wal_budget (503), wal_full (503).",
-    ["reason"],
-)
 WAL_REPLAYED = Counter("flk_wal_replayed", "WAL records verified and stored by replay.")
 WAL_REPLAY_BACKLOG = Gauge(
     "flk_wal_replay_backlog", "WAL records without a stored outcome seen by the last replay.", multiprocess_mode="max"
@@ -78,6 +84,10 @@ def outcome(tenant: str, decision: str) -> None:
         _safely(lambda: counter.labels(tenant).inc())
 
 
+def pcs_version(tenant: str, version: str) -> None:
+    _safely(lambda: PCS_VERSIONS.labels(tenant, version).inc())
+
+
 def signature_failed(tenant: str, code: str) -> None:
     _safely(lambda: SIGNATURE_FAILURES.labels(tenant, code).inc())
 
@@ -94,6 +104,10 @@ def rate_limited(tenant: str) -> None:
     _safely(lambda: RATE_LIMITED.labels(tenant).inc())
 
 
+def preauth_refused(reason: str) -> None:
+    _safely(lambda: PREAUTH_REFUSED.labels(reason).inc())
+
+
 def rate_limit_degraded() -> None:
     _safely(RATE_LIMIT_DEGRADED.inc)
 
@@ -104,10 +118,6 @@ def verify_observed(seconds: float) -> None:
 
 def wal_appended(n: int = 1) -> None:
     _safely(lambda: WAL_APPENDS.inc(n))
-
-
-def preauth_refused(reason: str) -> None:
-    _safely(lambda: PREAUTH_REFUSED.labels(reason).inc())
 
 
 def wal_batch_synced() -> None:

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError
 from django.utils import timezone
 
-from agent_client.canonical import signing_digest
+from agent_client.canonical import V0_2, content_digest, protocol_of, signing_digest
 from agent_client.schema import PcsInvalid, parse_pcs
 from calibration.conformal import SnapshotValues
 from calibration.generations import unread_values
@@ -340,6 +340,15 @@ def check_body(
     if isinstance(authentic, Answer):
         return authentic
     pcs, digest, key_id = authentic.pcs, authentic.digest, authentic.key_id
+    protocol = protocol_of(pcs["version"])  # the schema refuses every version but 0.1.x and 0.2.x
+    assert protocol is not None
+    refused_version = version_refusal(creds, pcs, protocol)
+    if refused_version is not None:
+        return refused_version
+    # What a replay must repeat (DESIGN.md section 6): under 0.2 its content, every field but sig, attempt
+    # and sent_at (a retry signs again); under 0.1 its signed subset. A 0.1 and a 0.2 PCS never match: only
+    # the content serialisation holds the "version" key.
+    replay_digest = content_digest(pcs) if protocol == V0_2 else digest.hex()
 
     params = active_params_memo.get("active")
     started = time.perf_counter()
@@ -348,9 +357,34 @@ def check_body(
     verdict = verify_pcs(pcs, params, snapshot)
     metrics.verify_observed(time.perf_counter() - started)
     record = new_record(
-        creds, pcs, digest.hex(), key_id, params, verdict, received_at, audit_probability(params, snapshot)
+        creds, pcs, replay_digest, key_id, params, verdict, received_at, audit_probability(params, snapshot)
     )
     return Checked(creds, pcs, verdict, params, record)
+
+
+def version_refusal(creds: TenantCredentials, pcs: dict[str, Any], protocol: str) -> Answer | None:
+    """Count a signed PCS under its protocol version; refuse it (403) when the tenant requires a later one.
+
+    Checked after the signature, so that the count holds only the tenant's own agents, and a PCS whose
+    ``version`` was changed on the way gets 401 like any other change.
+    """
+    metrics.pcs_version(creds.name, protocol)
+    if not keyring.below_minimum_version(creds, protocol):
+        return None
+    required = creds.min_pcs_version
+    log.info("pcs_version_refused", extra={"event": "pcs_version_refused", "pcs_id": pcs["pcs_id"],
+                                           "tenant": creds.name, "version": protocol})  # fmt: skip
+    refused = error(
+        403,
+        f"pcs_version_{required}_required",
+        f"tenant {creds.name!r} accepts PCS version {required} or later; this PCS is version {pcs['version']}: "
+        "upgrade the agent (flk-agent emits 0.2 by default)",
+        version=pcs["version"],
+        required_version=required,
+        pcs_id=pcs["pcs_id"],
+    )
+    refused.pcs_id, refused.tenant = pcs["pcs_id"], creds.name
+    return refused
 
 
 def audit_probability(params: VerifyParamsValues, snapshot: SnapshotValues | None) -> float:
@@ -381,21 +415,25 @@ def first_response(pcs: dict[str, Any], verdict: Verdict, params: VerifyParamsVa
 def new_record(
     creds: TenantCredentials,
     pcs: dict[str, Any],
-    signed_digest: str,
+    replay_digest: str,
     key_id: str,
     params: VerifyParamsValues,
     verdict: Verdict,
     received_at: datetime,
     audit_probability: float = 0.0,
 ) -> store.NewRecord:
-    """The outcome row of a verified PCS, with the answer its first delivery gets."""
+    """The outcome row of a verified PCS, with the answer its first delivery gets.
+
+    ``replay_digest`` is what a later delivery of the same ``pcs_id`` must repeat to be a replay (the
+    ``signed_digest`` column): the content digest under 0.2, the signed subset's digest under 0.1.
+    """
     return store.NewRecord(
         tenant_id=creds.tenant_id,
         pcs_id=pcs["pcs_id"],
         shard_id=pcs["shard_id"],
         epoch=pcs["epoch"],
         attempt=pcs.get("attempt", 1),
-        signed_digest=signed_digest,
+        signed_digest=replay_digest,
         key_id=key_id,
         body=pcs,
         d_hat=pcs["D_hat"],
@@ -430,17 +468,22 @@ def stored_answer(checked: Checked, inserted: store.Inserted) -> Answer:
 
 
 def replay_answer(
-    creds: TenantCredentials, pcs_id: str, signed_digest: str, stored: store.StoredOutcome | None = None
+    creds: TenantCredentials, pcs_id: str, replay_digest: str, stored: store.StoredOutcome | None = None
 ) -> Answer:
-    """The stored answer for a replay (``dedup: true``), or 409 when the signed subset differs."""
+    """The stored answer for a replay (``dedup: true``), or 409 when the PCS differs from the stored one.
+
+    Differs: in its content (0.2: any field but sig, attempt and sent_at), in its signed subset (0.1), or in its
+    version.
+    """
     stored = stored or store.stored_outcome(creds.tenant_id, pcs_id)
     if stored is None:  # only if the row was purged between the insert and this read
         return unavailable("the stored outcome changed during the request; retry", "dedup_race")
-    if stored.signed_digest != signed_digest:
+    if stored.signed_digest != replay_digest:
         return error(
             409,
             "pcs_id_conflict",
-            "a PCS with this pcs_id and a different signed subset was already stored; a replay must be the same PCS",
+            "a different PCS with this pcs_id was already stored (0.2: another content, any field but sig, "
+            "attempt and sent_at; 0.1: another signed subset); a replay must be the same PCS",
             pcs_id=pcs_id,
         )
     metrics.dedup_hit(creds.name)

@@ -39,6 +39,22 @@ _VERDICT_SCHEMA = {
 }  # fmt: skip
 _SUBMIT_ALLOW = "POST, OPTIONS"
 _ERROR_SCHEMA = {"type": "object", "properties": {"detail": {"type": "string"}, "code": {"type": "string"}}}
+_VERSION_REFUSED_SCHEMA = {"type": "object", "properties": {
+    **_ERROR_SCHEMA["properties"], "version": {"type": "string"}, "required_version": {"type": "string"},
+    "pcs_id": {"type": "string"}}}  # fmt: skip
+# The first PCS of the 0.2 golden vectors, signed with HMAC key "testkey"; its 0.1 form differs in two fields.
+PCS_V0_2_EXAMPLE = {
+    "pcs_id": "e3e898d87fb1039b69e61313c2c318eda5e0cf9d0809e41b98f9f79ae9051ed7",
+    "schema": "fractal-lba-kakeya", "version": "0.2",
+    "shard_id": "shard-001", "epoch": 7, "attempt": 1, "sent_at": "2026-01-01T00:00:00Z", "seed": 42,
+    "scales": [2, 4, 8, 16, 32], "N_j": {"2": 3, "4": 5, "8": 9, "16": 17, "32": 31},
+    "coh_star": 0.73, "v_star": [0.12, 0.98, -0.05], "D_hat": 0.857365188, "r": 0.87,
+    "regime": "sticky", "budget": 0.285,
+    "merkle_root": "cf763a041c81ceef1578a6083f75c61bef2e0014f2a3e683a97fcfca5be7f19a",
+    "sig": "3gShm3Vn90ttFxrQkWPv6fJPfFGRfP1i7cxq5DEraas=",
+    "ft": {"outbox_seq": 1, "degraded": False, "fallbacks": [], "clock_skew_ms": 0},
+}  # fmt: skip
+PCS_V0_1_EXAMPLE = {**PCS_V0_2_EXAMPLE, "version": "0.1", "sig": "8TOpVhMMRIE1PUFpN7oT3sB8+MikunA+l2evA01SR/c="}
 
 
 def render(answer: Answer) -> HttpResponse:
@@ -72,10 +88,14 @@ class SubmitView(APIView):
         operation_id="pcs_submit",
         summary="Submit a PCS for verification",
         description=(
+            "Takes PCS version 0.2, whose signature covers the whole PCS but `sig`, and 0.1, whose signature "
+            "covers the eight fields pcs_id, merkle_root, epoch, shard_id, D_hat, coh_star, r, budget (the "
+            "others, ft.degraded, N_j, scales and regime among them, are unauthenticated under 0.1). "
             "200 when accepted, 202 when escalated or rejected; a replay of the same PCS returns the "
-            "stored answer with `dedup: true`. 400 field errors, 401 signature or tenant, 409 same "
-            "pcs_id with a different signed subset, 413 body too large, 415 not JSON, 429 rate limited, "
-            "503 retry later (`Retry-After`)."
+            "stored answer with `dedup: true` (0.2: the same content, every field but sig, attempt and sent_at; "
+            "0.1: the same signed subset). 400 field errors, 401 signature or tenant, 403 a version older than "
+            "the tenant's minimum (`pcs_version_<minimum>_required`), 409 same pcs_id for a different PCS, 413 "
+            "body too large, 415 not JSON, 429 rate limited, 503 retry later (`Retry-After`)."
         ),
         parameters=[TENANT_PARAMETER],
         request={"application/json": PCS_JSON_SCHEMA},
@@ -84,13 +104,22 @@ class SubmitView(APIView):
             202: OpenApiResponse(_VERDICT_SCHEMA, description="escalated or rejected"),
             400: OpenApiResponse({"type": "object"}, description="field errors, DRF format"),
             401: OpenApiResponse(_ERROR_SCHEMA, description="unknown tenant or bad signature"),
-            409: OpenApiResponse(_ERROR_SCHEMA, description="pcs_id reused with a different signed subset"),
+            403: OpenApiResponse(_VERSION_REFUSED_SCHEMA, description="PCS version older than the tenant's minimum"),
+            409: OpenApiResponse(_ERROR_SCHEMA, description="pcs_id reused for a different PCS (content, 0.1 "
+                                 "signed subset, or version)"),
             411: OpenApiResponse(_ERROR_SCHEMA, description="chunked body where the server cannot read one"),
             413: OpenApiResponse(_ERROR_SCHEMA), 415: OpenApiResponse(_ERROR_SCHEMA),
             429: OpenApiResponse(_ERROR_SCHEMA), 503: OpenApiResponse(_ERROR_SCHEMA),
         },
-        examples=[OpenApiExample("401", value={"detail": "...", "code": "signature_invalid", "key_ids": ["k1"]},
-                                 response_only=True, status_codes=["401"])],
+        examples=[OpenApiExample("PCS version 0.2", value=PCS_V0_2_EXAMPLE, request_only=True,
+                                 description="signs every field but sig (HMAC key `testkey`)"),
+                  OpenApiExample("PCS version 0.1", value=PCS_V0_1_EXAMPLE, request_only=True,
+                                 description="signs pcs_id, merkle_root, epoch, shard_id, D_hat, coh_star, r, budget"),
+                  OpenApiExample("401", value={"detail": "...", "code": "signature_invalid", "key_ids": ["k1"]},
+                                 response_only=True, status_codes=["401"]),
+                  OpenApiExample("403", value={"detail": "...", "code": "pcs_version_0.2_required",
+                                               "version": "0.1", "required_version": "0.2", "pcs_id": "e3e8..."},
+                                 response_only=True, status_codes=["403"])],
     )  # fmt: skip
     def post(self, request: HttpRequest) -> HttpResponse:
         limit = settings.FLK_MAX_BODY_BYTES
