@@ -66,3 +66,27 @@ def test_canonical_payload_does_not_depend_on_key_order(scales, coh, r):
     )
     reordered = dict(reversed(list(pcs.items())))
     assert canonical_payload(reordered) == canonical_payload(pcs)
+
+
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
+json_values = st.recursive(
+    json_leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@given(extra=st.dictionaries(st.text(max_size=6), json_values, max_size=5), scales=scales_st, coh=unit, r=unit)
+def test_a_0_2_payload_survives_the_wire_whatever_the_pcs_holds(extra, scales, coh, r):
+    pcs = assemble_pcs(
+        merkle_root="ef" * 32, epoch=3, shard_id="s", scales=scales, counts={s: 2 for s in scales}, coh_star=coh, r=r
+    )
+    pcs = {**extra, **pcs}
+    sent = json.dumps(pcs, ensure_ascii=False, separators=(",", ":"))  # as the sender writes it
+    assert canonical_payload(json.loads(sent)) == canonical_payload(pcs)
+    assert canonical_payload(pcs).isascii()
