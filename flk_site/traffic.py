@@ -8,6 +8,7 @@ The laws are the ones ``bench/conformal_power.py`` uses; they describe no real t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,9 @@ class SignalLaw:
 BENIGN = SignalLaw()
 
 
-def draw_pcs(rng: np.random.Generator, law: SignalLaw, *, shard_id: str, epoch: int) -> dict[str, Any]:
+def draw_pcs(
+    rng: np.random.Generator, law: SignalLaw, *, shard_id: str, epoch: int, sent_at: datetime | None = None
+) -> dict[str, Any]:
     """One valid, unsigned PCS with signals drawn from ``law`` and a fresh pcs_id (random merkle root)."""
     d = float(np.clip(rng.normal(law.d_mean, law.d_sd), 0.3, 3.0))
     coh = float(rng.beta(law.coh_a, law.coh_b))
@@ -51,4 +54,4 @@ def draw_pcs(rng: np.random.Generator, law: SignalLaw, *, shard_id: str, epoch: 
     # Counts N_j ∝ s^d: their Theil–Sen slope is d up to the rounding of the counts.
     counts = {s: max(1, round(40 * s**d)) for s in SCALES}
     return assemble_pcs(merkle_root=rng.bytes(32).hex(), epoch=epoch, shard_id=shard_id, scales=SCALES,
-                        counts=counts, coh_star=coh, r=r)  # fmt: skip
+                        counts=counts, coh_star=coh, r=r, sent_at=sent_at)  # fmt: skip
