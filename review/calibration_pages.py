@@ -7,15 +7,25 @@ server-side SVG (``review.charts``). Reviewers restricted to some tenants see on
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from calibration import services as calibration
-from calibration.models import CalibrationLabel, CalibrationSnapshot, Label, Provenance
+from calibration.models import (
+    CalibrationLabel,
+    CalibrationSnapshot,
+    DriftReport,
+    Label,
+    MiscoverageReport,
+    Provenance,
+)
 from review import services
 from review.charts import histogram_svg, time_series_svg
 
@@ -108,5 +118,37 @@ def calibration_tenant(request: HttpRequest, tenant: str) -> HttpResponse:
         "completion": calibration.audit_completion(tenant).get(tenant),
         "snapshots": snapshots[::-1][:20],
     }  # fmt: skip
-    context.update(calibration.monitor_overview(tenant))
+    context.update(_monitors(tenant, params))
     return render(request, "review/calibration.html", context)
+
+
+def _monitors(tenant: str, params) -> dict:
+    """The monitors' view of ``tenant``: the false-escalation estimate now and over time, drift, power, alarms."""
+    window = timezone.now() - timedelta(days=float(getattr(settings, "FLK_MISCOVERAGE_WINDOW_DAYS", 7.0)))
+    reports = list(MiscoverageReport.objects.filter(tenant=tenant).order_by("-id")[:HISTORY])[::-1]
+    drifts = list(DriftReport.objects.filter(tenant=tenant).order_by("-id")[:HISTORY])[::-1]
+    latest = reports[-1] if reports else None
+    drift = drifts[-1] if drifts else None
+    alarms = []
+    if latest is not None and latest.audit_alarm:
+        alarms.append(f"audit {latest.get_audit_alarm_display()}: {latest.audit_detail}")
+    return {
+        "miscoverage": calibration.miscoverage_estimate(tenant, since=window, default_delta=params.delta),
+        "miscoverage_alarm": bool(latest and latest.alarm),
+        "miscoverage_chart": time_series_svg(
+            [(r.created_at, r.rate) for r in reports if r.rate is not None], y_label="false-escalation rate",
+            label=f"estimated false-escalation rate of {tenant} over time", reference=params.delta,
+            reference_label=f"delta = {params.delta:g}", y_min=0,
+        ),
+        "drift": drift and {
+            "value": drift.martingale, "threshold": 1 / drift.level, "alarm": drift.drift_detected,
+            "labels": drift.n_labels,
+        },
+        "drift_chart": time_series_svg(
+            [(r.created_at, r.martingale) for r in drifts], y_label="test martingale",
+            label=f"drift martingale of {tenant} over time", reference=1 / drifts[-1].level if drifts else None,
+            reference_label=f"alarm at 1/level = {1 / drifts[-1].level:g}" if drifts else "", y_min=0,
+        ),
+        "performance": calibration.performance_figures(tenant),
+        "alarms": alarms,
+    }  # fmt: skip

@@ -114,7 +114,8 @@ def time_series_svg(
         min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 3600, y0 - (pad if y_min is None else 0), y1 + pad
     )
     first, last = points[0][0], points[-1][0]
-    fmt = "%H:%M" if (last - first).total_seconds() < 86400 else "%m-%d"
+    span = (last - first).total_seconds()
+    fmt = "%H:%M:%S" if span < 600 else "%H:%M" if span < 86400 else "%m-%d"
     x_ticks = [(x, datetime.fromtimestamp(x, tz=first.tzinfo).strftime(fmt)) for x in _even(frame.x0, frame.x1, 5)]
     path = " ".join(
         f"{'M' if i == 0 else 'L'}{frame.sx(x)},{frame.sy(y)}" for i, (x, y) in enumerate(zip(xs, ys, strict=True))
