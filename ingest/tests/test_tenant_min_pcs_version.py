@@ -88,3 +88,10 @@ def test_tenants_that_existed_before_0_2_are_migrated_at_0_1():
     assert (added.name, added.field.default) == ("min_pcs_version", "0.1")
     assert (changed.name, changed.field.default) == ("min_pcs_version", "0.2")
     assert Tenant._meta.get_field("min_pcs_version").default == "0.2"
+
+
+def test_admins_set_the_minimum_on_the_tenant_page(admin_client, make_tenant):
+    tenant = make_tenant("acme", hmac={"k1": HMAC_KEY.decode()}, min_pcs_version="0.1")
+    page = admin_client.get(f"/admin/ingest/tenant/{tenant.pk}/change/").content.decode()
+    assert 'name="min_pcs_version"' in page
+    assert '<option value="0.1" selected>' in page and '<option value="0.2">' in page
