@@ -1,4 +1,4 @@
-"""Project-wide middleware: a 503 when the database is away, and query parameters without NUL characters."""
+"""Project-wide middleware: a 503 when the database is away, query parameters without NUL characters, HSTS."""
 
 from __future__ import annotations
 
@@ -58,3 +58,24 @@ class NulFreeQueryMiddleware:
                 urlencode([(key.replace("\x00", ""), value.replace("\x00", "")) for key, value in pairs])
             )
         return self.get_response(request)
+
+
+class HstsMiddleware:
+    """``Strict-Transport-Security`` on every answer when FLK_HTTPS is on.
+
+    Django's SecurityMiddleware sends it only on requests it sees as HTTPS, which behind a TLS proxy depends
+    on trusting X-Forwarded-Proto. Sent on plain HTTP too it does no harm: browsers ignore the header on an
+    insecure connection (RFC 6797, section 8.1) and honour it on the first HTTPS answer.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if settings.FLK_HTTPS and settings.SECURE_HSTS_SECONDS:
+            value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+            if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+                value += "; includeSubDomains"
+            response.headers.setdefault("Strict-Transport-Security", value)
+        return response

@@ -32,7 +32,12 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
+# FLK_HTTPS=1: browsers reach the service only over HTTPS (TLS at a proxy or the ingress), whether or not the
+# service redirects plain HTTP itself: cookies are Secure and every answer carries HSTS.
+FLK_HTTPS = env_bool("FLK_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = FLK_HTTPS or SECURE_SSL_REDIRECT
+SECURE_HSTS_SECONDS = env_int("FLK_HSTS_SECONDS", 31536000, minimum=0) if FLK_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("FLK_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -55,6 +60,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "ingest.requestlog.RequestLogMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "flk_site.middleware.HstsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "flk_site.middleware.NulFreeQueryMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -247,9 +253,16 @@ FLK_CONFIG_MAX_AGE_SECONDS = env_float("FLK_CONFIG_MAX_AGE_SECONDS", 30.0, minim
 FLK_CALIBRATION_MAX_SIZE = env_int("FLK_CALIBRATION_MAX_SIZE", 5000, minimum=1)
 FLK_CALIBRATION_WINDOW_DAYS = env_float("FLK_CALIBRATION_WINDOW_DAYS", 180.0, minimum=1.0)
 FLK_CALIBRATION_DEBOUNCE_SECONDS = env_float("FLK_CALIBRATION_DEBOUNCE_SECONDS", 10.0, minimum=0.0)
-FLK_DRIFT_WINDOW_HOURS = env_float("FLK_DRIFT_WINDOW_HOURS", 24.0, minimum=0.1)
-FLK_DRIFT_LEVEL = env_float("FLK_DRIFT_LEVEL", 0.01, minimum=0.0)
-FLK_MISCOVERAGE_LEVEL = env_float("FLK_MISCOVERAGE_LEVEL", 0.01, minimum=0.0)
+# Monitors (README "Calibration", Tasks): drift martingale over benign audit scores, miscoverage of benign audit
+# labels with Benjamini-Hochberg across tenants, and the audit's own alarm (stale or silent labelling).
+FLK_DRIFT_MIN_LABELS = env_int("FLK_DRIFT_MIN_LABELS", 50, minimum=1)
+FLK_DRIFT_JUMP = env_float("FLK_DRIFT_JUMP", 0.01, minimum=0.0)
+FLK_DRIFT_HOLD_HOURS = env_float("FLK_DRIFT_HOLD_HOURS", 24.0, minimum=0.0)
+FLK_MISCOVERAGE_WINDOW_DAYS = env_float("FLK_MISCOVERAGE_WINDOW_DAYS", 7.0, minimum=0.1)
+FLK_AUDIT_STALE_HOURS = env_float("FLK_AUDIT_STALE_HOURS", 72.0, minimum=1.0)
+FLK_AUDIT_SILENT_HOURS = env_float("FLK_AUDIT_SILENT_HOURS", 48.0, minimum=1.0)
+FLK_DRIFT_LEVEL = env_float("FLK_DRIFT_LEVEL", 0.01, minimum=1e-9)
+FLK_MISCOVERAGE_LEVEL = env_float("FLK_MISCOVERAGE_LEVEL", 0.01, minimum=1e-9)
 FLK_CALIBRATION_PARAMS_PROVIDER = "ingest.params.calibration_params"
 FLK_CALIBRATION_TRAFFIC_PROVIDER = "ingest.params.recent_traffic_scores"
 

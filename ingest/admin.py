@@ -27,11 +27,25 @@ from ingest.params_rules import PARAM_FIELDS, changed_fields, widened_fields
 from ingest.policy_dsl import PolicyError, compile_policy
 
 CONFIRM_WIDENING = "_confirm_widening"
+ONE_TIME_SECRETS = "flk_one_time_secrets"  # request attribute: secrets to show on this response only
 
 # --- Tenants and their signing keys ------------------------------------------------------------------------
 
 
+# An HMAC secret an admin brings must carry at least as much entropy as the ones generated here could.
+MIN_BROUGHT_SECRET_CHARS = 32
+
+
 class SigningKeyForm(forms.ModelForm):
+    brought_secret = forms.CharField(
+        label="HMAC secret to register",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=f"Optional, new HMAC keys only: a secret your agents already hold (at least "
+        f"{MIN_BROUGHT_SECRET_CHARS} characters). Empty: one is generated and shown once.",
+    )
+
     class Meta:
         model = SigningKey
         fields = ("key_id", "algorithm", "public_key_b64", "valid_from", "valid_until")
@@ -40,6 +54,11 @@ class SigningKeyForm(forms.ModelForm):
         data = super().clean()
         alg = data.get("algorithm")
         pub = (data.get("public_key_b64") or "").strip()
+        brought = data.get("brought_secret") or ""
+        if brought and (alg != SignAlg.HMAC or self.instance.pk):
+            self.add_error("brought_secret", "only a new HMAC key takes a secret; an Ed25519 key takes its public key")
+        elif brought and len(brought) < MIN_BROUGHT_SECRET_CHARS:
+            self.add_error("brought_secret", f"at least {MIN_BROUGHT_SECRET_CHARS} characters")
         if alg == SignAlg.ED25519:
             if not pub:
                 self.add_error("public_key_b64", "an Ed25519 key needs its public key (standard base64 of 32 bytes)")
@@ -49,7 +68,7 @@ class SigningKeyForm(forms.ModelForm):
                 except ValueError:
                     self.add_error("public_key_b64", "not an Ed25519 public key: standard base64 of 32 bytes expected")
         elif alg == SignAlg.HMAC and pub:
-            self.add_error("public_key_b64", "an HMAC key has no public key; its secret is generated on save")
+            self.add_error("public_key_b64", "an HMAC key has no public key; give its secret or let one be generated")
         start, end = data.get("valid_from"), data.get("valid_until")
         if start and end and end <= start:
             self.add_error("valid_until", "must be later than valid from")
@@ -57,12 +76,21 @@ class SigningKeyForm(forms.ModelForm):
             self.add_error("algorithm", "the algorithm of a key cannot change; add a new key instead")
         return data
 
+    def save(self, commit: bool = True) -> SigningKey:
+        key = super().save(commit=False)
+        if self.cleaned_data.get("brought_secret") and key.pk is None:
+            key.secret = self.cleaned_data["brought_secret"]  # the admin has it: never shown back
+        if commit:
+            key.save()
+        return key
+
 
 class SigningKeyInline(admin.TabularInline):
     model = SigningKey
     form = SigningKeyForm
     extra = 0
-    fields = ("key_id", "algorithm", "public_key_b64", "secret_state", "valid_from", "valid_until", "created_at")
+    fields = ("key_id", "algorithm", "public_key_b64", "brought_secret", "secret_state", "valid_from", "valid_until",
+              "created_at")  # fmt: skip
     readonly_fields = ("secret_state", "created_at")
 
     @admin.display(description="HMAC secret")
@@ -111,31 +139,42 @@ class TenantAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} tenant(s) enabled.")
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        # Generated secrets go to a page rendered once for this response (one_time_secrets), never into
+        # the messages cookie or the session: signed is not encrypted, and a cookie outlives the page.
+        shown = request.__dict__.setdefault(ONE_TIME_SECRETS, [])
         keys = formset.save(commit=False)
         for key in keys:
-            if isinstance(key, SigningKey) and key.pk is None and key.algorithm == SignAlg.HMAC:
-                # Generated here, shown once below, never rendered again by the console.
+            if isinstance(key, SigningKey) and key.pk is None and key.algorithm == SignAlg.HMAC and not key.secret:
                 key.secret = secrets.token_urlsafe(32)
                 key.save()
-                self.message_user(
-                    request,
-                    f"HMAC secret of key {key.key_id!r}: {key.secret} — copy it now into the agent's PCS signing "
-                    f"configuration; it will not be shown again.",
-                    messages.WARNING,
-                )
+                shown.append(("HMAC secret", key.key_id, key.secret,
+                              "into the agent's PCS signing configuration (PCS_HMAC_KEY or its key file)"))  # fmt: skip
             elif isinstance(key, ApiKey) and key.pk is None:
                 secret = key.issue()  # saved with only its digest
-                self.message_user(
-                    request,
-                    f"API key {key.name!r}: {secret} — copy it now into the client that reads this tenant's "
-                    f"outcomes (Authorization: Bearer …); it will not be shown again.",
-                    messages.WARNING,
-                )
+                shown.append(("API key", key.name, secret,
+                              "into the client that reads this tenant's outcomes (Authorization: Bearer …)"))  # fmt: skip
             else:
                 key.save()
         for key in formset.deleted_objects:
             key.delete()
         formset.save_m2m()
+
+    def response_add(self, request: HttpRequest, obj: Tenant, post_url_continue=None) -> HttpResponse:
+        return self._one_time_secrets(request, obj) or super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request: HttpRequest, obj: Tenant) -> HttpResponse:
+        return self._one_time_secrets(request, obj) or super().response_change(request, obj)
+
+    def _one_time_secrets(self, request: HttpRequest, obj: Tenant) -> HttpResponse | None:
+        shown = request.__dict__.get(ONE_TIME_SECRETS)
+        if not shown:
+            return None
+        context = {**self.admin_site.each_context(request), "title": f"Copy the new secrets of {obj.name} now",
+                   "opts": self.model._meta, "original": obj, "secrets": shown,
+                   "continue_url": reverse("admin:ingest_tenant_change", args=[obj.pk])}  # fmt: skip
+        response = TemplateResponse(request, "admin/ingest/tenant/one_time_secrets.html", context)
+        response["Cache-Control"] = "no-store"  # not kept by the browser or any cache on the way
+        return response
 
 
 # --- VerifyParams versions ---------------------------------------------------------------------------------

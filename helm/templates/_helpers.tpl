@@ -81,6 +81,11 @@ app.kubernetes.io/component: {{ .component }}
   value: "0"
 - name: DJANGO_TRUST_X_FORWARDED_PROTO
   value: "1"
+# With the ingress (always TLS), browsers arrive over HTTPS only: Secure cookies and HSTS.
+- name: FLK_HTTPS
+  value: {{ ternary "1" "0" .Values.ingress.enabled | quote }}
+- name: FLK_HSTS_SECONDS
+  value: {{ .Values.ingress.tls.hstsSeconds | default 31536000 | quote }}
 - name: PCS_SIGN_ALG
   value: {{ .Values.signing.alg | quote }}
 - name: FLK_ALLOW_UNSIGNED

@@ -19,7 +19,7 @@ def production_signing(settings):
 
 
 def tenant_form(**fields: str) -> dict[str, str]:
-    return {"name": "acme", "enabled": "on", "sign_alg": "hmac", "rate_per_second": "", "burst": "",
+    return {"name": "acme", "enabled": "on", "sign_alg": "hmac", "min_pcs_version": "0.1", "rate_per_second": "", "burst": "",
             "signing_keys-TOTAL_FORMS": "0", "signing_keys-INITIAL_FORMS": "0", "signing_keys-MIN_NUM_FORMS": "0",
             "signing_keys-MAX_NUM_FORMS": "1000", "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0",
             "api_keys-MIN_NUM_FORMS": "0", "api_keys-MAX_NUM_FORMS": "1000", **fields}  # fmt: skip
