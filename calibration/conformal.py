@@ -1,12 +1,13 @@
-"""Split conformal prediction over nonconformity scores: thresholds, p-values, and the monitors' tests.
+"""Split conformal prediction over nonconformity scores: thresholds and p-values.
 
 The guarantee (DESIGN.md section 7). Let s_1..s_n be the scores of PCS labelled *benign* for a tenant and
 s the score of a new benign PCS, all exchangeable (the audit sample is drawn at random for exactly this
 reason). Then P(p_value(scores, s) <= delta) <= delta: **a benign PCS is escalated with probability at
 most delta**, averaged over the draw of the calibration set and the new PCS. With continuous scores the
 rate is also at least delta - 1/(n+1). That is all it says. It does not bound the chance of accepting an
-anomalous PCS (that is the *power*, measured from anomalous labels and reported, never guaranteed), and
-it does not hold for a tenant whose traffic drifted away from its calibration set (the KS drift check).
+anomalous PCS (that is the *power*, measured from anomalous audit labels and reported, never guaranteed), and
+it does not hold for a tenant whose traffic drifted away from its calibration set (the drift martingale and the
+miscoverage monitor in ``calibration.monitors`` watch for that).
 
 Pure functions over values: no ORM, no settings.
 """
@@ -101,50 +102,3 @@ class SnapshotValues:
 
     def p_value(self, s: float) -> float:
         return p_value_sorted(self.scores, s)
-
-
-@dataclass(frozen=True)
-class DriftTest:
-    statistic: float
-    p_value: float
-    n_recent: int
-    n_calibration: int
-
-
-def ks_drift(recent: Sequence[float], calibration: Sequence[float]) -> DriftTest:
-    """Two-sample Kolmogorov–Smirnov test of recent traffic scores against the calibration scores.
-
-    A small p-value says the two samples are unlikely to come from one distribution. Recent traffic mixes
-    benign and anomalous PCS while the calibration set is benign, so a persistent anomaly rate also shows up
-    here: the test is an alarm for a human, not a verdict.
-    """
-    if not recent or not calibration:
-        raise ValueError("both samples must be non-empty")
-    from scipy import stats  # imported here: scipy.stats costs a second at start, the request path needs none of it
-
-    result = stats.ks_2samp(np.asarray(recent, dtype=float), np.asarray(calibration, dtype=float))
-    return DriftTest(float(result.statistic), float(result.pvalue), len(recent), len(calibration))
-
-
-@dataclass(frozen=True)
-class MiscoverageTest:
-    escalated: int
-    total: int
-    rate: float
-    p_value: float
-
-
-def miscoverage_test(escalated: int, total: int, delta: float) -> MiscoverageTest:
-    """One-sided binomial test of H0 "benign PCS are escalated at rate <= delta" from observed counts.
-
-    A small p-value says benign PCS are escalated more often than the guarantee allows (drift, a broken
-    exchangeability assumption, or the conservative bias of a switch turned the wrong way).
-    """
-    if total <= 0:
-        raise ValueError("total must be positive")
-    if not 0 <= escalated <= total:
-        raise ValueError("escalated must be within [0, total]")
-    from scipy import stats
-
-    result = stats.binomtest(escalated, total, delta, alternative="greater")
-    return MiscoverageTest(escalated, total, escalated / total, float(result.pvalue))
