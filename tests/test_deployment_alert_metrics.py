@@ -65,7 +65,7 @@ def test_every_rule_names_a_metric_and_the_rules_cover_the_operators_questions()
     used = {name for expr in expressions.values() for name in METRIC_NAME.findall(expr)}
     for needed in ("flk_escalated_total", "flk_verify_latency_seconds_bucket", "flk_signature_failures_total",
                    "flk_dedup_hits_total", "flk_http_responses_total", "flk_wal_errors_total",
-                   "flk_wal_replay_backlog", "flk_drift_detected", "flk_miscoverage_rate",
+                   "flk_wal_replay_backlog", "flk_drift_detected", "flk_miscoverage_alarm", "flk_audit_alarm",
                    "flk_review_queue_oldest_age_seconds"):  # fmt: skip
         assert needed in used
 
