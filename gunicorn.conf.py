@@ -82,6 +82,13 @@ def on_exit(server) -> None:
         shutil.rmtree(_multiproc_dir, ignore_errors=True)
 
 
+def _cut(value: str | None, limit: int) -> str | None:
+    """What a client sent (a header, a path), at most ``limit`` characters: the log line stays a line."""
+    if value is None or len(value) <= limit:
+        return value
+    return f"{value[:limit]}…[{len(value) - limit} more]"
+
+
 class JsonAccessLogger(Logger):
     """One JSON object per request: method, path (no query string), status, bytes, duration, client."""
 
@@ -92,13 +99,13 @@ class JsonAccessLogger(Logger):
         record = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "event": "http_access",
-            "method": environ.get("REQUEST_METHOD"),
-            "path": environ.get("PATH_INFO"),
+            "method": _cut(environ.get("REQUEST_METHOD"), 16),
+            "path": _cut(environ.get("PATH_INFO"), 256),
             "status": int(status),
             "bytes": getattr(resp, "sent", None),
             "duration_ms": round(request_time.total_seconds() * 1000, 3),
-            "remote": environ.get("REMOTE_ADDR"),
-            "tenant": environ.get("HTTP_X_TENANT_ID"),
+            "remote": _cut(environ.get("REMOTE_ADDR"), 64),
+            "tenant": _cut(environ.get("HTTP_X_TENANT_ID"), 64),
             "pid": os.getpid(),
         }
         try:

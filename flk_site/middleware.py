@@ -1,4 +1,5 @@
-"""Project-wide middleware: a 503 when the database is away, query parameters without NUL characters, HSTS."""
+"""Project-wide middleware: a 503 when the database is away, query parameters without NUL characters, HSTS,
+and no caching of the pages that show PCS, labels and accounts."""
 
 from __future__ import annotations
 
@@ -78,4 +79,22 @@ class HstsMiddleware:
             if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
                 value += "; includeSubDomains"
             response.headers.setdefault("Strict-Transport-Security", value)
+        return response
+
+
+# Pages whose content is a reviewer's view of PCS and labels, or an account's: never kept by a browser or a
+# shared cache, where the next user of the machine could read them (the admin sets this itself).
+NO_STORE_PREFIXES = ("/review/", "/accounts/")
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on the review pages and the account pages (logging in and out)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path.startswith(NO_STORE_PREFIXES):
+            response["Cache-Control"] = "no-store"
         return response

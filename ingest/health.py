@@ -2,7 +2,8 @@
 
 ``/healthz`` says the process answers (no dependency is touched, so a database outage does not get every
 pod restarted). ``/readyz`` says this instance can take submissions: the database answers, the inbox WAL
-can be written and every migration is applied; it answers 503 naming the checks that failed.
+can be written and every migration is applied; it answers 503 otherwise, from a result at most
+FLK_READYZ_MAX_AGE_SECONDS old, and names the checks that failed only to the metrics credentials.
 ``/metrics`` is protected by Basic Auth when ``METRICS_USER`` and ``METRICS_PASS`` are both set; without
 them it is open only when ``DJANGO_DEBUG`` is on and answers 404 otherwise (it does not exist, rather than
 inviting credentials nobody configured).
@@ -15,6 +16,8 @@ import binascii
 import hmac
 import json
 import logging
+import threading
+import time
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -66,7 +69,7 @@ def _check_wal() -> str | None:
     return None
 
 
-def readyz(_request: HttpRequest) -> HttpResponse:
+def _run_checks() -> dict[str, str | None]:
     database = _check_database()
     checks = {
         "database": database,
@@ -74,11 +77,66 @@ def readyz(_request: HttpRequest) -> HttpResponse:
         # Migrations cannot be read without the database; one failure is reported once.
         "migrations": _check_migrations() if database is None else "unknown (database unreachable)",
     }
-    failed = {name: problem for name, problem in checks.items() if problem is not None}
-    body = {"status": "unavailable" if failed else "ready", "checks": {n: p or "ok" for n, p in checks.items()}}
+    failed = sorted(name for name, problem in checks.items() if problem is not None)
     if failed:
-        log.warning("not_ready", extra={"event": "not_ready", "failed": ",".join(sorted(failed))})
-    return JsonResponse(body, status=503 if failed else 200)
+        log.warning("not_ready", extra={"event": "not_ready", "failed": ",".join(failed)})
+    return checks
+
+
+class Readiness:
+    """The checks' last result, reused while younger than FLK_READYZ_MAX_AGE_SECONDS (default 2 s).
+
+    A probe, or anyone on the internet, calling /readyz in a loop then costs one query and one synced probe
+    file per process every couple of seconds, not per call: callers that find the result stale wait for
+    the one of them that runs the checks (single flight) instead of each running their own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._checks: dict[str, str | None] | None = None
+        self._at = 0.0
+
+    def _fresh(self) -> dict[str, str | None] | None:
+        max_age = getattr(settings, "FLK_READYZ_MAX_AGE_SECONDS", 2.0)
+        if self._checks is not None and time.monotonic() - self._at < max_age:
+            return self._checks
+        return None
+
+    def checks(self) -> dict[str, str | None]:
+        found = self._fresh()
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._fresh()
+            if found is None:
+                found, self._checks, self._at = (checks := _run_checks()), checks, time.monotonic()
+            return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._checks = None
+
+
+readiness = Readiness()
+
+
+def readyz(request: HttpRequest) -> HttpResponse:
+    """200 ready or 503 unavailable for everyone; which check failed only for the metrics credentials
+    (or anyone with DJANGO_DEBUG=1 and no credentials configured, as for /metrics)."""
+    checks = readiness.checks()
+    failed = any(problem is not None for problem in checks.values())
+    body: dict[str, object] = {"status": "unavailable" if failed else "ready"}
+    if _may_see_details(request):
+        body["checks"] = {name: problem or "ok" for name, problem in checks.items()}
+    response = JsonResponse(body, status=503 if failed else 200)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _may_see_details(request: HttpRequest) -> bool:
+    if settings.METRICS_USER and settings.METRICS_PASS:
+        return _authorized(request)
+    return bool(settings.DEBUG)
 
 
 def _authorized(request: HttpRequest) -> bool:

@@ -522,6 +522,12 @@ def get_outcome(tenant_header: str | None, pcs_id: str, authorization: str | Non
     Unknown tenant, disabled tenant, missing key and wrong key get one and the same 401 (``unauthorized``):
     the answer never says whether a tenant exists.
     """
+    answer = _outcome_answer(tenant_header, pcs_id, authorization)
+    answer.headers["Cache-Control"] = "no-store"  # an outcome is the tenant's: no browser or proxy keeps it
+    return answer
+
+
+def _outcome_answer(tenant_header: str | None, pcs_id: str, authorization: str | None) -> Answer:
     name = DEFAULT_TENANT if tenant_header is None else tenant_header
     if not TENANT_HEADER_PATTERN.fullmatch(name):
         return Answer(400, {"X-Tenant-Id": ["must be 1–64 characters of A-Z a-z 0-9 _ . -"]})

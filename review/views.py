@@ -189,6 +189,9 @@ def audit(request: HttpRequest) -> HttpResponse:
     if not request.user.is_staff:
         raise PermissionDenied("the audit trail is for staff")
     events = AuditEvent.objects.select_related("user", "item").all()
+    tenants = services.allowed_tenants(request.user)
+    if tenants is not None:  # a reviewer restricted to some tenants sees only their events
+        events = events.filter(tenant__in=tenants)
     if request.GET.get("item"):
         events = events.filter(item_id=request.GET["item"]) if request.GET["item"].isdigit() else events.none()
     return render(request, "review/audit.html", {"events": events[:500]})
