@@ -71,7 +71,7 @@ def build_pcs(
         counts = {int(s): 1 for s in scales}
         fallbacks.append("D_hat:no_points")
     else:
-        counts = signals.box_counts(cloud, scales)
+        counts = signals.dimension_counts(cloud, scales)  # in the first 3 principal axes (D̂ in high dimensions)
         if len(cloud) < MIN_POINTS_FOR_DIMENSION:
             fallbacks.append(f"D_hat:too_few_points({len(cloud)}<{MIN_POINTS_FOR_DIMENSION})")
 

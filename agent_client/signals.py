@@ -25,6 +25,13 @@ from threadpoolctl import ThreadpoolController
 from agent_client.dimension import theil_sen_dhat
 
 DEFAULT_SCALES = (2, 4, 8, 16, 32)
+# Box counting runs in the cloud's first three principal axes (see principal_image): 3 is the most a few
+# hundred points fill at the scales 2..32, and the least that tells a 3-D manifold from a plane.
+DIMENSION_DIMS = 3
+PQ_SUBSPACES = 8  # r from embeddings: blocks of coordinates, each quantised on its own
+# Codes per block; at most half the number of points, so that two tokens that say the same thing share a code
+# whatever the length (with as many codes as points, every token gets its own and r measures only the count).
+PQ_CODES = 16
 ZLIB_LEVEL = 6  # r from bytes; see compressibility_bytes
 ZLIB_BLOCK = 4 << 20
 
@@ -89,7 +96,11 @@ def box_counts(points: Any, scales: Sequence[int] = DEFAULT_SCALES) -> dict[int,
 
     The cloud is first normalised to the unit cube; a point on the upper face falls in the last cell.
     """
-    unit = normalise_to_unit_cube(points)
+    return _occupied_cells(normalise_to_unit_cube(points), scales)
+
+
+def _occupied_cells(unit: np.ndarray, scales: Sequence[int]) -> dict[int, int]:
+    """For each scale, the number of distinct cells of side 1/scale that hold a point of ``unit`` (in [0, 1])."""
     counts: dict[int, int] = {}
     for scale in scales:  # a handful of scales; each one is a single vectorised pass over the points
         cells = np.minimum(np.floor(unit * scale), scale - 1).astype(np.int64)
@@ -99,9 +110,53 @@ def box_counts(points: Any, scales: Sequence[int] = DEFAULT_SCALES) -> dict[int,
     return counts
 
 
-def dimension(points: Any, scales: Sequence[int] = DEFAULT_SCALES) -> tuple[float, dict[int, int]]:
-    """D̂ of the cloud (Theil–Sen over log2 N_j against log2 scale) and the box counts it came from."""
-    counts = box_counts(points, scales)
+def principal_image(points: Any, dims: int = DIMENSION_DIMS) -> np.ndarray:
+    """The cloud's coordinates along its first ``dims`` principal axes (all of it when it has no more).
+
+    Box counting in d dimensions needs about scale**d points before the finest boxes stop holding one point
+    each: in the 384 dimensions of a sentence embedding every token has a box of its own at scale 2 already,
+    N_j is the number of points at every scale and the slope is 0. The principal axes keep the directions in
+    which the cloud spreads most, so a cloud on a line, a plane or a 3-D manifold keeps its dimension (up to
+    ``dims``), and the counts see structure at the scales a PCS carries. The axes come from the eigenvectors
+    of the covariance matrix (float64, numpy's ``eigh``): no random choice, so no seed; an axis's sign does not
+    change the counts, as each coordinate is then scaled to [0, 1] on its own.
+    """
+    cloud = as_cloud(points)
+    if cloud.shape[1] <= dims or len(cloud) < 2:
+        return cloud
+    centred = cloud - cloud.mean(axis=0)
+    _values, vectors = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues: the last columns lead
+    return centred @ vectors[:, ::-1][:, :dims]
+
+
+def dimension_counts(points: Any, scales: Sequence[int] = DEFAULT_SCALES, dims: int = DIMENSION_DIMS) -> dict[int, int]:
+    """N_j of the PCS (the agent's D̂): boxes of side span/scale over the cloud's ``principal_image``.
+
+    The image is scaled to the unit cube by one factor for every axis (its largest span), not axis by axis:
+    a line with a little noise in the other directions stays a line, where stretching each axis to [0, 1]
+    would blow the noise up to the size of the line. A point on the upper face falls in the last cell.
+    """
+    cloud = as_cloud(points)
+    if len(cloud) == 0:
+        return {int(s): 0 for s in scales}
+    largest = float(np.abs(cloud).max())
+    # One factor for the whole cloud changes no count, and keeps the covariance and the spans finite for
+    # coordinates up to float64's limit.
+    image = principal_image(cloud / largest if largest > 0 else cloud, dims)
+    low = image.min(axis=0)
+    span = float((image.max(axis=0) - low).max())
+    return _occupied_cells((image - low) / (span if span > 0 else 1.0), scales)
+
+
+def dimension(
+    points: Any, scales: Sequence[int] = DEFAULT_SCALES, dims: int | None = None
+) -> tuple[float, dict[int, int]]:
+    """D̂ of the cloud (Theil–Sen over log2 N_j against log2 scale) and the box counts it came from.
+
+    ``dims``: count boxes in the cloud's first ``dims`` principal axes (``dimension_counts``, what the
+    builder does); None counts them in every coordinate.
+    """
+    counts = box_counts(points, scales) if dims is None else dimension_counts(points, scales, dims)
     return theil_sen_dhat(list(scales), {str(s): n for s, n in counts.items()}), counts
 
 
@@ -651,8 +706,14 @@ def compressibility_bytes(data: bytes) -> float:
     return min(1.0, max(0.0, compressed / len(view)))
 
 
-def product_quantise(embeddings: Any, subspaces: int = 8, codes: int = 256, seed: int = 0) -> np.ndarray:
-    """PQ codes (points x subspaces, uint8 for ≤ 256 codes): seeded k-means in each block of coordinates."""
+def product_quantise(
+    embeddings: Any, subspaces: int = PQ_SUBSPACES, codes: int = PQ_CODES, seed: int = 0
+) -> np.ndarray:
+    """PQ codes (points x subspaces, uint8 for ≤ 256 codes): seeded k-means in each block of coordinates.
+
+    Each block gets min(``codes``, points) centroids, fitted on the cloud itself (k-means2, 10 iterations,
+    seeded initial points), so the codes need no reference corpus and suit any embedding model.
+    """
     from scipy.cluster.vq import kmeans2  # only the embedding path needs scipy
 
     cloud = as_cloud(embeddings)
@@ -671,6 +732,29 @@ def product_quantise(embeddings: Any, subspaces: int = 8, codes: int = 256, seed
     return out
 
 
-def compressibility_embeddings(embeddings: Any, subspaces: int = 8, codes: int = 256, seed: int = 0) -> float:
-    """r of embeddings: product-quantise them to a finite alphabet, then LZ (zlib) on the code stream."""
-    return compressibility_bytes(product_quantise(embeddings, subspaces, codes, seed).tobytes())
+def pq_codes_for(points: int, codes: int = PQ_CODES) -> int:
+    """The codes per block r uses for a cloud of ``points``: ``codes``, or half the points when that is fewer."""
+    return max(2, min(codes, points // 2))
+
+
+def compressibility_embeddings(
+    embeddings: Any, subspaces: int = PQ_SUBSPACES, codes: int = PQ_CODES, seed: int = 0
+) -> float:
+    """r of embeddings: product-quantise them to a finite alphabet, then LZ (zlib) on the code stream.
+
+    - k = ``pq_codes_for(n)`` codes per block (16, or n // 2 below 32 points), fitted on the cloud;
+    - the stream is block-major: the codes of every point in block 1, then in block 2, ... A cloud that repeats
+      a pattern of p points repeats every block's sequence with period p, and LZ finds those runs even when
+      some blocks of a repeated point got another code (token-major order would need three blocks in a row
+      to agree);
+    - r = ``compressibility_bytes`` of that stream (one byte per code): 16 equally likely codes take half a
+      byte each, so unstructured data has r near 0.55 on long clouds and near 0.75 on 32 points (zlib's
+      header and block overhead weigh on 256 bytes); a repeated pattern has r far below.
+    Known limit: the centroids are fitted on the cloud, so a tight cluster (a point repeated with tiny noise)
+    may be split between several codes when the cloud has fewer clusters than codes, and its copies then
+    differ in the stream. Token embeddings of repeated text vary enough with context for this to matter
+    little (README, "Signals on text"); exact repeats always share their codes.
+    """
+    cloud = as_cloud(embeddings)
+    k = pq_codes_for(len(cloud), codes)
+    return compressibility_bytes(np.ascontiguousarray(product_quantise(cloud, subspaces, k, seed).T).tobytes())
