@@ -7,6 +7,7 @@ per-process rate limiter, so one command brings it up; production sets ``DATABAS
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -69,6 +70,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_prometheus",
     "csp",
+    "axes",
     "calibration",
     "ingest",
     "review",
@@ -89,6 +91,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "flk_site.middleware.NoStoreMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires: it turns a lockout into its answer
     "flk_site.middleware.DatabaseUnavailableMiddleware",  # django-prometheus, below, sees the exception first
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -178,6 +181,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Logins are throttled by django-axes: after FLK_LOGIN_FAILURE_LIMIT failures a user name, and separately a
+# client address (ingest.client_address: X-Forwarded-For only from FLK_TRUSTED_PROXIES), is locked out for
+# FLK_LOGIN_LOCKOUT_MINUTES (429) without a password being hashed; lockouts are listed, and lifted, in admin
+# (Axes -> Access attempts). A success resets the count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("FLK_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("FLK_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "ingest.client_address.client_address"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/review/"
 LANGUAGE_CODE = "en-us"
@@ -301,6 +315,9 @@ FLK_REVIEW_CLAIM_SECONDS = env_int("FLK_REVIEW_CLAIM_SECONDS", 600, minimum=10)
 FLK_REVIEW_UNDO_SECONDS = env_int("FLK_REVIEW_UNDO_SECONDS", 300, minimum=1)
 FLK_REVIEW_SECOND_OPINION_RATE = env_float("FLK_REVIEW_SECOND_OPINION_RATE", 0.1, minimum=0.0)
 FLK_BENCH_NOOP = env_bool("FLK_BENCH_NOOP", False)
+# Whether this process serves the pages people log in to (admin, review, login). The `web` pool of Compose and
+# Helm turns them off: logins (password hashing) run on the `console` pool, so a login flood cannot slow ingest.
+FLK_CONSOLE_PAGES = env_bool("FLK_CONSOLE_PAGES", True)
 # /readyz answers from a result at most this old (seconds), so calling it in a loop costs nothing more.
 FLK_READYZ_MAX_AGE_SECONDS = env_float("FLK_READYZ_MAX_AGE_SECONDS", 2.0, minimum=0.0)
 

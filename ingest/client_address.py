@@ -38,10 +38,10 @@ def _parse(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def client_address(request: HttpRequest) -> str:
-    """The caller's address as text (``"unknown"`` if the server gave none)."""
+    """The caller's address as text (``0.0.0.0``, one bucket for all of them, if the server gave none)."""
     peer = _parse(request.META.get("REMOTE_ADDR", ""))
     if peer is None:
-        return "unknown"
+        return "0.0.0.0"
     trusted = trusted_networks()
     if not trusted or not any(peer in net for net in trusted):
         return str(peer)
