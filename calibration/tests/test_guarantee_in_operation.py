@@ -44,8 +44,8 @@ pytestmark = pytest.mark.django_db(transaction=True)  # commits, so announcement
 TENANT = "acme"
 N = 100  # FLK_CALIBRATION_MAX_SIZE, and the default n_min
 DELTA = 0.1
-AUDIT_RATE = 0.3  # ~120 audit labels a round: each round's newest 100 replace the set
-PER_ROUND = 400
+AUDIT_RATE = 0.4  # ~120 audit labels a round: each round's newest 100 replace the set
+PER_ROUND = 300
 TAIL = 1e-4
 
 
