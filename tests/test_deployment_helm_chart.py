@@ -252,10 +252,13 @@ def test_network_policies_deny_by_default_and_admit_only_ingress_prometheus_dns_
     assert len(deny) == 1 and not deny[0]["spec"].get("ingress") and not deny[0]["spec"].get("egress")
 
     ingress_rules = [rule for p in policies for rule in p["spec"].get("ingress", [])]
-    web_policies = [p for p in policies if p["spec"].get("ingress")]
-    assert all(
-        p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == "web" for p in web_policies
-    )
+    open_policies = {p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component"): p
+                     for p in policies if p["spec"].get("ingress")}  # fmt: skip
+    assert set(open_policies) == {"web", "console"}
+    console_sources = [peer for rule in open_policies["console"]["spec"]["ingress"] for peer in rule["from"]]
+    assert [peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in console_sources] == [
+        "ingress-nginx"
+    ]
     sources = [peer for rule in ingress_rules for peer in rule["from"]]
     namespaces = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in sources}
     assert namespaces == {"ingress-nginx", "monitoring"}
@@ -325,3 +328,19 @@ def test_a_misspelled_signing_algorithm_is_refused_at_render_time():
     result = helm("template", "flk", str(CHART), "--set", "signing.alg=rsa")
     assert result.returncode != 0
     assert "signing.alg" in result.stderr
+
+
+def test_the_console_pool_serves_the_pages_and_web_serves_none(default_manifests):
+    console = one(default_manifests, "Deployment", "console")
+    web = one(default_manifests, "StatefulSet", "web")
+
+    def env(workload: dict[str, Any]) -> dict[str, Any]:
+        return {e["name"]: e.get("value") for e in workload["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    assert env(console)["FLK_CONSOLE_PAGES"] == "1" and env(web)["FLK_CONSOLE_PAGES"] == "0"
+    ingress = one(default_manifests, "Ingress")
+    routes = {p["path"]: p["backend"]["service"]["name"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
+    assert routes == {"/admin": "flk-flk-verifier-console", "/review": "flk-flk-verifier-console",
+                      "/accounts": "flk-flk-verifier-console", "/": "flk-flk-verifier-web"}  # fmt: skip
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "on"
