@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import Any
+
+import numpy as np
 
 from agent_client.canonical import round9
 
@@ -52,37 +54,148 @@ def nonconformity_score(
     )
 
 
+# The kinds of score VerifyParams can name (its ``score_kind``):
+REFERENCE = "reference"  # the seed's formula above: fixed references, the same for every tenant
+CENTRED = "centred"  # distances from the tenant's own benign centre, in its own spread, with the global weights
+FITTED = "fitted"  # as centred, with weights fitted per tenant on labels outside its calibration set
+SCORE_KINDS: tuple[str, ...] = (REFERENCE, CENTRED, FITTED)
+
+# Of the benign audit labels, those whose sha256(pcs_id) falls in fold 0 of FIT_FOLDS fit the tenant's centre,
+# spread and weights; the others form its calibration set. One label is never in both.
+FIT_FOLDS = 5
+MIN_FIT_BENIGN = 20  # fewer benign labels in the fit fold: the formula's own centre and spread are kept
+MIN_FIT_ANOMALOUS = 10  # fewer anomalous labels: the global weights are kept
+FIT_SHRINK = 20  # fitted weights are pulled towards the global ones as if this many labels had said so
+TERM_CAP = 8.0  # a term counts at most this many spreads: one wild signal cannot outweigh the others for ever
+SPREAD_FLOOR = {"D_hat": 0.02, "coh_star": 0.01, "r": 0.01}
+
+
+def in_fit_fold(pcs_id: str) -> bool:
+    """Whether a benign audit label fits the tenant's formula (True) or may calibrate it (False).
+
+    Decided by sha256(pcs_id), which nobody chooses: the split is independent of the PCS's signals and verdict.
+    """
+    return int(hashlib.sha256(pcs_id.encode()).hexdigest()[:8], 16) % FIT_FOLDS == 0
+
+
 @dataclass(frozen=True)
 class ScoreFormula:
-    """One nonconformity formula: the parameters of ``nonconformity_score`` as values, with a stable key."""
+    """One nonconformity formula, with a stable key: the score kind, its weights and its references.
+
+    ``reference``: ``nonconformity_score`` (w_d, w_coh, w_r, r0, tol_coh). ``centred`` and ``fitted``::
+
+        w_d·min(8, |D̂ − c_d| / s_d) + w_coh·min(8, |coh★ − c_coh| / s_coh) + w_r·min(8, max(0, c_r − r) / s_r)
+
+    with c the tenant's benign medians and s their spreads (1.4826·MAD), fitted at recalibration
+    (``fit_formula``). D̂ and coh★ are two-sided: on token embeddings of text, repetition lowers D̂ and raises
+    coh★, incoherence does the opposite; r is one-sided, as only repetition moves it (down). Until a tenant
+    has MIN_FIT_BENIGN labels in its fit fold, the centre and spread below (the benign texts of the detection
+    benchmark, all-MiniLM-L6-v2) stand in.
+    """
 
     w_d: float = 0.35
     w_coh: float = 0.40
     w_r: float = 0.25
     r0: float = 0.65
     tol_coh: float = 0.05
+    kind: str = REFERENCE
+    c_d: float = 0.8
+    c_coh: float = 0.45
+    c_r: float = 0.45
+    s_d: float = 0.15
+    s_coh: float = 0.08
+    s_r: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCORE_KINDS:
+            raise ValueError(f"score kind must be one of {', '.join(SCORE_KINDS)}, got {self.kind!r}")
+
+    @property
+    def needs_fit(self) -> bool:
+        """Whether recalibration fits this formula per tenant (and keeps the fit fold out of calibration)."""
+        return self.kind != REFERENCE
 
     @cached_property
     def key(self) -> str:
         """A short digest of the formula: equal keys mean scores computed by it are comparable."""
-        text = json.dumps({"v": 1, **asdict(self)}, sort_keys=True, separators=(",", ":"))
+        text = json.dumps({"v": 1, **self.as_dict()}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        if self.kind == REFERENCE:  # the fields of the reference formula alone: keys stored before kinds hold
+            return {name: values[name] for name in ("w_d", "w_coh", "w_r", "r0", "tol_coh")}
+        return values
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ScoreFormula:
-        return cls(**{name: float(values[name]) for name in cls.__dataclass_fields__})
+        fields = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
+        return cls(**{name: value if name == "kind" else float(value) for name, value in fields.items()})
+
+    def terms(self, signals: Mapping[str, Any]) -> tuple[float, float, float]:
+        """The unweighted D̂, coh★ and r terms of a centred score (each in [0, TERM_CAP])."""
+        d, coh, r = float(signals["D_hat"]), float(signals["coh_star"]), float(signals["r"])
+        return (
+            min(TERM_CAP, abs(d - self.c_d) / self.s_d),
+            min(TERM_CAP, abs(coh - self.c_coh) / self.s_coh),
+            min(TERM_CAP, max(0.0, self.c_r - r) / self.s_r),
+        )
 
     def score(self, signals: Mapping[str, Any]) -> float:
         """The score of a PCS's signals (``D_hat``, ``coh_star``, ``r``), rounded to 9 decimals like the wire."""
-        return round9(
-            nonconformity_score(
-                float(signals["D_hat"]), float(signals["coh_star"]), float(signals["r"]),
-                w_d=self.w_d, w_coh=self.w_coh, w_r=self.w_r, r0=self.r0, tol_coh=self.tol_coh,
-            )
+        if self.kind == REFERENCE:
+            return round9(
+                nonconformity_score(
+                    float(signals["D_hat"]), float(signals["coh_star"]), float(signals["r"]),
+                    w_d=self.w_d, w_coh=self.w_coh, w_r=self.w_r, r0=self.r0, tol_coh=self.tol_coh,
+                )
+            )  # fmt: skip
+        t_d, t_coh, t_r = self.terms(signals)
+        return round9(self.w_d * t_d + self.w_coh * t_coh + self.w_r * t_r)
+
+
+def fit_formula(
+    spec: ScoreFormula, benign: Sequence[Mapping[str, Any]], anomalous: Sequence[Mapping[str, Any]] = ()
+) -> ScoreFormula:
+    """``spec`` fitted to one tenant: centre and spread from ``benign``, weights from both (``fitted`` kind).
+
+    ``benign`` must be labels that never enter the tenant's calibration set (its fit fold, ``in_fit_fold``),
+    and ``anomalous`` labels of any provenance (anomalous labels never calibrate): then the fitted formula is a
+    function of data apart from the calibration set, the calibration scores and a new benign PCS's score stay
+    exchangeable, and P(a benign PCS is escalated) ≤ delta still holds. Pure and deterministic.
+
+    Weights (``fitted`` only, with MIN_FIT_ANOMALOUS anomalous and MIN_FIT_BENIGN benign labels): each term's
+    separation, max(0, mean over anomalous − mean over benign) / pooled standard deviation, normalised to
+    the sum of the global weights and pulled towards them by FIT_SHRINK labels' worth.
+    """
+    if not spec.needs_fit:
+        return spec
+    fitted = spec
+    if len(benign) >= MIN_FIT_BENIGN:
+        columns = {name: np.array([float(s[name]) for s in benign]) for name in SCORE_SIGNALS}
+        centre = {name: float(np.median(values)) for name, values in columns.items()}
+        spread = {
+            name: max(SPREAD_FLOOR[name], 1.4826 * float(np.median(np.abs(values - centre[name]))))
+            for name, values in columns.items()
+        }
+        fitted = replace(
+            fitted, c_d=centre["D_hat"], c_coh=centre["coh_star"], c_r=centre["r"],
+            s_d=spread["D_hat"], s_coh=spread["coh_star"], s_r=spread["r"],
         )  # fmt: skip
+    if spec.kind == FITTED and len(anomalous) >= MIN_FIT_ANOMALOUS and len(benign) >= MIN_FIT_BENIGN:
+        good = np.array([fitted.terms(s) for s in benign])
+        bad = np.array([fitted.terms(s) for s in anomalous])
+        pooled = np.sqrt((good.var(axis=0) + bad.var(axis=0)) / 2.0) + 1e-9
+        separation = np.maximum(0.0, bad.mean(axis=0) - good.mean(axis=0)) / pooled
+        total = spec.w_d + spec.w_coh + spec.w_r
+        if separation.sum() > 0 and total > 0:
+            own = separation / separation.sum() * total
+            share = len(anomalous) / (len(anomalous) + FIT_SHRINK)
+            w_d, w_coh, w_r = share * own + (1 - share) * np.array([spec.w_d, spec.w_coh, spec.w_r])
+            fitted = replace(fitted, w_d=round9(w_d), w_coh=round9(w_coh), w_r=round9(w_r))
+    return replace(
+        fitted, **{name: round9(getattr(fitted, name)) for name in ("c_d", "c_coh", "c_r", "s_d", "s_coh", "s_r")}
+    )
 
 
 def score_signals(pcs: Mapping[str, Any]) -> dict[str, float]:

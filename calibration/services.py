@@ -37,7 +37,7 @@ from calibration.models import (
     Provenance,
     Source,
 )
-from calibration.scoring import ScoreFormula
+from calibration.scoring import ScoreFormula, fit_formula, in_fit_fold
 
 log = logging.getLogger("flk.calibration")
 GENERATION_KEY = "flk:calibration-generation"
@@ -308,15 +308,44 @@ def calibration_labels(tenant: str) -> list[tuple[str, str, float | None, str, d
     return list(rows[:max_size])
 
 
+def fit_labels(tenant: str) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """The signals a tenant's score is fitted on: (benign audit labels of the fit fold, anomalous labels).
+
+    Neither ever enters the tenant's calibration set: the fit fold is left out of it (``scoring.in_fit_fold``),
+    and anomalous labels never calibrate. Same window as the calibration set; ``GLOBAL_SET`` takes every tenant's.
+    Labels without signals (stored before labels kept them) cannot be used and are left out.
+    """
+    query = CalibrationLabel.objects.filter(labelled_at__gte=_window_start(), signals__isnull=False)
+    if tenant != GLOBAL_SET:
+        query = query.filter(tenant=tenant)
+    max_size = int(getattr(settings, "FLK_CALIBRATION_MAX_SIZE", 5000))
+    benign = query.filter(label=Label.BENIGN, provenance=Provenance.AUDIT).order_by("-labelled_at", "-id")
+    anomalous = query.filter(label=Label.ANOMALOUS).order_by("-labelled_at", "-id")
+    return (
+        [signals for pcs_id, signals in benign.values_list("pcs_id", "signals")[:max_size] if in_fit_fold(pcs_id)],
+        list(anomalous.values_list("signals", flat=True)[:max_size]),
+    )
+
+
+def tenant_formula(tenant: str, spec: ScoreFormula) -> ScoreFormula:
+    """The formula that scores ``tenant``'s calibration set: ``spec`` itself, or fitted to the tenant's fit labels."""
+    if not spec.needs_fit:
+        return spec
+    return fit_formula(spec, *fit_labels(tenant))
+
+
 def calibration_scores(tenant: str, formula: ScoreFormula) -> tuple[list[tuple[str, str, float]], int]:
     """The (tenant, pcs_id, score) of ``tenant``'s quantile, every score under ``formula``; and how many were left out.
 
     A label's score is recomputed from its signals; a label without signals counts only if it was scored under
-    this very formula. The skipped count says how many labels a formula change cost.
+    this very formula. The skipped count says how many labels a formula change cost. A formula fitted per
+    tenant (``needs_fit``) leaves out the fit fold, whose labels fitted it: they are not counted as skipped.
     """
     scored: list[tuple[str, str, float]] = []
     skipped = 0
     for name, pcs_id, score, key, signals in calibration_labels(tenant):
+        if formula.needs_fit and in_fit_fold(pcs_id):
+            continue
         if signals:
             scored.append((name, pcs_id, formula.score(signals)))
         elif score is not None and key == formula.key:
@@ -353,7 +382,9 @@ def recalibrate_tenant(
     announced to every process after the commit.
     """
     conformal.conformal_rank(0, delta)  # validates delta before anything is read
-    formula = formula or params_provider()().formula
+    # A score kind fitted per tenant is fitted here, on labels outside the calibration set, and the snapshot
+    # keeps the fitted formula: the request path scores new PCS with it (ingest.verification).
+    formula = tenant_formula(tenant, formula or params_provider()().formula)
     rows, skipped = calibration_scores(tenant, formula)
     scores = sorted(float(score) for _t, _p, score in rows)
     threshold = conformal.conformal_threshold(scores, delta)
@@ -415,11 +446,12 @@ def preview_snapshots(
     now = timezone.now()
 
     def build(name: str, source: str) -> conformal.SnapshotValues:
-        rows, _skipped = calibration_scores(name, formula)
+        fitted = tenant_formula(name, formula)
+        rows, _skipped = calibration_scores(name, fitted)
         scores = sorted(score for _t, _p, score in rows)
         return conformal.SnapshotValues(
             id=0, tenant=name, n=len(scores), delta=delta, threshold=conformal.conformal_threshold(scores, delta),
-            scores=tuple(scores), source=source, created_at=now, params_version=0, formula=formula,
+            scores=tuple(scores), source=source, created_at=now, params_version=0, formula=fitted,
         )  # fmt: skip
 
     fallback = build(GLOBAL_SET, Source.GLOBAL)

@@ -225,6 +225,7 @@ class VerifyParamsAdmin(admin.ModelAdmin):
                     "w_coh",
                     "w_r",
                     "r0",
+                    "score_kind",
                     "delta",
                     "reject_delta",
                     "n_min",

@@ -196,6 +196,21 @@ class VerifyParams(models.Model):
     w_coh = models.FloatField("weight of coh★ in the score", default=0.40, validators=_unit())
     w_r = models.FloatField("weight of r in the score", default=0.25, validators=_unit())
     r0 = models.FloatField("reference r", default=0.65, validators=[MinValueValidator(1e-9)])
+    score_kind = models.CharField(
+        "score kind",
+        max_length=16,
+        default="reference",
+        choices=[
+            ("reference", "reference: the seed's formula, fixed references r0 and caps for every tenant"),
+            ("centred", "centred: distances from each tenant's benign centre, in its spread, global weights"),
+            ("fitted", "fitted: centred, with weights fitted per tenant on labels outside its calibration set"),
+        ],
+        help_text=(
+            "How the conformal score is computed (calibration.scoring). centred and fitted are fitted per tenant at "
+            "each recalibration on a fold of its benign audit labels (1 in 5, by sha256 of pcs_id) that never "
+            "calibrates it, and on anomalous labels; the guarantee holds as before. r0 is used by reference only."
+        ),
+    )
     delta = models.FloatField(default=0.05)
     reject_delta = models.FloatField(default=0.005)
     n_min = models.PositiveIntegerField("minimum calibration size", default=100)

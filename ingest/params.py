@@ -30,6 +30,7 @@ def params_values(row: VerifyParams) -> VerifyParamsValues:
         w_coh=row.w_coh,
         w_r=row.w_r,
         r0=row.r0,
+        score_kind=row.score_kind,
         delta=row.delta,
         reject_delta=row.reject_delta,
         n_min=row.n_min,

@@ -9,14 +9,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from calibration.scoring import SCORE_KINDS
+
 # The fields an admin tunes, in the order the admin and the diff show them.
 PARAM_FIELDS: tuple[str, ...] = (
     "tol_d", "tol_coh", "budget_tol",
     "base", "alpha", "beta", "gamma", "d0",
     "sticky_coh_min", "sticky_d_max", "non_sticky_d_min",
-    "w_d", "w_coh", "w_r", "r0", "delta", "reject_delta", "n_min", "audit_rate", "bootstrap_audit_rate",
+    "w_d", "w_coh", "w_r", "r0", "score_kind", "delta", "reject_delta", "n_min", "audit_rate", "bootstrap_audit_rate",
     "dedup_ttl_days",
 )  # fmt: skip
+
+# The fields that are names, not numbers.
+TEXT_FIELDS = frozenset({"score_kind"})
 
 # ε of "0 ≤ coh bound ≤ 1 + ε": coh★ is a share in [0, 1]; tolCoh allows at most this much measurement slack.
 COH_EPSILON = 0.10
@@ -52,7 +57,11 @@ def invariant_errors(values: Mapping[str, float]) -> dict[str, list[str]]:
         errors.setdefault(name, []).append(message)
 
     v: dict[str, float] = {}
+    if values.get("score_kind") not in SCORE_KINDS:
+        add("score_kind", f"must be one of {', '.join(SCORE_KINDS)}")
     for name in PARAM_FIELDS:
+        if name in TEXT_FIELDS:
+            continue
         raw = values.get(name)
         if raw is None:
             add(name, "is required")

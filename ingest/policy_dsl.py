@@ -10,6 +10,7 @@ Example::
     regime sticky when coh_star >= 0.70 and D_hat <= 1.5
     regime non_sticky when D_hat >= 2.6
     score D_hat = 0.35, coh_star = 0.40, r = 0.25, r0 = 0.65
+    score kind = fitted
     conformal delta = 0.05, reject_delta = 0.005, n_min = 100
     audit rate = 0.02
     audit rate until n_min = 0.2
@@ -24,18 +25,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from ingest.params_rules import PARAM_FIELDS, invariant_errors
+from ingest.params_rules import PARAM_FIELDS, TEXT_FIELDS, invariant_errors
 
 # EBNF of the policy language (lark syntax). One statement per line; '#' starts a comment.
 GRAMMAR = r"""
     policy: _NL* (statement _NL+)* statement?
 
-    ?statement: tolerance | budget | regime_sticky | regime_non_sticky | score | conformal | audit_bootstrap | audit
-      | dedup
+    ?statement: tolerance | budget | regime_sticky | regime_non_sticky | score_kind | score | conformal
+      | audit_bootstrap | audit | dedup
 
     tolerance: "tolerance" TOL_NAME "=" NUMBER
     budget: "budget" budget_item ("," budget_item)*
@@ -44,6 +46,7 @@ GRAMMAR = r"""
     regime_non_sticky: "regime" "non_sticky" "when" "D_hat" ">=" NUMBER
     score: "score" score_item ("," score_item)*
     score_item: SCORE_NAME "=" NUMBER
+    score_kind: "score" "kind" "=" SCORE_KIND
     conformal: "conformal" conformal_item ("," conformal_item)*
     conformal_item: CONFORMAL_NAME "=" NUMBER
     audit: "audit" "rate" "=" NUMBER
@@ -53,6 +56,7 @@ GRAMMAR = r"""
     TOL_NAME: "D_hat" | "coh_star" | "budget"
     BUDGET_NAME: "base" | "alpha" | "beta" | "gamma" | "D0"
     SCORE_NAME: "D_hat" | "coh_star" | "r0" | "r"
+    SCORE_KIND: "reference" | "centred" | "fitted"
     CONFORMAL_NAME: "reject_delta" | "delta" | "n_min"
 
     NUMBER: /-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?/
@@ -108,13 +112,18 @@ def compile_policy(text: str, base: Mapping[str, float]) -> dict[str, float]:
             _describe(exc), exc.line if exc.line > 0 else 1, exc.column if exc.column > 0 else 1
         ) from None
 
-    values = {name: base[name] for name in PARAM_FIELDS}
+    # A base from before the score kind existed scores with the reference formula.
+    values: dict[str, Any] = {"score_kind": base.get("score_kind", "reference")}
+    values.update({name: base[name] for name in PARAM_FIELDS if name not in TEXT_FIELDS})
     where: dict[str, Token] = {}
 
     def assign(field: str, number: Token) -> None:
         if field in where:
             first = where[field]
             raise PolicyError(f"{field} is already set on line {first.line}", number.line, number.column)
+        if field in TEXT_FIELDS:  # a name (the score kind), which the grammar has already checked
+            values[field], where[field] = str(number), number
+            return
         value: float = float(number)
         if field in _INTEGER_FIELDS:
             if value != int(value):
@@ -128,7 +137,9 @@ def compile_policy(text: str, base: Mapping[str, float]) -> dict[str, float]:
             continue
         kind = statement.data
         tokens = [t for t in statement.scan_values(lambda v: isinstance(v, Token))]
-        if kind == "tolerance":
+        if kind == "score_kind":
+            assign("score_kind", tokens[0])
+        elif kind == "tolerance":
             assign(_TOLERANCE[str(tokens[0])], tokens[1])
         elif kind in ("budget", "score", "conformal"):
             names = {"budget": _BUDGET, "score": _SCORE, "conformal": _CONFORMAL}[kind]

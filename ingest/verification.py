@@ -44,6 +44,7 @@ class VerifyParamsValues:
     w_coh: float = 0.40
     w_r: float = 0.25
     r0: float = 0.65
+    score_kind: str = "reference"  # calibration.scoring.SCORE_KINDS
     delta: float = 0.05
     reject_delta: float = 0.005
     n_min: int = 100
@@ -53,7 +54,11 @@ class VerifyParamsValues:
 
     @property
     def score_formula(self) -> ScoreFormula:
-        return ScoreFormula(w_d=self.w_d, w_coh=self.w_coh, w_r=self.w_r, r0=self.r0, tol_coh=self.tol_coh)
+        """The active score: its kind and global weights. A kind fitted per tenant is fitted at recalibration,
+        and the p-value then uses the snapshot's fitted formula (``verify_pcs``)."""
+        return ScoreFormula(
+            w_d=self.w_d, w_coh=self.w_coh, w_r=self.w_r, r0=self.r0, tol_coh=self.tol_coh, kind=self.score_kind
+        )
 
 
 def reject_possible(n: int, reject_delta: float) -> bool:

@@ -13,14 +13,23 @@ DEFAULTS = {
     "tol_d": 0.15, "tol_coh": 0.05, "budget_tol": 0.01, "base": 0.10, "alpha": 0.30, "beta": 0.50, "gamma": 0.20,
     "d0": 2.2, "sticky_coh_min": 0.70, "sticky_d_max": 1.5, "non_sticky_d_min": 2.6, "w_d": 0.35, "w_coh": 0.40,
     "w_r": 0.25, "r0": 0.65, "delta": 0.05, "reject_delta": 0.005, "n_min": 100, "audit_rate": 0.02,
-    "bootstrap_audit_rate": 0.2, "dedup_ttl_days": 14,
+    "bootstrap_audit_rate": 0.2, "dedup_ttl_days": 14, "score_kind": "reference",
 }  # fmt: skip
 EXAMPLE = ingest.policy_dsl.__doc__.split("Example::")[1].split("Anything")[0]
 
 
 def test_the_documented_example_sets_every_field():
     unset = dict.fromkeys(DEFAULTS, -1.0)  # any field the example left unset would break an invariant
-    assert compile_policy(EXAMPLE, unset) == {**DEFAULTS, "tol_d": 0.12}
+    assert compile_policy(EXAMPLE, unset) == {**DEFAULTS, "tol_d": 0.12, "score_kind": "fitted"}
+
+
+def test_a_policy_names_the_score_kind_and_only_a_known_one():
+    assert compile_policy("score kind = centred\n", DEFAULTS)["score_kind"] == "centred"
+    with pytest.raises(PolicyError) as refused:
+        compile_policy("score kind = best\n", DEFAULTS)
+    assert refused.value.line == 1
+    with pytest.raises(PolicyError, match="already set"):
+        compile_policy("score kind = centred\nscore kind = fitted\n", DEFAULTS)
 
 
 def test_unset_fields_come_from_the_base_version():
