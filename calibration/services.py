@@ -711,7 +711,9 @@ def drift_stream(
 ) -> tuple[list[float], list[float], list[datetime]]:
     """The benign audit scores of ``tenant`` after ``start``, in label order, under ``formula``; their draws and times.
 
-    Labels whose score cannot be computed under ``formula`` (no signals, another formula) are left out.
+    Labels whose score cannot be computed under ``formula`` (no signals, another formula) are left out, and so
+    is the fit fold of a formula fitted per tenant: those labels fitted it, so their scores are not exchangeable
+    with the others'.
     """
     rows = CalibrationLabel.objects.filter(tenant=tenant, label=Label.BENIGN, provenance=Provenance.AUDIT)
     if start is not None:
@@ -721,6 +723,8 @@ def drift_stream(
     times: list[datetime] = []
     ordered = rows.order_by("labelled_at", "id").values_list("pcs_id", "score", "formula_key", "signals", "labelled_at")
     for pcs_id, score, key, signals, labelled_at in ordered.iterator(chunk_size=5000):
+        if formula.needs_fit and in_fit_fold(pcs_id):
+            continue
         if signals:
             value = formula.score(signals)
         elif score is not None and key == formula.key:
@@ -733,6 +737,23 @@ def drift_stream(
     return scores, draws, times
 
 
+def drift_formula(tenant: str, spec: ScoreFormula) -> ScoreFormula:
+    """The formula ``tenant``'s drift stream is scored with: ``spec``, or the tenant's fitted one.
+
+    A score kind fitted per tenant uses the fit of the tenant's latest own snapshot (the one its PCS are scored
+    with), else a fit now. Known limit: each recalibration refits it and the stream is rescored, so the level
+    holds per fit; the refits move the fit little once the fold is large, but the bound is then approximate.
+    """
+    if not spec.needs_fit:
+        return spec
+    row = _latest_row(tenant)
+    if row is not None and row.formula:
+        stored = ScoreFormula.from_dict(row.formula)
+        if stored.kind == spec.kind:
+            return stored
+    return tenant_formula(tenant, spec)
+
+
 def check_drift_tenant(
     tenant: str, *, level: float, formula: ScoreFormula | None = None, now: datetime | None = None
 ) -> DriftReport | None:
@@ -743,12 +764,13 @@ def check_drift_tenant(
     benign audited PCS), and the alarm at 1/level has probability at most ``level`` over the whole stream on
     stationary traffic (Ville), so the hourly looks need no correction. Each tenant is its own stream with its
     own bound: across T tenants at most T·level false alarms are expected (set FLK_DRIFT_LEVEL to level/T for
-    a bound on any alarm at all). A formula change rescores the stream: the bound then holds per formula. No
+    a bound on any alarm at all). A formula change rescores the stream: the bound then holds per formula (and
+    per fit, for a score kind fitted per tenant: ``drift_formula``). No
     report before FLK_DRIFT_MIN_LABELS labels. The stream is recomputed from its start at each look
     (O(N log N), about 0.4 s for 70,000 labels).
     """
     now = now or timezone.now()
-    formula = formula or params_provider()().formula
+    formula = drift_formula(tenant, formula or params_provider()().formula)
     previous = DriftReport.objects.filter(tenant=tenant).order_by("-id").first()
     start = _drift_stream_start(tenant, previous, now)
     scores, draws, times = drift_stream(tenant, start=start, formula=formula)

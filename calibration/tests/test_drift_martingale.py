@@ -131,3 +131,24 @@ def test_the_stream_is_rescored_under_the_active_formula(unsigned_default_tenant
     assert report.formula_key == formula.key and report.n_labels == 120
     scores, _draws, _times = services.drift_stream("acme", start=None, formula=formula)
     assert scores[0] == formula.score(services.CalibrationLabel.objects.get(pcs_id="s0").signals)
+
+
+@pytest.mark.django_db
+def test_a_score_fitted_per_tenant_scores_the_stream_with_the_tenants_fit_without_its_fit_fold(
+    unsigned_default_tenant,
+):
+    from calibration.models import CalibrationSnapshot
+    from calibration.scoring import ScoreFormula, in_fit_fold
+
+    rng = np.random.default_rng(16)
+    ids = [f"f{i}" for i in range(300)]
+    for pcs_id in ids:
+        signals = {"D_hat": float(rng.normal(0.8, 0.1)), "coh_star": float(rng.normal(0.45, 0.05)),
+                   "r": float(rng.normal(0.45, 0.03))}  # fmt: skip
+        services.record_label(tenant="acme", pcs_id=pcs_id, signals=signals, label="benign", provenance="audit")
+    spec = ScoreFormula(kind="centred")
+    services.recalibrate_tenant("acme", delta=0.05, n_min=100, params_version=1, formula=spec)
+    fitted = ScoreFormula.from_dict(CalibrationSnapshot.objects.get(tenant="acme").formula)
+    report = services.check_drift_tenant("acme", level=LEVEL, formula=spec)
+    assert report.formula_key == fitted.key
+    assert report.n_labels == sum(not in_fit_fold(pcs_id) for pcs_id in ids) < len(ids)
