@@ -84,11 +84,14 @@ class ScoreFormula:
 
     ``reference``: ``nonconformity_score`` (w_d, w_coh, w_r, r0, tol_coh). ``centred`` and ``fitted``::
 
-        w_d·min(8, |D̂ − c_d| / s_d) + w_coh·min(8, |coh★ − c_coh| / s_coh) + w_r·min(8, max(0, c_r − r) / s_r)
+        w_d·min(8, |D̂ − c_d| / s_d) + w_coh·min(8, |coh★ − c_coh| / s_coh) + w_r·min(8, |r − c_r| / s_r)
 
     with c the tenant's benign medians and s their spreads (1.4826·MAD), fitted at recalibration
-    (``fit_formula``). D̂ and coh★ are two-sided: on token embeddings of text, repetition lowers D̂ and raises
-    coh★, incoherence does the opposite; r is one-sided, as only repetition moves it (down). Until a tenant
+    (``fit_formula``). Every term is two-sided because degeneracy moves each signal both ways, as measured on
+    token embeddings of text (bench/detection.py): repetition and loops lower r and D̂ and raise coh★ (too much
+    structure), incoherence raises r and D̂ and lowers coh★ (too little). A one-sided r term missed
+    incoherent text altogether (its AUROC was 0.25). Fitted weights then say how much each side matters to the
+    tenant's anomalies. Until a tenant
     has MIN_FIT_BENIGN labels in its fit fold, the centre and spread below (the benign texts of the detection
     benchmark, all-MiniLM-L6-v2) stand in.
     """
@@ -133,12 +136,12 @@ class ScoreFormula:
         return cls(**{name: value if name == "kind" else float(value) for name, value in fields.items()})
 
     def terms(self, signals: Mapping[str, Any]) -> tuple[float, float, float]:
-        """The unweighted D̂, coh★ and r terms of a centred score (each in [0, TERM_CAP])."""
+        """The unweighted D̂, coh★ and r terms of a centred score (each in [0, TERM_CAP]): distances from the centre."""
         d, coh, r = float(signals["D_hat"]), float(signals["coh_star"]), float(signals["r"])
         return (
             min(TERM_CAP, abs(d - self.c_d) / self.s_d),
             min(TERM_CAP, abs(coh - self.c_coh) / self.s_coh),
-            min(TERM_CAP, max(0.0, self.c_r - r) / self.s_r),
+            min(TERM_CAP, abs(r - self.c_r) / self.s_r),
         )
 
     def score(self, signals: Mapping[str, Any]) -> float:
