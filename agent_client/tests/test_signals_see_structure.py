@@ -36,9 +36,10 @@ def test_a_curved_3d_manifold_in_384_dimensions_has_dimension_three():
     torus = np.concatenate([np.cos(angles), np.sin(angles)], axis=1)
     # 32**3 boxes at scale 32 would need far more than 40 000 points to fill: the scales stop at 16.
     pcs = build_pcs(shard_id="s", epoch=0, points=embedded(torus, 3), scales=[2, 4, 8, 16])
-    assert pcs["D_hat"] == pytest.approx(3.0, abs=0.45)
-    plane = build_pcs(shard_id="s", epoch=0, points=embedded(torus[:, [0, 3]], 3), scales=[2, 4, 8, 16])
-    assert pcs["D_hat"] > plane["D_hat"] + 0.6
+    # 2.57: box counting at 40 000 points still undercounts the finest boxes of a curved 3-D set.
+    assert 2.4 < pcs["D_hat"] < 3.2
+    circle = build_pcs(shard_id="s", epoch=0, points=embedded(torus[:, [0, 3]], 3), scales=[2, 4, 8, 16])
+    assert pcs["D_hat"] > circle["D_hat"] + 1.0
 
 
 def test_isotropic_noise_alone_does_not_look_like_a_low_dimensional_set():
