@@ -134,3 +134,16 @@ def test_the_reference_kind_calibrates_on_every_benign_audit_label():
         services.record_label(tenant="acme", pcs_id=f"b{k}", label="benign", provenance="audit", signals=signals)
     services.recalibrate_tenant("acme", delta=0.05, n_min=10, params_version=1, formula=ScoreFormula(kind=REFERENCE))
     assert CalibrationSnapshot.objects.filter(tenant="acme").latest("id").n == 50
+
+
+@pytestmark_db
+def test_a_what_if_of_the_fitted_kind_decides_with_the_calibration_it_would_have():
+    rng = np.random.default_rng(9)
+    for k, signals in enumerate(benign_signals(rng, 300)):
+        services.record_label(tenant="acme", pcs_id=f"b{k}", label="benign", provenance="audit", signals=signals)
+    spec = ScoreFormula(kind=FITTED)
+    preview = services.preview_snapshots(["acme"], formula=spec, delta=0.05, n_min=100)["acme"]
+    services.recalibrate_tenant("acme", delta=0.05, n_min=100, params_version=1, formula=spec)
+    stored = CalibrationSnapshot.objects.filter(tenant="acme").latest("id")
+    assert preview.formula.key == stored.formula_key != spec.key
+    assert (preview.n, list(preview.scores)) == (stored.n, stored.scores)
