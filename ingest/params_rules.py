@@ -57,7 +57,7 @@ def invariant_errors(values: Mapping[str, float]) -> dict[str, list[str]]:
         errors.setdefault(name, []).append(message)
 
     v: dict[str, float] = {}
-    if values.get("score_kind") not in SCORE_KINDS:
+    if values.get("score_kind", "reference") not in SCORE_KINDS:  # values from before score kinds: reference
         add("score_kind", f"must be one of {', '.join(SCORE_KINDS)}")
     for name in PARAM_FIELDS:
         if name in TEXT_FIELDS:
