@@ -12,7 +12,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.mark.parametrize("width", [1280, 390])
 def test_the_calibration_page_shows_its_charts_without_overflow(
-    new_context, live_server, make_user, calibrated_acme, screenshot, width  # noqa: F811
+    new_context,
+    live_server,
+    make_user,
+    calibrated_acme,  # noqa: F811
+    screenshot,
+    width,
 ):
     make_user("sam", staff=True)
     context = new_context()
