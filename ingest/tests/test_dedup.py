@@ -88,10 +88,11 @@ def test_a_replay_reads_one_row_however_many_the_tenant_has(hmac_default_tenant,
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {PcsRecord._meta.db_table} (tenant_id, pcs_id, shard_id, epoch, attempt, signed_digest,"
-            " key_id, body, d_hat, coh_star, r, budget, regime, recomputed_d_hat, score, audit_sample, status_code,"
-            " decision, response, params_version, received_at, verified_at)"
+            " key_id, body, d_hat, coh_star, r, budget, regime, recomputed_d_hat, score, audit_sample, audit_probability,"
+            " status_code, decision, response, params_version, received_at, verified_at)"
             " SELECT tenant_id, lpad(to_hex(g), 64, '0'), shard_id, g, attempt, signed_digest, key_id, body, d_hat,"
-            " coh_star, r, budget, regime, recomputed_d_hat, score, audit_sample, status_code, decision, response,"
+            " coh_star, r, budget, regime, recomputed_d_hat, score, audit_sample, audit_probability, status_code, decision,"
+            " response,"
             f" params_version, received_at, verified_at FROM {PcsRecord._meta.db_table}, generate_series(1, 20000) g"
             " WHERE id = %s",
             [record.id],
@@ -126,7 +127,7 @@ def test_many_outcomes_inserted_together_each_get_their_own_answer(hmac_default_
         return store.NewRecord(
             tenant_id=tenant_id, pcs_id=pcs_id, shard_id="s", epoch=1, attempt=1, signed_digest=digest,
             key_id="", body={"pcs_id": pcs_id}, d_hat=1.0, coh_star=0.5, r=0.5, budget=0.5, regime="mixed",
-            recomputed_d_hat=1.0, score=None, audit_sample=False, status_code=200, decision="accept",
+            recomputed_d_hat=1.0, score=None, audit_sample=False, audit_probability=0.0, status_code=200, decision="accept",
             response={"pcs_id": pcs_id, "dedup": False}, params_version=1, received_at=now, verified_at=now,
         )  # fmt: skip
 
