@@ -9,7 +9,7 @@ PORT ?= 8000
 RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha256sum | cut -c1-16)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 
-.PHONY: run test lint format install install-dev services browsers proxy clean bench
+.PHONY: run worker test lint format install install-dev services browsers proxy clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,16 +23,36 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@ $(RUN_STAMP)
 
+# The agent package, editable (its console script `flk-agent`; agent_client/ is read in place). Its build backend
+# (hatchling) writes nothing into the source tree.
 install: $(RUN_STAMP)
-install-dev: $(DEV_STAMP)
-	@# the agent package, editable, so its console script `flk-agent` exists for the tests
 	@test -x $(VENV)/bin/flk-agent || $(PIP) install --quiet -e ./agent_client
+install-dev: $(DEV_STAMP) install
 
-## make run: install into .venv and serve on http://$(HOST):$(PORT) with the embedded SQLite default.
+# The trial's settings: debug pages on, and the host names the address answers to (any for 0.0.0.0 or ::).
+# Variables exported in the shell win; `manage.py quickstart` keeps them in var/local.env for later commands.
+comma := ,
+empty :=
+space := $(empty) $(empty)
+RUN_HOSTS := $(if $(filter 0.0.0.0 :: [::],$(HOST)),*,$(subst $(space),$(comma),$(sort $(HOST) 127.0.0.1 localhost)))
+RUN_URL_HOST := $(if $(filter 0.0.0.0 :: [::],$(HOST)),127.0.0.1,$(HOST))
+RUN_ENV = DJANGO_DEBUG=$${DJANGO_DEBUG:-1} DJANGO_ALLOWED_HOSTS="$${DJANGO_ALLOWED_HOSTS:-$(RUN_HOSTS)}"
+
+## make run: install into .venv and serve on http://$(HOST):$(PORT) with the embedded SQLite default, with the
+## periodic tasks (recalibration, drift, miscoverage, WAL replay and retention) run by celery beat beside it.
 run: install
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py migrate --noinput
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py quickstart --url http://$(HOST):$(PORT)
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+	$(RUN_ENV) $(PY) manage.py migrate --noinput
+	$(RUN_ENV) $(PY) manage.py quickstart --url http://$(RUN_URL_HOST):$(PORT)
+	@# Without REDIS_URL, beat runs each task in its own process when it falls due; with REDIS_URL it only
+	@# enqueues them, and `make worker` runs them. Stopped with the server.
+	$(RUN_ENV) $(VENV)/bin/celery -A flk_site beat --loglevel warning \
+		--schedule "$${FLK_VAR_DIR:-var}/celerybeat-schedule" & beat=$$!; \
+	trap 'kill $$beat 2>/dev/null' EXIT; \
+	$(RUN_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
+
+## make worker: a Celery worker for the tasks `make run` enqueues when REDIS_URL is set (not needed without).
+worker: install
+	$(RUN_ENV) $(VENV)/bin/celery -A flk_site worker --loglevel info -Q $${FLK_CELERY_QUEUE:-flk}
 
 ## make test: install, make sure PostgreSQL and Redis answer, lint, run the whole suite.
 test: install-dev services lint node_modules/.bin/helm browsers proxy

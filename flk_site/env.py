@@ -7,6 +7,7 @@ mount them.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -80,3 +81,57 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of {', '.join(choices)}")
     return value
+
+
+# A line of a local settings file: NAME=value, the value as it is (no quotes, no expansion).
+_LOCAL_LINE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
+
+
+def read_local_settings(path: Path) -> dict[str, str]:
+    """The ``NAME=value`` lines of ``path`` (blank lines and ``#`` comments skipped); empty when it is missing.
+
+    ``make run`` keeps the settings it chose for a local trial in such a file (``var/local.env``) so that
+    ``manage.py`` commands run later, in another shell, see the same service without exports.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{path} cannot be read: {exc}") from exc
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _LOCAL_LINE.match(line)
+        if match is None:
+            raise ImproperlyConfigured(f"{path}, line {number}: expected NAME=value, found {line[:60]!r}")
+        values[match[1]] = match[2]
+    return values
+
+
+def apply_local_settings(path: Path) -> dict[str, str]:
+    """Fill the environment from ``path`` for the names it does not set: the environment always wins.
+
+    Returns the values taken from the file.
+    """
+    taken = {name: value for name, value in read_local_settings(path).items() if name not in os.environ}
+    os.environ.update(taken)
+    return taken
+
+
+def write_local_settings(path: Path, values: dict[str, str], *, header: str) -> None:
+    """Write ``values`` as ``NAME=value`` lines, readable by the owner only (0600): the file may hold a secret."""
+    for name, value in values.items():
+        if not _LOCAL_LINE.match(f"{name}={value}") or "\n" in value or "\r" in value:
+            raise ValueError(f"{name}={value!r} cannot be written as one NAME=value line")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    lines += [f"{name}={value}" for name, value in values.items()]
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    os.chmod(temporary, 0o600)  # O_CREAT's mode does not apply to a file left by an interrupted write
+    os.replace(temporary, path)

@@ -1,5 +1,5 @@
-"""Project-wide middleware: a 503 when the database is away, query parameters without NUL characters, HSTS,
-and no caching of the pages that show PCS, labels and accounts."""
+"""Project-wide middleware: JSON errors under /v1/, a 503 when the database is away, query parameters without NUL
+characters, HSTS, and no caching of the pages that show PCS, labels and accounts."""
 
 from __future__ import annotations
 
@@ -12,11 +12,38 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.template.loader import render_to_string
 
+from flk_site import errors
 from ingest.requestlog import API_PREFIX
 from ingest.services import DATABASE_UNAVAILABLE, unavailable
 from ingest.views import render
 
 log = logging.getLogger("flk.request")
+
+
+class ApiErrorsAsJsonMiddleware:
+    """Every error under /v1/ is JSON, also the debug pages Django shows with ``DJANGO_DEBUG=1`` (``make run``).
+
+    Without debug the handlers of ``flk_site.errors`` already answer JSON; with it Django answers an unknown
+    path, a Host it does not serve and an unhandled exception with HTML pages (the exception is logged as
+    ever). The status and headers such as ``Retry-After`` and ``Allow`` are kept.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or not request.path.startswith(API_PREFIX)
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
+            return response
+        answer = errors.api_error(request, response.status_code)
+        for name in ("Retry-After", "Allow", "WWW-Authenticate"):
+            if name in response:
+                answer[name] = response[name]
+        return answer
 
 
 class DatabaseUnavailableMiddleware:

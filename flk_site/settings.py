@@ -14,17 +14,24 @@ import dj_database_url
 from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
-from flk_site.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from flk_site.env import apply_local_settings, env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FLK_VAR_DIR") or BASE_DIR / "var")
+# The settings `make run` chose for this checkout's local trial (README "Quick start"), so that `manage.py`
+# commands in another shell see the same service; any variable set in the environment wins over the file.
+LOCAL_SETTINGS_FILE = VAR_DIR / "local.env"
+LOCAL_SETTINGS = apply_local_settings(LOCAL_SETTINGS_FILE)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 _DEV_SECRET = "dev-only-insecure-secret-key-never-use-in-production-0123456789"
 SECRET_KEY = env_str("DJANGO_SECRET_KEY") or ""
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off")
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off "
+            f"(for a local trial, `make run` once keeps its settings in {LOCAL_SETTINGS_FILE})"
+        )
     SECRET_KEY = _DEV_SECRET
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -78,6 +85,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "ingest.requestlog.RequestLogMiddleware",
+    "flk_site.middleware.ApiErrorsAsJsonMiddleware",  # outside every layer that may answer with a page
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "flk_site.middleware.HstsMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -37,6 +37,8 @@ from ingest.services import Answer, process_bodies, process_body
 log = logging.getLogger("flk.ingest.replay")
 DEFAULT_BATCH = 1000
 _TABLE = PcsRecord._meta.db_table
+# Parameters per query on SQLite, far below its limit (32,766 since 3.32; 999 before).
+_SQLITE_CHUNK = 500
 
 
 @dataclass
@@ -78,6 +80,14 @@ def stored_keys(keys: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
     keys = list(keys)
     if not keys:
         return set()
+    if connection.vendor != "postgresql":  # the embedded SQLite has no arrays: a bounded IN list per chunk
+        wanted = set(keys)
+        found: set[tuple[int, str]] = set()
+        pcs_ids = sorted({k[1] for k in keys})
+        for start in range(0, len(pcs_ids), _SQLITE_CHUNK):
+            rows = PcsRecord.objects.filter(pcs_id__in=pcs_ids[start : start + _SQLITE_CHUNK])
+            found.update(key for key in rows.values_list("tenant_id", "pcs_id") if key in wanted)
+        return found
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT t.tenant_id, t.pcs_id FROM {_TABLE} t "

@@ -15,7 +15,7 @@ def create_defaults(apps, schema_editor):
         VerifyParams.objects.create(
             version=1,
             is_active=True,
-            reason="Protocol defaults (DESIGN.md section 6).",
+            reason="The protocol's defaults (the field defaults of VerifyParams in ingest/models.py).",
             activated_at=timezone.now(),
         )
 
