@@ -1,0 +1,236 @@
+"""A newcomer's first hour: the README's quick start, run in a fresh clone with nothing exported.
+
+`make run` in the background, then each documented `manage.py` command from another shell (no exports: the
+settings `make run` chose are read from var/local.env), the README's submit and agent examples, and what a
+user notices on the way: JSON errors under /v1/, the password's whereabouts, hosts that follow HOST, beat.
+The clone shares this suite's virtual environment (a symlinked .venv/ whose install stamps are current), so
+`make run` skips the install and runs its migrate, quickstart, beat and runserver steps for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+# The README's PCS of the quick start, built as it says.
+README_PCS = """
+import json
+from agent_client.pcs import assemble_pcs
+print(json.dumps(assemble_pcs(merkle_root="ab" * 32, epoch=1, shard_id="shard-001", scales=[2, 4, 8, 16, 32],
+                              counts={2: 3, 4: 5, 8: 9, 16: 17, 32: 31}, coh_star=0.73, r=0.87)))
+"""
+
+
+def _shell_env(home: Path) -> dict[str, str]:
+    """A new user's shell: none of the variables this suite sets for itself."""
+    prefixes = ("DJANGO_", "FLK_", "PCS_", "TOKEN_", "METRICS_", "PROMETHEUS_", "DATABASE_URL", "REDIS_URL")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env["HOME"] = str(home)
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MakeRun:
+    """`make run` in its own process group, stopped as Ctrl-C would."""
+
+    def __init__(self, clone: Path, env: dict[str, str], port: int, host: str = "127.0.0.1"):
+        self.port = port
+        self.log = clone / f"make-run-{port}.log"
+        self.proc = subprocess.Popen(
+            ["make", "run", f"PORT={port}", f"HOST={host}"],
+            cwd=clone,
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"make run exited:\n{self.output()}"
+            try:
+                if requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"make run did not serve within {timeout} s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def fresh_clone(tmp_path_factory):
+    root = tmp_path_factory.mktemp("newcomer")
+    clone = root / "flk"
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
+    (clone / ".venv").symlink_to(Path(sys.prefix))
+    # Requirements older than the venv's install stamps, as after `make run` in this checkout: make installs nothing.
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        os.utime(clone / name, (0, 0))
+    home = root / "home"
+    home.mkdir()
+    return clone, _shell_env(home)
+
+
+def _manage(clone: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [".venv/bin/python", "manage.py", *args], cwd=clone, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_quick_start_then_every_documented_command_works_without_exports(fresh_clone):
+    clone, env = fresh_clone
+    server = MakeRun(clone, env, _free_port())
+    try:
+        server.wait_ready()
+        base = f"http://127.0.0.1:{server.port}"
+        printed = server.output()
+
+        # The password's whereabouts are printed, not a copy that goes stale when it is changed.
+        password = (clone / "var" / "admin-password").read_text().strip()
+        assert "Log in as 'admin' with the password in var/admin-password" in printed
+        assert password not in printed
+        login = requests.Session()
+        page = login.get(f"{base}/admin/login/")
+        assert page.status_code == 200
+        answer = login.post(
+            f"{base}/admin/login/",
+            data={"username": "admin", "password": password, "csrfmiddlewaretoken": login.cookies["csrftoken"]},
+            headers={"Referer": f"{base}/admin/login/"},
+        )
+        assert answer.status_code == 200 and answer.url == f"{base}/admin/"
+
+        # The trial's settings are kept for later commands, readable by their owner only, out of git.
+        local = clone / "var" / "local.env"
+        assert stat.S_IMODE(local.stat().st_mode) == 0o600
+        assert "DJANGO_DEBUG=1" in local.read_text().splitlines()
+        assert subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout == ""
+
+        # The README's submit example: accepted, then the same answer again with dedup.
+        built = subprocess.run(
+            [".venv/bin/python", "-"], input=README_PCS, cwd=clone, env=env, capture_output=True, text=True
+        )
+        assert built.returncode == 0, built.stderr
+        first = requests.post(f"{base}/v1/pcs/submit", data=built.stdout, headers={"Content-Type": "application/json"})
+        assert first.status_code == 200 and first.json()["accepted"] is True and first.json()["dedup"] is False
+        again = requests.post(f"{base}/v1/pcs/submit", data=built.stdout, headers={"Content-Type": "application/json"})
+        assert again.status_code == 200 and again.json()["dedup"] is True
+
+        # Every /v1/ error is JSON, debug pages or not.
+        missing = requests.get(f"{base}/v1/no-such-endpoint")
+        assert missing.status_code == 404
+        assert missing.headers["Content-Type"] == "application/json"
+        assert missing.json()["code"] == "not_found"
+
+        # Beat runs beside the server (its schedule file appears as it starts).
+        deadline = time.monotonic() + 30
+        while not (clone / "var" / "celerybeat-schedule").exists() and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert list((clone / "var").glob("celerybeat-schedule*")), "celery beat did not start with make run"
+
+        # Each documented manage.py command, from another shell, nothing exported.
+        for args, summary in [
+            (["replay_wal"], "replay_wal: "),
+            (["replay_wal", "--purge"], "retention: "),
+            (["recalibrate", "--dry-run"], "(dry run)"),
+            (["recalibrate"], "recalibrated "),
+            (["export_labels", "-o", "var/labels.csv"], "Exported 0 labels"),
+            (["import_labels", "var/labels.csv"], ""),
+            (["create_api_key", "default", "--name", "grafana"], "shown once"),
+        ]:
+            done = _manage(clone, env, *args)
+            assert done.returncode == 0, f"manage.py {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+            assert summary in done.stdout, f"manage.py {' '.join(args)}:\n{done.stdout}"
+            assert "Traceback" not in done.stderr
+
+        # The README's agent example, in the user's own directory, its outbox where a user may write.
+        work = env["HOME"]
+        np.save(Path(work) / "work.npy", np.random.default_rng(7).normal(size=(400, 6)))
+        example = f"""
+import os
+
+import numpy as np
+from agent_client.builder import build_pcs
+from agent_client.outbox import Outbox
+from agent_client.sender import Sender
+
+pcs = build_pcs(shard_id="shard-1", epoch=7, seed=42, points=np.load("work.npy"), alg="hmac", key=b"secret")
+outbox = Outbox(os.path.expanduser("~/.local/state/flk-agent"))  # any directory the agent may write
+print(Sender("{base}", outbox).submit(pcs).status)  # 200 or 202
+"""
+        agent = subprocess.run(
+            [str(clone / ".venv/bin/python"), "-"], input=example, cwd=work, env=env, capture_output=True, text=True
+        )
+        assert agent.returncode == 0, agent.stderr
+        assert agent.stdout.strip() in ("200", "202")
+        cli = clone / ".venv" / "bin" / "flk-agent"
+        built_cli = subprocess.run(
+            [str(cli), "build", "--in", "work.npy", "--shard-id", "shard-2", "--epoch", "7", "--seed", "42"]
+            + ["--out", "pcs.json"],
+            cwd=work,
+            env={**env, "PCS_HMAC_KEY": "secret"},
+            capture_output=True,
+            text=True,
+        )
+        assert built_cli.returncode == 0, built_cli.stderr
+        sent = subprocess.run(
+            [str(cli), "submit", "--endpoint", base, "pcs.json"], cwd=work, env=env, capture_output=True, text=True
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert json.loads((Path(work) / "pcs.json").read_text())["shard_id"] == "shard-2"
+    finally:
+        server.stop()
+
+
+def test_with_host_set_the_allowed_hosts_follow(fresh_clone):
+    clone, env = fresh_clone
+    server = MakeRun(clone, env, _free_port(), host="0.0.0.0")
+    try:
+        server.wait_ready()
+        # A name of this machine other than 127.0.0.1, as a colleague on the network would use.
+        answer = requests.get(
+            f"http://127.0.0.1:{server.port}/v1/pcs/{'0' * 64}", headers={"Host": f"flk-trial.example:{server.port}"}
+        )
+        assert answer.status_code != 400, answer.text
+        assert answer.headers["Content-Type"] == "application/json"
+    finally:
+        server.stop()
+    # The settings kept for later commands follow the last run; the environment still wins over them.
+    assert "DJANGO_ALLOWED_HOSTS=*" in (clone / "var" / "local.env").read_text().splitlines()
+    shell = _manage(
+        clone, {**env, "DJANGO_ALLOWED_HOSTS": "only.example"}, "shell", "-c", "from django.conf import settings;"
+        "print(settings.ALLOWED_HOSTS)"
+    )
+    assert shell.stdout.strip() == "['only.example']", shell.stderr
