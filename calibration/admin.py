@@ -28,11 +28,37 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+HEX = frozenset("0123456789abcdef")
+
+
+class PcsIdPrefixSearch:
+    """Admin search by the start of a pcs_id, as the pages show it (12 characters), as well as by ``search_fields``.
+
+    A term of hex digits matches the pcs_ids it starts: a range on the unique index of pcs_id (every id starting
+    with the term sorts between the term and the term followed by "g"), then the exact prefix test.
+    """
+
+    pcs_id_field = "pcs_id"
+
+    def get_search_results(self, request, queryset, search_term):
+        results, duplicates = super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
+        term = search_term.strip().lower()
+        if 4 <= len(term) <= 64 and set(term) <= HEX:
+            f = self.pcs_id_field
+            by_prefix = queryset.filter(**{f"{f}__gte": term, f"{f}__lt": term + "g", f"{f}__startswith": term})
+            results = results | by_prefix
+        return results, duplicates
+
+    @admin.display(description="PCS", ordering="pcs_id")
+    def pcs_prefix(self, obj) -> str:
+        return f"{getattr(obj, self.pcs_id_field)[:12]}…"
+
+
 @admin.register(CalibrationLabel)
-class CalibrationLabelAdmin(ReadOnlyAdmin):
-    list_display = ["tenant", "pcs_id", "label", "provenance", "decision", "flagged", "score", "labelled_at"]
+class CalibrationLabelAdmin(PcsIdPrefixSearch, ReadOnlyAdmin):
+    list_display = ["tenant", "pcs_prefix", "label", "provenance", "decision", "flagged", "score", "labelled_at"]
     list_filter = ["label", "provenance", "flagged", "tenant"]
-    search_fields = ["pcs_id"]
+    search_fields = ["=pcs_id", "origin"]
 
 
 @admin.register(ExpiredAudit)

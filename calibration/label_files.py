@@ -57,11 +57,29 @@ def format_of(path: str, given: str | None) -> str:
 # --- Export ------------------------------------------------------------------------------------------------
 
 
-def label_rows(tenants: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Every label (of ``tenants`` when given) as a dict of ``LABEL_FIELDS``, ordered by tenant and pcs_id."""
+def label_rows(
+    tenants: Sequence[str] | None = None,
+    *,
+    provenance: str = "",
+    decision: str = "",
+    pcs_prefix: str = "",
+    labelled_before: datetime | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Every label (of ``tenants`` when given, narrowed by the other filters) as a dict of ``LABEL_FIELDS``.
+
+    Ordered by tenant and pcs_id. ``labelled_before`` keeps labels given before that time.
+    """
     query = CalibrationLabel.objects.order_by("tenant", "pcs_id")
     if tenants:
         query = query.filter(tenant__in=tenants)
+    if provenance:
+        query = query.filter(provenance=provenance)
+    if decision:
+        query = query.filter(decision=decision)
+    if pcs_prefix:
+        query = query.filter(pcs_id__startswith=pcs_prefix)
+    if labelled_before is not None:
+        query = query.filter(labelled_at__lte=labelled_before)
     yield from query.values(*LABEL_FIELDS).iterator(chunk_size=BATCH)
 
 

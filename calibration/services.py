@@ -132,6 +132,43 @@ def record_label(
     transaction.on_commit(lambda: schedule_recalibration(tenant), robust=True)
 
 
+@dataclass(frozen=True)
+class SignalRange:
+    """The central range of one signal over a tenant's benign audit labels: ``low`` and ``high`` quantiles."""
+
+    low: float
+    high: float
+    n: int
+
+    def contains(self, value: float | None) -> bool | None:
+        return None if value is None else self.low <= value <= self.high
+
+
+def typical_signals(tenant: str, *, coverage: float = 0.9, latest: int = 5000) -> dict[str, SignalRange]:
+    """Per signal (D_hat, coh_star, r), the central ``coverage`` range over the tenant's latest benign audit labels.
+
+    Audit samples are drawn whatever the verdict, so their benign labels describe the tenant's ordinary traffic
+    (escalation labels would describe only what was already unusual). Empty with fewer than 10 such labels. A
+    description for reviewers, not a test: about 1 - coverage of benign PCS fall outside on each signal.
+    """
+    rows = list(
+        CalibrationLabel.objects.filter(tenant=tenant, label=Label.BENIGN, provenance=Provenance.AUDIT)
+        .exclude(signals__isnull=True)
+        .order_by("-labelled_at")
+        .values_list("signals", flat=True)[:latest]
+    )
+    ranges: dict[str, SignalRange] = {}
+    tail = (1.0 - coverage) / 2
+    for name in ("D_hat", "coh_star", "r"):
+        values = sorted(float(v[name]) for v in rows if isinstance(v, dict) and isinstance(v.get(name), (int, float)))
+        if len(values) < 10:
+            continue
+        low = values[math.floor(tail * (len(values) - 1))]
+        high = values[math.ceil((1.0 - tail) * (len(values) - 1))]
+        ranges[name] = SignalRange(low=low, high=high, n=len(values))
+    return ranges
+
+
 LABEL_FIELDS: tuple[str, ...] = (
     "tenant", "pcs_id", "score", "formula_key", "signals", "label", "provenance", "inclusion_probability",
     "decision", "p_value", "flagged", "snapshot_n", "delta", "received_at", "origin", "labelled_at",

@@ -1,27 +1,68 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import pluralize
 
 # Reviewers' work is changed only through the review pages, where every change is audited.
-from calibration.admin import ReadOnlyAdmin
+from calibration.admin import PcsIdPrefixSearch, ReadOnlyAdmin
+from ingest.models import Tenant
 from review import services
-from review.models import AuditEvent, ReviewerTenant, ReviewItem, ReviewLabel
+from review.models import AuditEvent, ReviewerTenant, ReviewItem, ReviewLabel, SavedView
+
+
+class ReviewerTenantForm(forms.ModelForm):
+    """The tenant is chosen among the existing ones: a misspelt name would silently empty the reviewer's queue."""
+
+    tenant = forms.ChoiceField(choices=())
+
+    class Meta:
+        model = ReviewerTenant
+        fields = ["user", "tenant"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        names = list(Tenant.objects.order_by("name").values_list("name", flat=True))
+        current = self.instance.tenant if self.instance and self.instance.pk else None
+        if current and current not in names:  # a row naming a tenant since removed stays visible, marked
+            names.append(current)
+        self.fields["tenant"].choices = [("", "---------")] + [(n, n) for n in names]
 
 
 @admin.register(ReviewerTenant)
 class ReviewerTenantAdmin(admin.ModelAdmin):
+    form = ReviewerTenantForm
     list_display = ["user", "tenant"]
     list_filter = ["tenant"]
     search_fields = ["user__username", "tenant"]
 
 
+class ReviewerTenantInline(admin.TabularInline):
+    model = ReviewerTenant
+    form = ReviewerTenantForm
+    extra = 1
+    verbose_name = "tenant this reviewer may review"
+    verbose_name_plural = "Tenants this reviewer may review (none: every tenant)"
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class ReviewerUserAdmin(UserAdmin):
+    """Django's user admin with the reviewer's tenants (several allowed) on the same page."""
+
+    inlines = [*UserAdmin.inlines, ReviewerTenantInline]
+
+
 @admin.register(ReviewItem)
-class ReviewItemAdmin(ReadOnlyAdmin):
+class ReviewItemAdmin(PcsIdPrefixSearch, ReadOnlyAdmin):
     list_display = [
-        "pcs_id",
+        "pcs_prefix",
         "tenant",
         "decision",
         "audit_sample",
@@ -31,7 +72,7 @@ class ReviewItemAdmin(ReadOnlyAdmin):
         "received_at",
     ]
     list_filter = ["stage", "decision", "audit_sample", "disagreement", "tenant"]
-    search_fields = ["pcs_id", "shard_id"]
+    search_fields = ["=pcs_id", "shard_id"]
     actions = ["expire_audit_samples"]
 
     @admin.action(
@@ -53,12 +94,19 @@ class ReviewItemAdmin(ReadOnlyAdmin):
 
 @admin.register(ReviewLabel)
 class ReviewLabelAdmin(ReadOnlyAdmin):
-    list_display = ["item", "label", "reviewer", "second_opinion", "created_at", "withdrawn_at"]
-    list_filter = ["label", "second_opinion"]
+    list_display = ["item", "label", "reviewer", "second_opinion", "adjudication", "created_at", "withdrawn_at"]
+    list_filter = ["label", "second_opinion", "adjudication"]
+    search_fields = ["^item__pcs_id", "reviewer__username"]
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["at", "user", "action", "tenant", "pcs_id", "detail"]
+class AuditEventAdmin(PcsIdPrefixSearch, ReadOnlyAdmin):
+    list_display = ["at", "user", "action", "tenant", "pcs_prefix", "detail"]
     list_filter = ["action"]
-    search_fields = ["user__username", "pcs_id"]
+    search_fields = ["user__username", "=pcs_id"]
+
+
+@admin.register(SavedView)
+class SavedViewAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "query", "created_at"]
+    search_fields = ["name", "owner__username"]

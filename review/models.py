@@ -11,13 +11,15 @@ REVIEWERS_GROUP = "reviewers"
 class ReviewItem(models.Model):
     """One stored PCS that needs a label: an escalation, a rejection or an audit sample.
 
-    ``stage`` moves first -> second (when picked for a blind second opinion) -> done. A claim is the pair
-    (claimed_by, claimed_at); it lapses after FLK_REVIEW_CLAIM_SECONDS without being cleared.
+    ``stage`` moves first -> second (while it needs more independent, blind labels: ``labels_needed``) -> done;
+    labels that disagree send it to adjudication instead, and the adjudicator's label settles it (done). A claim
+    is the pair (claimed_by, claimed_at); it lapses after FLK_REVIEW_CLAIM_SECONDS without being cleared.
     """
 
     class Stage(models.TextChoices):
         FIRST = "first", "waiting for a label"
         SECOND = "second", "waiting for a second opinion"
+        ADJUDICATION = "adjudication", "waiting for adjudication"
         DONE = "done", "labelled"
 
     record = models.OneToOneField("ingest.PcsRecord", on_delete=models.CASCADE, related_name="review_item")
@@ -31,15 +33,19 @@ class ReviewItem(models.Model):
     audit_sample = models.BooleanField(default=False)
     received_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
-    stage = models.CharField(max_length=8, choices=Stage.choices, default=Stage.FIRST)
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.FIRST)
+    labels_needed = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Independent labels this item needs; drawn when its first label is given."
+    )
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
-    disagreement = models.BooleanField(default=False, help_text="The second opinion differs from the first label.")
+    disagreement = models.BooleanField(default=False, help_text="Its independent labels differ from each other.")
 
     class Meta:
         ordering = ["received_at", "id"]
+        permissions = [("adjudicate_reviewitem", "Can adjudicate items whose reviewers disagree")]
         indexes = [
             models.Index(fields=["stage", "received_at", "id"], name="review_queue_order"),
             models.Index(fields=["tenant", "shard_id"], name="review_tenant_shard"),
@@ -64,7 +70,11 @@ class ReviewItem(models.Model):
 
 
 class ReviewLabel(models.Model):
-    """One reviewer's label of one item; an undo marks it withdrawn (rows are never deleted)."""
+    """One reviewer's label of one item; an undo marks it withdrawn (rows are never deleted).
+
+    The first label of an item has ``second_opinion`` False; the further independent (blind) labels True; the
+    adjudicator's label of a disputed item has ``adjudication`` True and is the item's final label.
+    """
 
     class Value(models.TextChoices):
         BENIGN = "benign"
@@ -75,17 +85,31 @@ class ReviewLabel(models.Model):
     label = models.CharField(max_length=16, choices=Value.choices)
     note = models.TextField(blank=True)
     second_opinion = models.BooleanField(default=False)
+    adjudication = models.BooleanField(default=False, help_text="The final label of an item whose reviewers disagreed.")
+    tags = models.JSONField(default=list, blank=True, help_text="Why: reason codes of the verifier and free tags.")
+    seconds = models.FloatField(null=True, blank=True, help_text="From the reviewer's claim of the item to this label.")
     created_at = models.DateTimeField(auto_now_add=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
-            # At most one standing label per item and round: two submits of the same form cannot both count.
+            # Two submits of the same form, or two reviewers at once, cannot both count: one standing first
+            # label, one standing label per reviewer, one standing adjudication per item.
             models.UniqueConstraint(
-                fields=["item", "second_opinion"],
-                condition=models.Q(withdrawn_at__isnull=True),
-                name="review_one_standing_label_per_round",
+                fields=["item"],
+                condition=models.Q(withdrawn_at__isnull=True, second_opinion=False, adjudication=False),
+                name="review_one_standing_first_label",
+            ),
+            models.UniqueConstraint(
+                fields=["item", "reviewer"],
+                condition=models.Q(withdrawn_at__isnull=True, adjudication=False),
+                name="review_one_standing_label_per_reviewer",
+            ),
+            models.UniqueConstraint(
+                fields=["item"],
+                condition=models.Q(withdrawn_at__isnull=True, adjudication=True),
+                name="review_one_standing_adjudication",
             ),
         ]
 
@@ -119,6 +143,7 @@ class AuditEvent(models.Model):
         UNDO = "undo"
         SKIP = "skip"
         EXPIRE = "expire", "expire (an audit sample given up without a label)"
+        RELEASE = "release", "release (a claim given up for another item)"
 
     item = models.ForeignKey(ReviewItem, null=True, on_delete=models.SET_NULL, related_name="events")
     tenant = models.CharField(max_length=64, blank=True)
@@ -147,3 +172,19 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("audit events are append-only")
+
+
+class SavedView(models.Model):
+    """A reviewer's named queue filter: the query string of the queue page, shown as a link to open or share."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_views")
+    name = models.CharField(max_length=80)
+    query = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="review_view_name_unique_per_owner")]
+
+    def __str__(self) -> str:
+        return f"{self.owner}: {self.name}"

@@ -10,6 +10,16 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT, PAD = 420, 260, 40
+MAX_TICKS = 8
+
+
+def integer_ticks(low: float, high: float) -> list[int]:
+    """Whole numbers within [low, high], every one or every n-th so that at most MAX_TICKS remain."""
+    first, last = math.ceil(low - 1e-9), math.floor(high + 1e-9)
+    if last < first:
+        return []
+    step = max(1, math.ceil((last - first + 1) / MAX_TICKS))
+    return list(range(first, last + 1, step))
 
 
 def _line_through(xs: Sequence[float], ys: Sequence[float], slope: float) -> float:
@@ -51,16 +61,33 @@ def scaling_plot_svg(scales: Sequence[int], counts: Mapping[str, int], claimed: 
     )  # fmt: skip
     dots = format_html_join(
         "",
-        '<circle class="point" cx="{}" cy="{}" r="4"><title>scale {}: N = {}</title></circle>',
-        ((sx(x), sy(y), s, counts[str(s)]) for (x, y), s in zip(pts, [s for s in scales if counts.get(str(s), 0) > 0], strict=True)),
+        '<circle class="point" cx="{}" cy="{}" r="5" data-scale="{}" data-count="{}">'
+        "<title>scale {} (log2 {}): N = {} (log2 {})</title></circle>",
+        ((sx(x), sy(y), s, counts[str(s)], s, f"{x:.2f}", counts[str(s)], f"{y:.2f}")
+         for (x, y), s in zip(pts, [s for s in scales if counts.get(str(s), 0) > 0], strict=True)),
+    )  # fmt: skip
+    # Ticks on whole powers of two: the x labels are the scales, the y labels log2 N_j.
+    x_ticks = format_html_join(
+        "",
+        '<line class="tick" x1="{x}" y1="{b}" x2="{x}" y2="{b5}"/>'
+        '<text class="tick-label x-tick" x="{x}" y="{ty}" text-anchor="middle">{label}</text>',
+        ({"x": sx(k), "b": HEIGHT - PAD, "b5": HEIGHT - PAD + 5, "ty": HEIGHT - PAD + 16,
+          "label": f"{2**k:g}" if k >= 0 else f"2^{k}"} for k in integer_ticks(x0, x1)),
+    )  # fmt: skip
+    y_ticks = format_html_join(
+        "",
+        '<line class="grid" x1="{p}" y1="{y}" x2="{r}" y2="{y}"/><line class="tick" x1="{p5}" y1="{y}" x2="{p}" y2="{y}"/>'
+        '<text class="tick-label y-tick" x="{tx}" y="{y4}" text-anchor="end">{k}</text>',
+        ({"p": PAD, "r": WIDTH - PAD, "p5": PAD - 5, "y": sy(k), "y4": sy(k) + 4, "tx": PAD - 7, "k": k}
+         for k in integer_ticks(y0, y1)),
     )  # fmt: skip
     return format_html(
         '<svg class="scaling-plot" role="img" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
         'aria-label="log2 N_j against log2 scale">'
         '<line class="axis" x1="{p}" y1="{b}" x2="{r}" y2="{b}"/><line class="axis" x1="{p}" y1="{p}" x2="{p}" y2="{b}"/>'
-        '<text x="{mx}" y="{ty}" text-anchor="middle">log2 scale</text>'
-        '<text x="12" y="{my}" transform="rotate(-90 12 {my})" text-anchor="middle">log2 N_j</text>'
-        "{segments}{dots}</svg>",
-        w=WIDTH, h=HEIGHT, p=PAD, b=HEIGHT - PAD, r=WIDTH - PAD, mx=WIDTH / 2, ty=HEIGHT - 8, my=HEIGHT / 2,
-        segments=segments, dots=dots,
+        '<text x="{mx}" y="{ty}" text-anchor="middle">scale (log2 axis)</text>'
+        '<text x="10" y="{my}" transform="rotate(-90 10 {my})" text-anchor="middle">log2 N_j</text>'
+        "{x_ticks}{y_ticks}{segments}{dots}</svg>",
+        w=WIDTH, h=HEIGHT, p=PAD, b=HEIGHT - PAD, r=WIDTH - PAD, mx=WIDTH / 2, ty=HEIGHT - 6, my=HEIGHT / 2,
+        segments=segments, dots=dots, x_ticks=x_ticks, y_ticks=y_ticks,
     )  # fmt: skip

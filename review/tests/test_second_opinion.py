@@ -52,7 +52,9 @@ def test_a_disagreement_is_flagged_and_lowers_kappa(always_second, make_user, qu
     assert _label_next(bob, "anomalous") == disputed
     assert ReviewItem.objects.get(pk=agreed).disagreement is False
     assert ReviewItem.objects.get(pk=disputed).disagreement is True
-    assert ReviewItem.objects.get(pk=disputed).stage == "done"
+    # Disagreeing labels do not settle the item: it waits for an adjudicator (review/tests/test_adjudication.py).
+    assert ReviewItem.objects.get(pk=disputed).stage == "adjudication"
+    assert ReviewItem.objects.get(pk=agreed).stage == "done"
     stats = bob.get("/review/stats/").content.decode()
     # Pairs (b,b) and (b,a): p_o = 0.5, p_e = 0.5, kappa 0.
     assert "0.00 (2 pairs)" in stats
@@ -63,8 +65,22 @@ def test_the_second_opinion_does_not_replace_the_calibration_label(always_second
 
     (item,) = queue_items(1)
     _label_next(_client(make_user("alice")), "benign")
-    _label_next(_client(make_user("bob")), "anomalous")
     assert label_for("default", item.pcs_id)["label"] == "benign"
+    _label_next(_client(make_user("bob")), "benign")
+    assert label_for("default", item.pcs_id)["label"] == "benign"
+    assert (
+        label_for("default", item.pcs_id)["labelled_at"] == item.labels.get(second_opinion=False).created_at.isoformat()
+    )
+
+
+def test_a_disagreeing_second_opinion_takes_the_label_out_of_calibration(always_second, make_user, queue_items):
+    from calibration.services import label_for
+
+    (item,) = queue_items(1)
+    _label_next(_client(make_user("alice")), "benign")
+    _label_next(_client(make_user("bob")), "anomalous")
+    # Only an item's final label feeds the calibration set; a disputed item has none until it is adjudicated.
+    assert label_for("default", item.pcs_id) is None
 
 
 def test_with_rate_zero_no_item_is_shown_twice(settings, make_user, queue_items):
