@@ -1,7 +1,8 @@
 """``flk-agent``: build PCS from data files, submit them, and look after the outbox and the DLQ.
 
 Errors are one line on stderr and a non-zero exit code: 2 for a bad command line or input, 1 when some
-PCS could not be delivered (they are in the DLQ).
+PCS were refused for good (they are in the DLQ), 75 (EX_TEMPFAIL) when some are still pending after the
+retry budget (the service stayed unreachable or busy; ``outbox drain`` sends them later).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # the sender imports requests, which `build` does not need
     from agent_client.sender import DrainSummary, Result
 
 DEFAULT_OUTBOX = os.path.join("~", ".local", "state", "flk-agent")
+EXIT_PENDING = 75  # EX_TEMPFAIL: nothing refused, but some PCS wait in the outbox for a later run
 
 
 class CliError(Exception):
@@ -331,7 +333,31 @@ def cmd_build(args: argparse.Namespace) -> int:
             raise CliError(f"cannot write {args.out}: {exc.strerror}") from None
     else:
         sys.stdout.write(text)
+    _warn_about(pcs)
     return 0
+
+
+_FALLBACK_WORDS = {
+    "D_hat": "D̂ (box-counting dimension)", "coh_star": "coh★ (directional coherence)", "r": "r (compressibility)",
+}  # fmt: skip
+
+
+def _warn_about(pcs: dict[str, Any]) -> None:
+    """Tell on stderr what the service will see: a degraded PCS (a signal that fell back, and why) or one
+    without a signature (a tenant that requires signatures refuses it with 401)."""
+    ft = pcs.get("ft") or {}
+    for fallback in ft.get("fallbacks") or []:
+        signal_name, _, why = str(fallback).partition(":")
+        what = _FALLBACK_WORDS.get(signal_name, signal_name)
+        print(f"flk-agent: warning: degraded PCS: {what} fell back ({why})", file=sys.stderr)
+    if ft.get("degraded") and not ft.get("fallbacks"):
+        print("flk-agent: warning: degraded PCS", file=sys.stderr)
+    if not pcs.get("sig"):
+        print(
+            "flk-agent: warning: the PCS is not signed (neither PCS_HMAC_KEY nor PCS_ED25519_SEED_B64 is set); "
+            "a tenant that requires signatures refuses it with 401",
+            file=sys.stderr,
+        )
 
 
 def _load_pcs_file(path: str) -> dict[str, Any]:
@@ -345,18 +371,50 @@ def _load_pcs_file(path: str) -> dict[str, Any]:
         raise CliError(f"{path} is not a valid PCS: {json.dumps(exc.errors, ensure_ascii=False)}") from None
 
 
-def _sender(args: argparse.Namespace, outbox: Outbox):
+def _signer_from_env():
     from agent_client.pcs import PcsSigner
-    from agent_client.sender import Sender
 
-    # With the key in the environment, a 0.2 PCS is signed again for each try (its attempt is signed);
-    # without it, a signed PCS is sent as it was signed.
     try:
         alg, key = signing_key_from_env()
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    signer = PcsSigner(alg, key) if alg != signing.NONE else None
-    return Sender(args.endpoint, outbox, tenant=args.tenant, max_attempts=args.max_attempts, signer=signer)
+    return PcsSigner(alg, key) if alg != signing.NONE else None
+
+
+def _sender(args: argparse.Namespace, outbox: Outbox, endpoint: str):
+    from agent_client.sender import Sender
+
+    # With the key in the environment, a 0.2 PCS is signed again for each try (its attempt is signed);
+    # without it, a signed PCS is sent as it was signed.
+    return Sender(endpoint, outbox, tenant=args.tenant, max_attempts=args.max_attempts, signer=_signer_from_env(),
+                  retry_budget=args.retry_budget, batch_size=args.batch_size)  # fmt: skip
+
+
+def _routed(args: argparse.Namespace, entries: list[Entry]) -> tuple[list[Entry], str]:
+    """The entries with the endpoint they go to, and the sender's endpoint; a CliError when the command line
+    names another tenant than one they were queued for, or an entry has no endpoint to go to.
+
+    Each entry goes to the tenant it was queued for: a ``--tenant`` that differs is refused rather than
+    obeyed, since the PCS would be judged (and stored) under the wrong tenant. An ``--endpoint`` given for a
+    drain or a retry is where the service is now, and is used for every entry.
+    """
+    from dataclasses import replace
+
+    if args.tenant is not None:
+        others = sorted({e.tenant for e in entries if e.tenant is not None and e.tenant != args.tenant})
+        if others:
+            count = sum(e.tenant in others for e in entries)
+            names = ", ".join(repr(t) for t in others)
+            raise CliError(
+                f"{count} PCS were queued for tenant {names}, not {args.tenant!r}; nothing was sent: run the "
+                "command without --tenant (and without FLK_TENANT) to send each PCS to the tenant it was queued for"
+            )
+    if args.endpoint:
+        return [replace(e, endpoint=args.endpoint) for e in entries], args.endpoint
+    missing = sum(e.endpoint is None for e in entries)
+    if missing:
+        raise CliError(f"{missing} PCS were queued by an earlier agent without their endpoint: give --endpoint")
+    return entries, entries[0].endpoint if entries else "http://localhost"
 
 
 def _progress(total: int):
@@ -386,28 +444,56 @@ class _AboveTheBar(logging.Handler):
 
 
 def _report(summary: DrainSummary) -> int:
-    print(f"delivered {summary.delivered}, dead letters {summary.dead}", file=sys.stderr)
-    return 0 if summary.dead == 0 else 1
+    """The run's counts on stderr; the exit code (module docstring)."""
+    print(
+        f"delivered {summary.delivered}, dead letters {summary.dead}, pending {summary.pending}; accepted "
+        f"{summary.accepted}, escalated {summary.escalated}, rejected {summary.rejected}, duplicates "
+        f"{summary.duplicates}, dead {summary.dead}",
+        file=sys.stderr,
+    )
+    if summary.pending:
+        print(f"flk-agent: {summary.pending} PCS are still pending in the outbox; `flk-agent outbox drain` sends "
+              "them later", file=sys.stderr)  # fmt: skip
+    return 1 if summary.dead else EXIT_PENDING if summary.pending else 0
+
+
+def _result_line(result: Result, tenant: str | None) -> str:
+    """One JSON line for ``--json``: what became of one PCS."""
+    line: dict[str, Any] = {"pcs_id": result.pcs_id, "seq": result.seq, "decision": result.decision,
+                            "status": result.status, "tenant": tenant, "attempts": result.attempts}  # fmt: skip
+    if result.outcome == "dead":
+        line["reason"] = result.reason
+    if result.outcome != "delivered":
+        line["error"] = str(result.body)[:500]
+    return json.dumps(line, ensure_ascii=False)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from agent_client.sender import DEFAULT_TENANT, service_url
+
     bodies = [_load_pcs_file(path) for path in args.files]  # all checked before any is queued
     with Outbox(args.outbox) as outbox:
-        entries = outbox.append_many(bodies)
+        # The destination is queued with each PCS, so a later drain sends it to the same tenant and service.
+        entries = outbox.append_many(bodies, args.tenant or DEFAULT_TENANT, service_url(args.endpoint))
         return _deliver(args, outbox, entries)
 
 
 def _deliver(args: argparse.Namespace, outbox: Outbox, entries: list[Entry]) -> int:
     """Send ``entries`` with a progress bar, name each dead letter, and report."""
+    entries, endpoint = _routed(args, entries)
+    sender = _sender(args, outbox, endpoint)
+    tenants = {e.seq: sender.destination(e)[1] for e in entries}
 
     def done(result: Result) -> None:
         if result.outcome == "dead":
             answer = f"HTTP {result.status}" if result.status is not None else "no HTTP answer"
-            bar.write(f"dead letter {result.pcs_id}: {answer}: {result.body}", file=sys.stderr)
+            bar.write(f"dead letter {result.pcs_id}: {answer}: {result.reason}: {result.body}", file=sys.stderr)
+        if args.json:
+            bar.write(_result_line(result, tenants.get(result.seq)), file=sys.stdout)
         bar.update(1)
 
     with _progress(len(entries)) as bar:
-        summary = _sender(args, outbox).send_many(entries, args.concurrency, done)
+        summary = sender.send_many(entries, args.concurrency, done)
     return _report(summary)
 
 
@@ -428,16 +514,41 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
     with Outbox(args.outbox) as outbox:
         letters = outbox.dead_letters()
     for d in letters:
-        print(json.dumps({"pcs_id": d.pcs_id, "seq": d.seq, "status": d.status, "error": d.error}, ensure_ascii=False))
+        line = {"pcs_id": d.pcs_id, "seq": d.seq, "status": d.status, "reason": d.reason, "tenant": d.tenant,
+                "endpoint": d.endpoint, "error": d.error}  # fmt: skip
+        print(json.dumps(line, ensure_ascii=False))
     return 0
 
 
 def cmd_dlq_retry(args: argparse.Namespace) -> int:
     with Outbox(args.outbox) as outbox:
-        entries = outbox.retry_dead(args.pcs_ids or None)
+        wanted = set(args.pcs_ids) if args.pcs_ids else None
+        # Refused before anything moves: a letter stays in the DLQ when its tenant is not the one named.
+        _routed(args, [Entry(d.seq, d.pcs, d.tenant, d.endpoint) for d in outbox.dead_letters()
+                       if wanted is None or d.pcs_id in wanted])  # fmt: skip
+        resign = None
+        if args.resign:
+            signer = _signer_from_env()
+            if signer is None:
+                raise CliError("--resign needs the current key in PCS_HMAC_KEY or PCS_ED25519_SEED_B64")
+            resign = signer.sign
+        entries = outbox.retry_dead(args.pcs_ids or None, resign)
         if args.pcs_ids and len(entries) < len(set(args.pcs_ids)):
             print(f"only {len(entries)} of the named pcs_ids were in the DLQ", file=sys.stderr)
         return _deliver(args, outbox, entries)
+
+
+def cmd_dlq_drop(args: argparse.Namespace) -> int:
+    if not (args.pcs_ids or args.reason or args.all):
+        raise CliError("name the dead letters to drop: PCS_IDs, --reason REASON, or --all")
+    if args.all and (args.pcs_ids or args.reason):
+        raise CliError("--all drops every dead letter: give it alone")
+    with Outbox(args.outbox) as outbox:
+        dropped = outbox.drop_dead(args.pcs_ids or None, args.reason)
+    print(f"dropped {dropped} dead letter{'s' if dropped != 1 else ''}", file=sys.stderr)
+    if args.pcs_ids and dropped < len(set(args.pcs_ids)):
+        print(f"only {dropped} of the named pcs_ids were in the DLQ", file=sys.stderr)
+    return 0
 
 
 def _add_outbox(p: argparse.ArgumentParser) -> None:
@@ -450,22 +561,55 @@ def _add_outbox(p: argparse.ArgumentParser) -> None:
 
 
 def _endpoint(text: str) -> str:
-    from agent_client.sender import submit_url
+    from agent_client.sender import service_url
 
     try:
-        submit_url(text)
+        return service_url(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
-def _add_delivery(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--endpoint", required=True, type=_endpoint, help="the verifier's base URL, e.g. http://host:8000")
-    p.add_argument("--tenant", default=os.environ.get("FLK_TENANT"), help="X-Tenant-Id to send (env FLK_TENANT)")
+def _env_number(name: str, parse: Callable[[str], Any], default: Any) -> Any:
+    """A default from the environment, parsed as the option is; a bad value is the option's error."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        return parse(text)
+    except argparse.ArgumentTypeError as exc:
+        raise SystemExit(f"flk-agent: error: {name}: {exc}") from None
+
+
+def _add_delivery(p: argparse.ArgumentParser, queued: bool = False) -> None:
+    """Delivery options; ``queued``: the command sends PCS queued before, which know their destination."""
+    from agent_client.sender import DEFAULT_BATCH_SIZE, DEFAULT_RETRY_BUDGET
+
+    if queued:
+        p.add_argument("--endpoint", type=_endpoint, help="the verifier's base URL now (default: the one each PCS "
+                       "was queued for)")  # fmt: skip
+        p.add_argument("--tenant", default=os.environ.get("FLK_TENANT"), help="only as a check: refused when a PCS "
+                       "was queued for another tenant (env FLK_TENANT; each PCS goes to its own)")  # fmt: skip
+    else:
+        p.add_argument("--endpoint", required=True, type=_endpoint, help="the verifier's base URL, e.g. "
+                       "http://host:8000")  # fmt: skip
+        p.add_argument("--tenant", default=os.environ.get("FLK_TENANT"), help="X-Tenant-Id to send, kept with each "
+                       "PCS in the outbox (env FLK_TENANT; default: the service's default tenant)")  # fmt: skip
+    p.add_argument("--max-attempts", type=_at_least_one, default=None, help="tries per PCS in this run for "
+                   "transient failures (default: no limit but --retry-budget); a PCS out of tries stays pending")  # fmt: skip
     p.add_argument(
-        "--max-attempts", type=_at_least_one, default=8, help="tries per PCS before it goes to the DLQ (default 8)"
-    )
-    p.add_argument("--concurrency", type=_at_least_one, default=4, help="PCS sent at once (default 4)")
+        "--retry-budget", type=_seconds, metavar="SECONDS",
+        default=_env_number("FLK_AGENT_RETRY_BUDGET", _seconds, DEFAULT_RETRY_BUDGET),
+        help="how long a PCS is retried through transient failures (refused connections, timeouts, 429, 5xx) "
+        "before this run leaves it pending (env FLK_AGENT_RETRY_BUDGET; default 21600, six hours)",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-size", type=_at_least_one,
+        default=_env_number("FLK_AGENT_BATCH_SIZE", _at_least_one, DEFAULT_BATCH_SIZE),
+        help="PCS per request to /v1/pcs/batch when several are pending (env FLK_AGENT_BATCH_SIZE; default "
+        "500; 1 sends each on its own)",
+    )  # fmt: skip
+    p.add_argument("--concurrency", type=_at_least_one, default=4, help="requests at once (default 4)")
+    p.add_argument("--json", action="store_true", help="one JSON line per PCS on stdout with its decision")
     _add_outbox(p)
 
 
@@ -530,7 +674,8 @@ def make_parser() -> argparse.ArgumentParser:
         "submit",
         help="queue PCS files in the outbox and deliver them",
         description="Append each PCS file to the outbox (fsync'd), then POST them to the verifier with retries. "
-        "PCS refused for good go to the DLQ; exit code 1 if any did. With PCS_HMAC_KEY or PCS_ED25519_SEED_B64 "
+        "Several PCS go as batches. PCS refused for good go to the DLQ (exit code 1); transient failures are "
+        "retried for --retry-budget, then left pending (exit code 75). With PCS_HMAC_KEY or PCS_ED25519_SEED_B64 "
         "set, a 0.2 PCS is signed again for each try (its attempt number is signed); without, it is sent as "
         "it was signed.",
     )
@@ -543,16 +688,17 @@ def make_parser() -> argparse.ArgumentParser:
     od = osub.add_parser(
         "drain",
         help="deliver every pending PCS",
-        description="Send every pending PCS (for instance after a crash or an outage), then compact acked entries.",
+        description="Send every pending PCS (for instance after a crash or an outage) to the tenant and endpoint it "
+        "was queued for, then compact acked entries.",
     )
-    _add_delivery(od)
+    _add_delivery(od, queued=True)
     od.add_argument("--horizon", type=_seconds, default=3600.0, help="keep acked entries this many seconds (3600)")
     od.set_defaults(func=cmd_outbox_drain)
     os_ = osub.add_parser("status", help="show pending and dead-letter counts", description="Show the outbox state.")
     _add_outbox(os_)
     os_.set_defaults(func=cmd_outbox_status)
 
-    d = sub.add_parser("dlq", help="list or retry dead letters", description="Dead-letter queue commands.")
+    d = sub.add_parser("dlq", help="list, retry or drop dead letters", description="Dead-letter queue commands.")
     dsub = d.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     dl = dsub.add_parser(
         "list", help="one JSON line per dead letter", description="List the DLQ with the server's error."
@@ -562,11 +708,25 @@ def make_parser() -> argparse.ArgumentParser:
     dr = dsub.add_parser(
         "retry",
         help="send dead letters again",
-        description="Move dead letters (all, or the pcs_ids given) back to the outbox and send them.",
+        description="Move dead letters (all, or the pcs_ids given) back to the outbox and send them, each to the "
+        "tenant and endpoint it was queued for.",
     )
-    _add_delivery(dr)
+    _add_delivery(dr, queued=True)
+    dr.add_argument("--resign", action="store_true", help="sign each PCS again with the current key "
+                    "(PCS_HMAC_KEY or PCS_ED25519_SEED_B64), e.g. after a key was retired")  # fmt: skip
     dr.add_argument("pcs_ids", nargs="*", metavar="PCS_ID", help="only these (default: all)")
     dr.set_defaults(func=cmd_dlq_retry)
+    dd = dsub.add_parser(
+        "drop",
+        help="remove dead letters for good",
+        description="Remove dead letters: those named, those of one reason (as `dlq list` shows it, or the HTTP "
+        "status), or all; prints how many.",
+    )
+    _add_outbox(dd)
+    dd.add_argument("--reason", help="drop the letters of this reason (e.g. signature_invalid, or 409)")
+    dd.add_argument("--all", action="store_true", help="drop every dead letter")
+    dd.add_argument("pcs_ids", nargs="*", metavar="PCS_ID", help="drop these")
+    dd.set_defaults(func=cmd_dlq_drop)
     return parser
 
 

@@ -4,13 +4,16 @@ Each line is one record: its JSON, a tab, and the CRC-32 of that JSON in hex. A 
 not match is damage (a bit changed on disk), found before anything in it is sent; lines written before
 records carried checksums are read as plain JSON.
 
-``outbox.log`` holds ``put`` records (a sequence number and the PCS) and ``ack`` records; an entry is
-pending until its ack is written. A PCS is appended and fsync'd *before* it is sent, so a crash at any
+``outbox.log`` holds ``put`` records (a sequence number, the PCS and its destination: the tenant and the
+endpoint it was queued for) and ``ack`` records; an entry is pending until its ack is written. The
+destination travels with the record, so a later ``drain`` or ``dlq retry`` sends each PCS where it was
+meant to go, whatever the command line of that later run names. A PCS is appended and fsync'd *before* it is sent, so a crash at any
 point leaves it pending and a restarted agent sends it again (the server's dedup on ``pcs_id`` makes the
 second copy harmless). Acks are flushed but not fsync'd: losing one only causes a harmless resend.
 
-``dlq.log`` holds the PCS the server refused for good, with the server's answer; it is fsync'd, and a
-``pcs_id`` appears in it at most once however many times the same failure is recorded.
+``dlq.log`` holds the PCS the server refused for good, with the server's answer, a short reason (the
+server's error code, or ``http_<status>``) and the destination; it is fsync'd, and a ``pcs_id`` appears in
+it at most once however many times the same failure is recorded.
 
 Every writer takes an exclusive ``flock`` on ``outbox.lock`` (several agent processes may share one
 outbox directory), and compaction replaces the log by rename while holding it; an appender that finds the
@@ -27,7 +30,7 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +45,14 @@ LOCK_FILE = "outbox.lock"
 
 @dataclass(frozen=True)
 class Entry:
-    """A pending PCS and its outbox sequence number (the PCS's ``ft.outbox_seq`` where ``numbers_pcs``)."""
+    """A pending PCS, its outbox sequence number (the PCS's ``ft.outbox_seq`` where ``numbers_pcs``) and its
+    destination: the tenant (None: the service's default tenant) and the endpoint it was queued for (None in
+    records written before destinations were kept)."""
 
     seq: int
     pcs: dict[str, Any]
+    tenant: str | None = None
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,9 @@ class DeadLetter:
     error: str
     failed_at: float
     pcs: dict[str, Any]
+    reason: str = ""
+    tenant: str | None = None
+    endpoint: str | None = None
 
 
 def _dumps(record: dict[str, Any]) -> bytes:
@@ -218,25 +228,31 @@ class Outbox:
                     self._synced = max(self._synced, target)
                     self._sync_cond.notify_all()
 
-    def append(self, pcs: dict[str, Any]) -> Entry:
-        """Assign the next sequence number, append and fsync; the PCS is pending.
+    def append(self, pcs: dict[str, Any], tenant: str | None = None, endpoint: str | None = None) -> Entry:
+        """Assign the next sequence number, append and fsync; the PCS is pending, for ``tenant`` at ``endpoint``.
 
         The number is written into the PCS as ``ft.outbox_seq`` where that changes no signature and no
         content (``numbers_pcs``).
         """
-        return self.append_many([pcs])[0]
+        return self.append_many([pcs], tenant, endpoint)[0]
 
-    def append_many(self, items: Iterable[dict[str, Any]]) -> list[Entry]:
-        """Append several PCS with one fsync (group commit); each gets its own sequence number."""
+    def append_many(
+        self, items: Iterable[dict[str, Any]], tenant: str | None = None, endpoint: str | None = None
+    ) -> list[Entry]:
+        """Append several PCS with one fsync (group commit); each gets its own sequence number, and all of
+        them the destination given."""
+        return self._append([(pcs, tenant, endpoint) for pcs in items])
+
+    def _append(self, items: list[tuple[dict[str, Any], str | None, str | None]]) -> list[Entry]:
         with self._locked():
             fd = self._sync_log()
             entries, data = [], bytearray()
-            for pcs in items:
+            for pcs, tenant, endpoint in items:
                 self._last_seq += 1
                 if numbers_pcs(pcs):
                     pcs.setdefault("ft", {})["outbox_seq"] = self._last_seq
-                entries.append(Entry(self._last_seq, pcs))
-                data += _dumps({"op": "put", "seq": self._last_seq, "pcs": pcs})
+                entries.append(Entry(self._last_seq, pcs, tenant, endpoint))
+                data += _dumps({"op": "put", "seq": self._last_seq, "pcs": pcs, **_destination(tenant, endpoint)})
             if not data:
                 return entries
             position = self._write(fd, bytes(data))
@@ -245,19 +261,30 @@ class Outbox:
 
     def ack(self, seq: int) -> None:
         """Mark an entry delivered. Not fsync'd: a lost ack only means one harmless resend after a crash."""
-        with self._locked():
-            self._write(self._sync_log(), _dumps({"op": "ack", "seq": seq, "t": time.time()}))
+        self.ack_many([seq])
+
+    def ack_many(self, seqs: Iterable[int]) -> None:
+        """``ack`` for several entries with one write (a batch's answers)."""
+        now = time.time()
+        data = b"".join(_dumps({"op": "ack", "seq": seq, "t": now}) for seq in seqs)
+        if data:
+            with self._locked():
+                self._write(self._sync_log(), data)
 
     def pending(self) -> list[Entry]:
-        """Entries appended and not yet acked, oldest first."""
+        """Entries appended and not yet acked, oldest first, each with its destination."""
         puts: dict[int, dict[str, Any]] = {}
         acked: set[int] = set()
         for rec in _read_records(self.path):
             if rec.get("op") == "put":
-                puts[rec["seq"]] = rec["pcs"]
+                puts[rec["seq"]] = rec
             elif rec.get("op") == "ack":
                 acked.add(rec["seq"])
-        return [Entry(seq, pcs) for seq, pcs in sorted(puts.items()) if seq not in acked]
+        return [
+            Entry(seq, rec["pcs"], rec.get("tenant"), rec.get("endpoint"))
+            for seq, rec in sorted(puts.items())
+            if seq not in acked
+        ]
 
     def status(self) -> dict[str, Any]:
         """Counts for ``flk-agent outbox status``."""
@@ -295,13 +322,14 @@ class Outbox:
     # -- dead-letter queue -------------------------------------------------------------------------------
 
     def dead_letters(self) -> list[DeadLetter]:
-        return [
-            DeadLetter(r["seq"], r["pcs_id"], r.get("status"), r.get("error", ""), r.get("failed_at", 0.0), r["pcs"])
-            for r in _read_records(self.dlq_path)
-        ]
+        return [_dead_letter(r) for r in _read_records(self.dlq_path)]
 
-    def dead(self, entry: Entry, status: int | None, error: str) -> bool:
-        """Move an entry to the DLQ with the server's answer (fsync'd) and ack it; False if already there."""
+    def dead(self, entry: Entry, status: int | None, error: str, reason: str = "") -> bool:
+        """Move an entry to the DLQ with the server's answer (fsync'd) and ack it; False if already there.
+
+        ``reason``: a short word for ``dlq list`` and ``dlq drop --reason`` (the server's error code);
+        ``http_<status>`` when not given.
+        """
         pcs_id = str(entry.pcs.get("pcs_id", ""))
         with self._locked():
             known = {r.get("pcs_id") for r in _read_records(self.dlq_path)}
@@ -311,9 +339,11 @@ class Outbox:
                     "seq": entry.seq,
                     "pcs_id": pcs_id,
                     "status": status,
+                    "reason": reason or dead_letter_reason(status, error),
                     "error": error,
                     "failed_at": time.time(),
                     "pcs": entry.pcs,
+                    **_destination(entry.tenant, entry.endpoint),
                 }
                 with open(self.dlq_path, "ab") as out:
                     out.write(_dumps(record))
@@ -322,9 +352,13 @@ class Outbox:
             self._write(self._sync_log(), _dumps({"op": "ack", "seq": entry.seq, "t": time.time()}))
         return added
 
-    def retry_dead(self, pcs_ids: Iterable[str] | None = None) -> list[Entry]:
+    def retry_dead(
+        self, pcs_ids: Iterable[str] | None = None, resign: Callable[[dict[str, Any]], object] | None = None
+    ) -> list[Entry]:
         """Put dead letters (all, or those named) back in the outbox as new entries and remove them from the DLQ.
 
+        Each keeps the destination it was queued for. ``resign`` (a ``PcsSigner``'s ``sign``) signs each PCS
+        again before it is queued: a PCS signed with a key since retired is then sent under the current one.
         The outbox append is durable before the DLQ is rewritten, so a crash in between leaves a copy in both
         (sent twice, deduplicated by the server) rather than in neither.
         """
@@ -333,12 +367,71 @@ class Outbox:
         chosen = [d for d in letters if wanted is None or d.pcs_id in wanted]
         if not chosen:
             return []
-        entries = self.append_many([dict(d.pcs, ft=dict(d.pcs.get("ft", {}))) for d in chosen])
-        chosen_ids = {d.pcs_id for d in chosen}
-        with self._locked():
-            remaining = [r for r in _read_records(self.dlq_path) if r.get("pcs_id") not in chosen_ids]
-            _replace_durably(self.dlq_path, self.dir / (DLQ_FILE + ".tmp"), remaining)
+        items = []
+        for letter in chosen:
+            pcs = dict(letter.pcs, ft=dict(letter.pcs.get("ft", {})))
+            if resign is not None:
+                resign(pcs)
+            items.append((pcs, letter.tenant, letter.endpoint))
+        entries = self._append(items)
+        self._remove_dead({d.pcs_id for d in chosen})
         return entries
+
+    def drop_dead(self, pcs_ids: Iterable[str] | None = None, reason: str | None = None) -> int:
+        """Remove dead letters for good: those named (``pcs_ids``), those of one ``reason`` (the reason word
+        or the HTTP status), or all when neither is given. Returns how many were removed."""
+        wanted = None if pcs_ids is None else set(pcs_ids)
+        chosen = {
+            d.pcs_id
+            for d in self.dead_letters()
+            if (wanted is None or d.pcs_id in wanted) and (reason is None or reason in (d.reason, str(d.status)))
+        }
+        if chosen:
+            self._remove_dead(chosen)
+        return len(chosen)
+
+    def _remove_dead(self, pcs_ids: set[str]) -> None:
+        with self._locked():
+            remaining = [r for r in _read_records(self.dlq_path) if r.get("pcs_id") not in pcs_ids]
+            _replace_durably(self.dlq_path, self.dir / (DLQ_FILE + ".tmp"), remaining)
+
+
+def _dead_letter(r: dict[str, Any]) -> DeadLetter:
+    status, error = r.get("status"), r.get("error", "")
+    reason = r.get("reason") or dead_letter_reason(status, error)  # letters of earlier agents have none
+    return DeadLetter(r["seq"], r["pcs_id"], status, error, r.get("failed_at", 0.0), r["pcs"], reason,
+                      r.get("tenant"), r.get("endpoint"))  # fmt: skip
+
+
+def _dead_letter(r: dict[str, Any]) -> DeadLetter:
+    status, error = r.get("status"), r.get("error", "")
+    reason = r.get("reason") or dead_letter_reason(status, error)  # letters of earlier agents have none
+    return DeadLetter(r["seq"], r["pcs_id"], status, error, r.get("failed_at", 0.0), r["pcs"], reason,
+                      r.get("tenant"), r.get("endpoint"))  # fmt: skip
+
+
+def _destination(tenant: str | None, endpoint: str | None) -> dict[str, str]:
+    """The destination fields of a record (absent when not known, as in records of earlier agents)."""
+    return {
+        **({"tenant": tenant} if tenant is not None else {}),
+        **({"endpoint": endpoint} if endpoint is not None else {}),
+    }
+
+
+def dead_letter_reason(status: int | None, error: str) -> str:
+    """A short word for why a PCS was refused: the server's error ``code`` when its answer names one, else
+    ``invalid_pcs`` for field errors (400), else ``http_<status>`` (``no_answer`` without a status)."""
+    try:
+        answer = json.loads(error)
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict):
+        code = answer.get("code")
+        if isinstance(code, str) and code:
+            return code
+        if status == 400:
+            return "invalid_pcs"
+    return f"http_{status}" if status is not None else "no_answer"
 
 
 def numbers_pcs(pcs: dict[str, Any]) -> bool:

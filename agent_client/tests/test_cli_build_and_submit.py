@@ -16,6 +16,11 @@ from agent_client.cli import CliError, load_points
 from flk_site.testing import FLK_AGENT, make_pcs, pcs_files
 from ingest.models import PcsRecord
 
+UNSIGNED_WARNING = (
+    "flk-agent: warning: the PCS is not signed (neither PCS_HMAC_KEY nor PCS_ED25519_SEED_B64 is set); a tenant "
+    "that requires signatures refuses it with 401"
+)
+
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([FLK_AGENT, *args], capture_output=True, text=True, timeout=120,
@@ -254,7 +259,7 @@ def test_a_saved_row_index_is_left_out_with_a_note_and_a_named_column_of_counts_
     plain.write_text("".join(f"{x!r},{y!r}\n" for x, y in rows.tolist()))
     assert result.returncode == 0 and result.stdout == run("build", "--in", str(plain), "--shard-id", "s",
                                                           "--epoch", "0", "--seed", "1").stdout  # fmt: skip
-    assert result.stderr == f"flk-agent: note: {notes[0]}\n"
+    assert result.stderr.splitlines() == [f"flk-agent: note: {notes[0]}", UNSIGNED_WARNING]
 
 
 def test_a_short_row_or_a_cell_that_is_not_a_number_is_named_by_its_data_row(tmp_path):

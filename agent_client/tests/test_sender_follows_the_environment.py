@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from agent_client.outbox import Outbox
-from agent_client.sender import DEAD, DELIVERED, Sender
+from agent_client.sender import DELIVERED, PENDING, Sender
 from flk_site.testing import make_pcs
 
 
@@ -44,11 +44,12 @@ def test_a_host_no_proxy_exempts_is_reached_directly(recorder, monkeypatch, tmp_
     assert recorder.targets == ["/v1/pcs/submit"]
 
 
-def test_without_no_proxy_the_dead_proxy_is_used_and_the_pcs_waits_in_the_dlq(recorder, monkeypatch, tmp_path):
+def test_without_no_proxy_the_dead_proxy_is_used_and_the_pcs_waits_in_the_outbox(recorder, monkeypatch, tmp_path):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")
     with Outbox(tmp_path / "outbox") as outbox:
         result = Sender(recorder.url, outbox, max_attempts=1).submit(make_pcs())
-    assert result.outcome == DEAD and recorder.targets == []
+        assert len(outbox.pending()) == 1 and outbox.dead_letters() == []
+    assert result.outcome == PENDING and recorder.targets == []
 
 
 def test_each_post_carries_the_tenant_and_its_own_body_and_attempt(scripted, tmp_path):
@@ -100,8 +101,8 @@ def test_an_https_endpoint_is_trusted_only_through_the_bundle_the_environment_na
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     with Outbox(tmp_path / "untrusted") as outbox:
         result = Sender(server.url, outbox, max_attempts=1).submit(make_pcs(merkle_root="d" * 64))
-        assert result.outcome == DEAD and result.status is None
-        assert outbox.dead_letters()[0].error.startswith("gave up after 1 attempts: SSLError: ")
+        assert result.outcome == PENDING and result.status is None
+        assert result.body.startswith("SSLError: ") and outbox.dead_letters() == []
     assert server.received == []  # nothing crossed an unverified connection
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", certificate[0])
     with Outbox(tmp_path / "trusted") as outbox:
@@ -132,15 +133,16 @@ def test_a_server_that_answers_too_slowly_is_a_read_timeout(scripted, tmp_path):
     handler.do_POST = slow
     with Outbox(tmp_path / "outbox") as outbox:
         result = Sender(server.url, outbox, max_attempts=1, timeout=0.3).submit(make_pcs(merkle_root="e" * 64))
-        assert result.outcome == DEAD and result.status is None
-        assert outbox.dead_letters()[0].error.startswith("gave up after 1 attempts: ReadTimeout: ")
+        assert result.outcome == PENDING and result.status is None
+        assert result.body.startswith("ReadTimeout: ") and len(outbox.pending()) == 1
     release.set()
 
 
-def test_a_proxy_url_that_cannot_be_used_sends_the_pcs_to_the_dlq_with_the_reason(monkeypatch, tmp_path):
+def test_a_proxy_url_that_cannot_be_used_leaves_the_pcs_pending_with_the_reason(monkeypatch, tmp_path):
     monkeypatch.setenv("HTTP_PROXY", "http://")  # no host
     with Outbox(tmp_path / "outbox") as outbox:
-        result = Sender("http://127.0.0.1:9", outbox, max_attempts=1).submit(make_pcs(merkle_root="f" * 64))
-        assert result.outcome == DEAD and result.status is None
-        error = outbox.dead_letters()[0].error
-    assert error.startswith("gave up after 1 attempts: InvalidProxyURL: ") and "proxy URL" in error
+        result = Sender("http://127.0.0.1:9", outbox).submit(make_pcs(merkle_root="f" * 64))
+        assert result.outcome == PENDING and result.status is None and result.attempts == 1  # not retried
+        assert len(outbox.pending()) == 1 and outbox.dead_letters() == []
+    error = result.body
+    assert error.startswith("not sent, fix the configuration: InvalidProxyURL: ") and "proxy URL" in error

@@ -39,15 +39,14 @@ def test_429_with_retry_after_is_honoured_rather_than_the_short_backoff(scripted
     assert min(gaps) >= 0.95
 
 
-def test_5xx_is_retried_until_the_attempt_budget_is_spent_then_dead_lettered(scripted, tmp_path):
+def test_5xx_is_retried_until_the_attempt_budget_is_spent_then_left_pending(scripted, tmp_path):
     server = scripted([(500, {})] * 10)
     with Outbox(tmp_path) as box:
         result = Sender(server.url, box, max_attempts=3, base_delay=0.01).submit(pcs())
-        assert (result.outcome, result.status, result.attempts) == (DEAD, 500, 3)
+        assert (result.outcome, result.status, result.attempts) == (PENDING, 500, 3)
         assert len(server.arrivals) == 3
-        [letter] = box.dead_letters()
-        assert letter.status == 500 and "gave up after 3 attempts" in letter.error
-        assert box.pending() == []
+        assert box.dead_letters() == []  # a 5xx is transient: never a dead letter
+        assert [e.pcs["pcs_id"] for e in box.pending()] == [result.pcs_id]
 
 
 def test_a_refused_pcs_is_not_retried(scripted, tmp_path):
@@ -58,11 +57,12 @@ def test_a_refused_pcs_is_not_retried(scripted, tmp_path):
         assert box.dead_letters()[0].error == '{"detail": "scripted"}'
 
 
-def test_network_errors_are_retried_and_end_in_the_dlq(tmp_path):
+def test_network_errors_are_retried_and_leave_the_pcs_pending(tmp_path):
     with Outbox(tmp_path) as box:
         result = Sender("http://127.0.0.1:9", box, max_attempts=2, base_delay=0.01).submit(pcs())
-        assert result.outcome == DEAD and result.status is None
-        assert "ConnectionError" in box.dead_letters()[0].error
+        assert result.outcome == PENDING and result.status is None and result.attempts == 2
+        assert "ConnectionError" in result.body
+        assert box.dead_letters() == [] and len(box.pending()) == 1
 
 
 def test_backoff_is_full_jitter_under_an_exponential_cap():
