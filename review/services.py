@@ -138,8 +138,11 @@ def held_item(user: AbstractBaseUser) -> ReviewItem | None:
 
 
 def _release_others(user: AbstractBaseUser, keep: int | None) -> None:
-    # A reviewer holds one item at a time: taking another gives the previous one back to the queue.
-    for item in ReviewItem.objects.filter(claimed_by=user).exclude(pk=keep).select_for_update(of=("self",)):
+    # A reviewer holds one item at a time: taking another gives the previous one back to the queue. SKIP LOCKED:
+    # a row locked by someone else is being taken over by them (its claim lapsed), and waiting for it while
+    # holding the lock on the new item could deadlock with a reviewer doing the same the other way round.
+    held = ReviewItem.objects.filter(claimed_by=user).exclude(pk=keep)
+    for item in held.select_for_update(skip_locked=True, of=("self",)):
         item.claimed_by, item.claimed_at = None, None
         item.save(update_fields=["claimed_by", "claimed_at"])
         if item.stage != ReviewItem.Stage.DONE:

@@ -60,7 +60,8 @@ class Stream:
     @classmethod
     def from_query(cls, data: QueryDict | dict[str, str]) -> Stream:
         """The stream named by a query string's parameters; missing ones are "all", long ones are cut."""
-        values = {f.name: str(data.get(f.name, "") or "").strip()[:128] for f in fields(cls)}
+        # NUL never reaches SQL (PostgreSQL refuses it in text): a stream also arrives encoded in a form field.
+        values = {f.name: str(data.get(f.name, "") or "").replace("\x00", "").strip()[:128] for f in fields(cls)}
         values["q"] = values["q"].lower()
         if values["sort"] not in SORTS:
             values["sort"] = "age"

@@ -125,7 +125,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 @reviewer_required
 def save_view(request: HttpRequest) -> HttpResponse:
     stream = _posted_stream(request)
-    name = " ".join(request.POST.get("name", "").split())[:80]
+    name = " ".join(request.POST.get("name", "").replace("\x00", "").split())[:80]
     if request.POST.get("delete"):
         SavedView.objects.filter(owner=request.user, name=name).delete()
         messages.info(request, f"Removed the view “{name}”.")
