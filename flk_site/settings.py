@@ -318,10 +318,12 @@ FLK_METRICS_COLLECTORS: list[str] = [
     "calibration.metrics.calibration_collector",
     "review.metrics.review_queue_collector",
 ]
-# Review queue: how long a claim holds, how long a label can be undone, the share sent for a second opinion.
+# Review queue: how long a claim holds, how long a label can be undone, the share sent for a second opinion,
+# and how many independent (blind) labels every item needs (disagreeing ones go to an adjudicator).
 FLK_REVIEW_CLAIM_SECONDS = env_int("FLK_REVIEW_CLAIM_SECONDS", 600, minimum=10)
 FLK_REVIEW_UNDO_SECONDS = env_int("FLK_REVIEW_UNDO_SECONDS", 300, minimum=1)
 FLK_REVIEW_SECOND_OPINION_RATE = env_float("FLK_REVIEW_SECOND_OPINION_RATE", 0.1, minimum=0.0)
+FLK_REVIEW_LABELS_PER_ITEM = env_int("FLK_REVIEW_LABELS_PER_ITEM", 1, minimum=1)
 FLK_BENCH_NOOP = env_bool("FLK_BENCH_NOOP", False)
 # Whether this process serves the pages people log in to (admin, review, login). The `web` pool of Compose and
 # Helm turns them off: logins (password hashing) run on the `console` pool, so a login flood cannot slow ingest.
