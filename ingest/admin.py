@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from agent_client import signing
-from calibration.admin import ReadOnlyAdmin
+from calibration.admin import PcsIdPrefixSearch, ReadOnlyAdmin
 from ingest import policy_dsl, versions, whatif
 from ingest.models import ApiKey, PcsRecord, SignAlg, SigningKey, Tenant, VerifyParams, WhatIfReport
 from ingest.params_rules import PARAM_FIELDS, changed_fields, widened_fields
@@ -498,7 +498,7 @@ class WhatIfReportAdmin(admin.ModelAdmin):
 
 
 @admin.register(PcsRecord)
-class PcsRecordAdmin(ReadOnlyAdmin):  # outcomes come only from verification
+class PcsRecordAdmin(PcsIdPrefixSearch, ReadOnlyAdmin):  # outcomes come only from verification
     list_display = ("pcs_id", "tenant", "shard_id", "epoch", "decision", "regime", "status_code", "params_version",
                     "received_at")  # fmt: skip
     list_filter = ("tenant", "decision", "regime", "params_version", "received_at")

@@ -401,9 +401,10 @@ def _audit_csv(events) -> StreamingHttpResponse:
 
 
 def _label_scope(request: HttpRequest, stream: Stream) -> list[str] | None:
+    """The tenants whose labels to export: the one asked for, else all the reviewer may see; [] for none."""
     allowed = services.allowed_tenants(request.user)
     if stream.tenant:
-        return [stream.tenant] if allowed is None or stream.tenant in allowed else ["\x00none"]
+        return [stream.tenant] if allowed is None or stream.tenant in allowed else []
     return allowed
 
 
@@ -430,11 +431,12 @@ def labels_export(request: HttpRequest, fmt: str) -> HttpResponse:
     stream = Stream.from_query(request.GET)
     provenance = stream.kind if stream.kind in ("audit", "escalation", "imported") else ""
     prefix = stream.q if streams.pcs_prefix_filter(stream.q) is not None else ""
-    if (stream.q and not prefix) or (stream.kind and not provenance):
+    scope = _label_scope(request, stream)
+    if (stream.q and not prefix) or (stream.kind and not provenance) or scope == []:
         rows = iter(())
     else:
         rows = label_files.label_rows(
-            _label_scope(request, stream),
+            scope,
             provenance=provenance,
             decision=stream.decision if stream.decision in ("escalate", "reject", "accept") else "",
             pcs_prefix=prefix,
