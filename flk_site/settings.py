@@ -264,6 +264,9 @@ if PCS_SIGN_ALG == "ed25519" and not PCS_ED25519_PUB_KEYS:
 
 FLK_MAX_BODY_BYTES = env_int("FLK_MAX_BODY_BYTES", 65536, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FLK_MAX_BODY_BYTES
+# POST /v1/pcs/batch: at most this many PCS (413 above) in a body of at most this many bytes (413 above).
+FLK_BATCH_MAX_ITEMS = env_int("FLK_BATCH_MAX_ITEMS", 500, minimum=1)
+FLK_BATCH_MAX_BYTES = env_int("FLK_BATCH_MAX_BYTES", 8 * 1024 * 1024, minimum=65536)
 FLK_WAL_DIR = Path(env_str("FLK_WAL_DIR") or VAR_DIR / "wal")
 FLK_WAL_RETENTION_DAYS = env_int("FLK_WAL_RETENTION_DAYS", 14, minimum=1)
 FLK_WAL_SEGMENT_BYTES = env_int("FLK_WAL_SEGMENT_BYTES", 64 * 1024 * 1024, minimum=4096)

@@ -54,6 +54,12 @@ VERIFY_LATENCY = Histogram(
     "Time spent in the pure verification of one PCS.",
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
 )
+BATCH_ITEMS = Histogram(
+    "flk_batch_items",
+    "PCS per batch of POST /v1/pcs/batch that reached its items (each item is also counted as a submission).",
+    ["tenant"],
+    buckets=(1, 8, 32, 64, 128, 256, 500, 1000, 5000),
+)
 REQUEST_DURATION = Histogram(
     "flk_request_duration_seconds",
     "Duration of API requests, from the view's start to its answer.",
@@ -72,6 +78,10 @@ def _safely(record: Callable[[], object]) -> None:
 
 def ingested(tenant: str) -> None:
     _safely(lambda: INGEST.labels(tenant).inc())
+
+
+def batch_observed(tenant: str, items: int) -> None:
+    _safely(lambda: BATCH_ITEMS.labels(tenant).observe(items))
 
 
 def dedup_hit(tenant: str) -> None:

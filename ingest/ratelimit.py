@@ -394,9 +394,39 @@ def authenticated(tenant: str, rate: float | None, burst: float | None, refund_b
     return Decision(True, 0) if charge.ok else Decision(False, charge.waits[0])
 
 
-def authentication_failed(tenant: str, refund_bytes: int = 0) -> None:
-    """A body of ``tenant`` failed its schema or signature: charge the tenant's failure bucket."""
-    buckets = [failure_bucket(tenant)]
+def authenticated_items(
+    tenant: str, rate: float | None, burst: float | None, count: int, refund_bytes: int
+) -> tuple[int, int]:
+    """``count`` signed items of a batch: charge the tenant's bucket a token each, in the items' order.
+
+    Returns how many were allowed (the first ones) and, when not all were, the Retry-After of the others.
+    All of them in one round trip when the bucket holds them; otherwise one token at a time until it is
+    empty, so that the items get what as many single submissions in a row would get.
+    """
+    rate, burst = rate or settings.TOKEN_RATE, burst or settings.TOKEN_BURST
+    refund = wal_buckets(tenant, -refund_bytes) if refund_bytes else []
+    if count <= 0:
+        if refund:
+            limiter.charge(refund, count_degraded=False)
+        return 0, 0
+    charge, _ = limiter.charge([Bucket(_KEY_PREFIX + tenant, rate, burst, count), *refund], count_degraded=False)
+    if charge.ok:
+        return count, 0
+    if refund:
+        limiter.charge(refund, count_degraded=False)
+    allowed = 0
+    while allowed < count:
+        one, _ = limiter.charge([Bucket(_KEY_PREFIX + tenant, rate, burst)], count_degraded=False)
+        if not one.ok:
+            return allowed, one.waits[0]
+        allowed += 1
+    return allowed, 0
+
+
+def authentication_failed(tenant: str, refund_bytes: int = 0, count: int = 1) -> None:
+    """``count`` bodies of ``tenant`` failed their schema or signature: charge the tenant's failure bucket
+    (at most its size at once, so that a large batch of failures still empties it)."""
+    buckets = [failure_bucket(tenant, cost=min(count, settings.FLK_PREAUTH_FAILURE_BURST))]
     if refund_bytes:
         buckets += wal_buckets(tenant, -refund_bytes)
     limiter.charge(buckets, count_degraded=False)

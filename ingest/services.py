@@ -339,6 +339,12 @@ def check_body(
     authentic = authenticate_body(creds, body, received_at, on_signed)
     if isinstance(authentic, Answer):
         return authentic
+    return check_authentic(creds, authentic, received_at)
+
+
+def check_authentic(creds: TenantCredentials, authentic: Authentic, received_at: datetime) -> Answer | Checked:
+    """Steps 5 (version) to 8 for a body whose schema and signature passed: the version refusal, or the
+    verdict and the outcome to store. ``check_body`` and the batch path (``ingest.batch``) share it."""
     pcs, digest, key_id = authentic.pcs, authentic.digest, authentic.key_id
     protocol = protocol_of(pcs["version"])  # the schema refuses every version but 0.1.x and 0.2.x
     assert protocol is not None

@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework.views import APIView
 
 from agent_client.schema import PCS_JSON_SCHEMA
+from ingest.batch import submit_batch
 from ingest.client_address import client_address
 from ingest.services import Answer, error, get_outcome, submit_pcs
 
@@ -122,29 +123,93 @@ class SubmitView(APIView):
                                  response_only=True, status_codes=["403"])],
     )  # fmt: skip
     def post(self, request: HttpRequest) -> HttpResponse:
-        limit = settings.FLK_MAX_BODY_BYTES
-        too_large = error(413, "body_too_large", f"body exceeds {limit} bytes")
-        # Refuse on the declared length without reading; read at most one byte past the limit otherwise.
-        length = request.META.get("CONTENT_LENGTH") or ""
-        if length.isdigit() and int(length) > limit:
-            return render(too_large)
-        if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-            # Django reads no further than Content-Length, so a chunked body would look empty. A server that
-            # decodes chunked bodies and ends the stream after them (gunicorn) says so in wsgi.input_terminated.
-            if not request.META.get("wsgi.input_terminated"):
-                return render(error(411, "length_required", "this server needs a Content-Length header"))
-            try:
-                body = request.META["wsgi.input"].read(limit + 1)
-            except Exception as exc:  # each server raises its own errors for a malformed chunk
-                detail = f"the chunked body could not be read ({type(exc).__name__}); nothing was stored"
-                return render(error(400, "malformed_chunked_body", detail))
-        else:
-            body = request.read(limit + 1)
-        if len(body) > limit:
-            return render(too_large)
+        body = read_body(request, settings.FLK_MAX_BODY_BYTES)
+        if isinstance(body, Answer):
+            return render(body)
         answer = submit_pcs(request.META.get("HTTP_X_TENANT_ID"), request.META.get("CONTENT_TYPE"), body,
                             client_address(request))  # fmt: skip
         request.flk_answer = answer  # pcs_id and tenant for the request log line (ingest.requestlog)
+        return render(answer)
+
+
+def read_body(request: HttpRequest, limit: int) -> bytes | Answer:
+    """The raw request body, or the refusal: 413 above ``limit`` bytes, 411 or 400 for a chunked body that
+    cannot be read."""
+    too_large = error(413, "body_too_large", f"body exceeds {limit} bytes")
+    # Refuse on the declared length without reading; read at most one byte past the limit otherwise.
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if length.isdigit() and int(length) > limit:
+        return too_large
+    if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # Django reads no further than Content-Length, so a chunked body would look empty. A server that
+        # decodes chunked bodies and ends the stream after them (gunicorn) says so in wsgi.input_terminated.
+        if not request.META.get("wsgi.input_terminated"):
+            return error(411, "length_required", "this server needs a Content-Length header")
+        try:
+            body = request.META["wsgi.input"].read(limit + 1)
+        except Exception as exc:  # each server raises its own errors for a malformed chunk
+            detail = f"the chunked body could not be read ({type(exc).__name__}); nothing was stored"
+            return error(400, "malformed_chunked_body", detail)
+    else:
+        body = request.read(limit + 1)
+    if len(body) > limit:
+        return too_large
+    return body
+
+
+_BATCH_SCHEMA = {
+    "type": "object",
+    "properties": {"results": {"type": "array", "items": {"type": "object", "properties": {
+        "status": {"type": "integer", "description": "the status /v1/pcs/submit would answer for this PCS alone"},
+        "body": {"type": "object", "description": "the body it would answer (a verdict, or an error)"},
+        "retry_after": {"type": "integer", "description": "seconds, for a 429 or 503 item"},
+    }}}},
+}  # fmt: skip
+
+
+class BatchView(APIView):
+    """POST /v1/pcs/batch: a POST bypasses DRF's dispatch, as ``SubmitView``'s does."""
+
+    def dispatch(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if request.method != "POST":
+            return super().dispatch(request, *args, **kwargs)
+        response = self.post(request)
+        response["Allow"] = _SUBMIT_ALLOW
+        return response
+
+    @extend_schema(
+        operation_id="pcs_batch",
+        summary="Submit many PCS of one tenant at once",
+        description=(
+            "A JSON array of PCS (`application/json`) or one PCS a line (`application/x-ndjson`), at most "
+            "FLK_BATCH_MAX_ITEMS (default 500) in at most FLK_BATCH_MAX_BYTES. 200 with `results`: one entry per "
+            "PCS, in order, with the status and body `/v1/pcs/submit` would give it alone (a replay within the "
+            "batch or of a stored PCS has `dedup: true`; a conflict is its 409; a bad PCS its 400 or 401, which "
+            "does not fail the others). The whole body is in the WAL before any PCS is read; the tenant's rate "
+            "limit counts PCS. For the whole batch: 400 a body that is not an array, 401 unknown tenant, 413 too "
+            "many PCS or bytes, 415 another media type, 429 the address's limit, 503 WAL or database "
+            "unavailable (`Retry-After`; the batch is kept for replay: send it again)."
+        ),
+        parameters=[TENANT_PARAMETER],
+        request={"application/json": {"type": "array", "items": PCS_JSON_SCHEMA},
+                 "application/x-ndjson": {"type": "string", "description": "one PCS JSON object a line"}},
+        responses={
+            200: OpenApiResponse(_BATCH_SCHEMA, description="one answer per PCS, in order"),
+            400: OpenApiResponse(_ERROR_SCHEMA, description="not a JSON array"),
+            401: OpenApiResponse(_ERROR_SCHEMA, description="unknown or disabled tenant"),
+            413: OpenApiResponse(_ERROR_SCHEMA, description="more PCS or bytes than the limits"),
+            415: OpenApiResponse(_ERROR_SCHEMA), 429: OpenApiResponse(_ERROR_SCHEMA),
+            503: OpenApiResponse(_ERROR_SCHEMA),
+        },
+        examples=[OpenApiExample("two PCS", value=[PCS_V0_2_EXAMPLE, PCS_V0_1_EXAMPLE], request_only=True)],
+    )  # fmt: skip
+    def post(self, request: HttpRequest) -> HttpResponse:
+        body = read_body(request, settings.FLK_BATCH_MAX_BYTES)
+        if isinstance(body, Answer):
+            return render(body)
+        answer = submit_batch(request.META.get("HTTP_X_TENANT_ID"), request.META.get("CONTENT_TYPE"), body,
+                              client_address(request))  # fmt: skip
+        request.flk_answer = answer
         return render(answer)
 
 

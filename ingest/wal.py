@@ -9,9 +9,14 @@ no cross-process lock. A segment is a sequence of records::
     crc32  uint32 BE        CRC32 of the payload
     payload:
         received_at  int64 BE   microseconds since the Unix epoch (UTC)
-        tenant_len   uint16 BE
+        tenant_len   uint16 BE  the tenant's length; its top bits mark a batch body (BATCH_FLAG, and
+                                NDJSON_FLAG for one in NDJSON); tenants are at most 64 bytes
         tenant       UTF-8
         body         the request body, byte for byte (any bytes, newlines included)
+
+A batch (``POST /v1/pcs/batch``) is one record holding its whole body; a reader yields one ``WalRecord``
+per item of it (``ingest.batch_items``), at the record's position, so the replay sees each PCS as if it had
+come alone. A batch with more items than FLK_BATCH_MAX_ITEMS was refused (413) and yields none.
 
 A reader checks magic, a sane length and the CRC; a record that fails any check (a torn tail after a
 crash, a flipped bit) is skipped and the reader resynchronises on the next magic, so a bad record is
@@ -42,10 +47,14 @@ from pathlib import Path
 from django.conf import settings
 
 from ingest import metrics
+from ingest.batch_items import BatchMalformed, split_items
 
 MAGIC = b"FLKW"
 _HEADER = struct.Struct(">4sII")
 _PAYLOAD_PREFIX = struct.Struct(">qH")
+BATCH_FLAG, NDJSON_FLAG = 0x8000, 0x4000
+_TENANT_LENGTH = 0x3FFF
+BATCH_JSON, BATCH_NDJSON = "json", "ndjson"  # the kinds of batch body
 # A length above this is taken as corruption, not as a record: bodies are capped far lower (FLK_MAX_BODY_BYTES).
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 SEGMENT_SUFFIX = ".wal"
@@ -112,21 +121,29 @@ class WalRecord:
     position: WalPosition
     tenant: str
     received_at: datetime
-    body: bytes
+    body: bytes  # one PCS body: a single submission's, or one item of a batch
 
 
-def encode_record(tenant: str, body: bytes, received_at: datetime) -> bytes:
-    """Frame one record: header (magic, payload length, CRC32 of the payload) followed by the payload."""
+def encode_record(tenant: str, body: bytes, received_at: datetime, batch: str = "") -> bytes:
+    """Frame one record: header (magic, payload length, CRC32 of the payload) followed by the payload.
+
+    ``batch``: "" for a single submission, ``BATCH_JSON`` or ``BATCH_NDJSON`` for a batch body.
+    """
     tenant_bytes = tenant.encode("utf-8")
+    if len(tenant_bytes) > _TENANT_LENGTH:
+        raise ValueError("tenant name too long for the WAL")
+    flags = {"": 0, BATCH_JSON: BATCH_FLAG, BATCH_NDJSON: BATCH_FLAG | NDJSON_FLAG}[batch]
     micros = int(received_at.timestamp() * 1_000_000)
-    payload = _PAYLOAD_PREFIX.pack(micros, len(tenant_bytes)) + tenant_bytes + body
+    payload = _PAYLOAD_PREFIX.pack(micros, len(tenant_bytes) | flags) + tenant_bytes + body
     return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
-def _decode_payload(payload: bytes) -> tuple[str, datetime, bytes] | None:
+def _decode_payload(payload: bytes) -> tuple[str, datetime, bytes, str] | None:
     if len(payload) < _PAYLOAD_PREFIX.size:
         return None
-    micros, tenant_len = _PAYLOAD_PREFIX.unpack_from(payload)
+    micros, tenant_field = _PAYLOAD_PREFIX.unpack_from(payload)
+    tenant_len = tenant_field & _TENANT_LENGTH
+    batch = "" if not tenant_field & BATCH_FLAG else BATCH_NDJSON if tenant_field & NDJSON_FLAG else BATCH_JSON
     start = _PAYLOAD_PREFIX.size
     if start + tenant_len > len(payload):
         return None
@@ -135,7 +152,18 @@ def _decode_payload(payload: bytes) -> tuple[str, datetime, bytes] | None:
         received_at = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
     except (UnicodeDecodeError, ValueError, OverflowError, OSError):
         return None
-    return tenant, received_at, payload[start + tenant_len :]
+    return tenant, received_at, payload[start + tenant_len :], batch
+
+
+def _bodies(body: bytes, batch: str) -> list[bytes]:
+    """The PCS bodies of a record: itself, or the items of a batch the request path did not refuse whole."""
+    if not batch:
+        return [body]
+    try:
+        items = split_items(body, ndjson=batch == BATCH_NDJSON)
+    except BatchMalformed:
+        return []  # answered 400 as a whole: no item of it was judged
+    return items if len(items) <= getattr(settings, "FLK_BATCH_MAX_ITEMS", 500) else []
 
 
 @dataclass
@@ -160,9 +188,10 @@ def read_segment(path: Path, scan: SegmentScan | None = None) -> Iterator[WalRec
             if magic == MAGIC and length <= MAX_RECORD_BYTES and stop <= end:
                 payload = data[offset + _HEADER.size : stop]
                 if zlib.crc32(payload) == crc and (decoded := _decode_payload(payload)) is not None:
-                    tenant, received_at, body = decoded
+                    tenant, received_at, body, batch = decoded
                     scan.records += 1
-                    yield WalRecord(WalPosition(path.name, offset), tenant, received_at, body)
+                    for item in _bodies(body, batch):
+                        yield WalRecord(WalPosition(path.name, offset), tenant, received_at, item)
                     offset = stop
                     good = True
         if not good:
@@ -364,10 +393,10 @@ def writer(directory: Path | None = None) -> WalWriter:
         return found
 
 
-def append(tenant: str, body: bytes, received_at: datetime) -> WalPosition:
-    """Append one body and return once it is on disk; raises WalUnavailable on any OS error, WalFull
-    (before writing) when the file system is down to its reserve."""
-    data = encode_record(tenant, body, received_at)
+def append(tenant: str, body: bytes, received_at: datetime, batch: str = "") -> WalPosition:
+    """Append one body (``batch``: of a batch, see ``encode_record``) and return once it is on disk; raises
+    WalUnavailable on any OS error, WalFull (before writing) when the file system is down to its reserve."""
+    data = encode_record(tenant, body, received_at, batch)
     directory = Path(settings.FLK_WAL_DIR)
     if not free_space.has_room(directory, len(data), getattr(settings, "FLK_WAL_MIN_FREE_BYTES", 0)):
         metrics.wal_error()

@@ -100,6 +100,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 - name: FLK_MAX_BODY_BYTES
   value: {{ .Values.config.maxBodyBytes | quote }}
+- name: FLK_BATCH_MAX_ITEMS
+  value: {{ .Values.config.batchMaxItems | quote }}
+- name: FLK_BATCH_MAX_BYTES
+  value: {{ .Values.config.batchMaxBytes | quote }}
 - name: FLK_WAL_RETENTION_DAYS
   value: {{ .Values.config.walRetentionDays | quote }}
 - name: FLK_LOG_LEVEL
