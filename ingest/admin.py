@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 
 from agent_client import signing
 from calibration.admin import PcsIdPrefixSearch, ReadOnlyAdmin
+from calibration.models import CalibrationLabel
 from ingest import policy_dsl, versions, whatif
 from ingest.models import ApiKey, PcsRecord, SignAlg, SigningKey, Tenant, VerifyParams, WhatIfReport
 from ingest.params_rules import PARAM_FIELDS, changed_fields, widened_fields
@@ -201,6 +202,14 @@ class VerifyParamsForm(forms.ModelForm):
             raise ValidationError("say why this version is needed")
         return reason
 
+    def clean(self) -> dict:
+        data = super().clean()
+        if not self.errors:  # a version identical to an existing one is not created (nor its copy saved)
+            existing = versions.identical_version({name: data[name] for name in PARAM_FIELDS})
+            if existing is not None:
+                raise versions.IdenticalVersion(existing)
+        return data
+
 
 @admin.register(VerifyParams)
 class VerifyParamsAdmin(admin.ModelAdmin):
@@ -254,7 +263,25 @@ class VerifyParamsAdmin(admin.ModelAdmin):
         return "previously active" if obj.activated_at else "draft"
 
     def has_delete_permission(self, request: HttpRequest, obj: VerifyParams | None = None) -> bool:
-        return False  # versions are the audit history
+        # Versions that are or were in service are the audit history; a draft never activated may go.
+        if obj is not None and not versions.deletable(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one draft at a time, from its own page
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: VerifyParams) -> None:
+        try:
+            versions.delete_draft(obj.pk)
+        except versions.DeletionRefused as exc:
+            raise PermissionDenied(str(exc)) from exc
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:  # pragma: no cover - no bulk action
+        for obj in queryset:
+            self.delete_model(request, obj)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:
         source = versions.active_version()
@@ -304,6 +331,12 @@ class VerifyParamsAdmin(admin.ModelAdmin):
         widened = widened_fields(base.param_values(), new_values)
         if not widened:
             return None
+        return self._confirm_widening_page(request, base, new_values, widened)
+
+    def _confirm_widening_page(
+        self, request: HttpRequest, base: VerifyParams, new_values: dict, widened: list[str]
+    ) -> HttpResponse:
+        """The page that lists the widened fields and re-posts the same request once confirmed."""
         rows = [(VerifyParams._meta.get_field(n).verbose_name, getattr(base, n), new_values[n]) for n in widened]
         context = {
             **self.admin_site.each_context(request),
@@ -395,9 +428,15 @@ class VerifyParamsAdmin(admin.ModelAdmin):
                 if not reason.strip():
                     raise ValidationError("say why this version is needed (reason)")
                 values = compile_policy(text, base.param_values() if base else VerifyParams().param_values())
+                # The same confirmation as the form: a policy that widens acceptance is saved only when confirmed.
+                widened = widened_fields(base.param_values(), values) if base else []
+                if widened and CONFIRM_WIDENING not in request.POST:
+                    return self._confirm_widening_page(request, base, values, widened)
                 draft = versions.create_draft(values, reason, request.user)
             except PolicyError as exc:
                 error = str(exc)
+            except versions.IdenticalVersion as exc:
+                error = f"The policy changes nothing: {exc.messages[0]}."
             except ValidationError as exc:
                 error = "; ".join(exc.messages)
             else:
@@ -485,12 +524,52 @@ class WhatIfReportAdmin(admin.ModelAdmin):
             rows,
         )
 
-    @admin.display(description="examples")
+    @admin.display(description="PCS whose decision changes (examples)")
     def example_table(self, obj: WhatIfReport) -> str:
-        return (
-            format_html("<pre>{}</pre>", json.dumps(obj.examples, indent=2, ensure_ascii=False))
-            if obj.examples
-            else "—"
+        if not obj.examples:
+            return "—"
+        # Labels are read now, not when the report ran: a PCS labelled since shows its label.
+        labels = {
+            (row.tenant, row.pcs_id): row.label
+            for row in CalibrationLabel.objects.filter(
+                tenant__in={e["tenant"] for e in obj.examples}, pcs_id__in={e["pcs_id"] for e in obj.examples}
+            ).only("tenant", "pcs_id", "label")
+        }
+        records = dict(
+            PcsRecord.objects.filter(pcs_id__in={e["pcs_id"] for e in obj.examples}).values_list("pcs_id", "pk")
+        )
+        labelled = sum((e["tenant"], e["pcs_id"]) in labels for e in obj.examples)
+
+        def pcs_link(pcs_id: str) -> str:
+            pk = records.get(pcs_id)
+            if pk is None:
+                return format_html("<code>{}</code>", pcs_id[:16] + "…")
+            url = reverse("admin:ingest_pcsrecord_change", args=[pk])
+            return format_html('<a href="{}"><code>{}</code></a>', url, pcs_id[:16] + "…")
+
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    pcs_link(e["pcs_id"]),
+                    e["tenant"],
+                    e["transition"],
+                    ", ".join(e["reasons_before"]) or "—",
+                    ", ".join(e["reasons_after"]) or "—",
+                    labels.get((e["tenant"], e["pcs_id"]), "not labelled"),
+                )
+                for e in obj.examples
+            ),
+        )
+        return format_html(
+            "<p>{} of these {} PCS carry a review label.</p>"
+            "<table class='whatif-examples'><thead><tr><th>PCS</th><th>tenant</th><th>decision</th>"
+            "<th>failed checks before</th><th>failed checks after</th><th>label</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            labelled,
+            len(obj.examples),
+            rows,
         )
 
 

@@ -23,12 +23,14 @@ carries the line and column of the offending text. Pure: no ORM, so the admin, t
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ingest.params_rules import PARAM_FIELDS, TEXT_FIELDS, invariant_errors
 
@@ -89,15 +91,69 @@ class PolicyError(Exception):
         return f"line {self.line}, column {self.column}: {self.message}"
 
 
-def _describe(exc: UnexpectedInput) -> str:
-    if isinstance(exc, UnexpectedCharacters):
-        return f"unexpected character {exc.char!r}"
-    if isinstance(exc, UnexpectedEOF):
-        return "the policy ends in the middle of a statement"
+# What each terminal of the grammar is, in the words of an error message.
+_NAMED_LISTS = {
+    "TOL_NAME": ("tolerance name", _TOLERANCE),
+    "BUDGET_NAME": ("budget name", _BUDGET),
+    "SCORE_NAME": ("score name", _SCORE),
+    "CONFORMAL_NAME": ("conformal name", _CONFORMAL),
+    "SCORE_KIND": ("score kind", {"reference": 0, "centred": 0, "fitted": 0}),
+}
+_STATEMENTS = ("tolerance", "budget", "regime", "score", "conformal", "audit", "dedup")
+_LITERALS = {t.name: t.pattern.value for t in _PARSER.terminals if t.pattern.type == "str"}
+
+
+def _one_of(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def _starts_statement(terminals: set[str]) -> bool:
+    """Whether the parser stood where a statement begins (a blank line may come there too)."""
+    keywords = {name.upper() for name in _STATEMENTS}
+    return bool(terminals & keywords) and terminals <= keywords | {"_NL"}
+
+
+def _expected(terminals: set[str]) -> str:
+    """``terminals`` (what the parser could have taken) in plain words."""
+    if _starts_statement(terminals):
+        return f"a statement ({_one_of(list(_STATEMENTS))})"
+    words = []
+    for name in sorted(terminals, key=lambda n: (n == "_NL", n)):
+        if name in _NAMED_LISTS:
+            what, known = _NAMED_LISTS[name]
+            words.append(f"a {what} ({_one_of(list(known))})")
+        elif name == "NUMBER":
+            words.append("a number")
+        elif name == "_NL":
+            words.append("the end of the line")
+        else:
+            words.append(f"'{_LITERALS.get(name, name.lower())}'")
+    return _one_of(words)
+
+
+def _found(exc: UnexpectedInput, text: str) -> str:
     if isinstance(exc, UnexpectedToken):
-        expected = ", ".join(sorted(exc.expected)[:8])
-        return f"unexpected {exc.token!r}; expected one of: {expected}"
-    return "syntax error"
+        if exc.token.type == "_NL" or exc.token.type == "$END":
+            return "the end of the line"
+        return f"the number {exc.token}" if exc.token.type == "NUMBER" else f"'{exc.token}'"
+    line = text.splitlines()[exc.line - 1] if 0 < exc.line <= len(text.splitlines()) else ""
+    word = re.match(r"[^\s,=]+|\S", line[exc.column - 1 :])
+    return f"'{word.group(0)}'" if word else "the end of the line"
+
+
+def _describe(exc: UnexpectedInput, text: str) -> str:
+    """A parse error in plain words: what was expected and what was found (the position goes with it)."""
+    if isinstance(exc, UnexpectedEOF):
+        return f"the policy ends in the middle of a statement: expected {_expected(set(exc.expected))}"
+    expected = set(exc.expected) if isinstance(exc, UnexpectedToken) else set(exc.allowed or ())
+    found = _found(exc, text)
+    named = [name for name in expected if name in _NAMED_LISTS]
+    if len(named) == 1 and found.startswith("'"):  # a name where a known one was expected: list them
+        what, known = _NAMED_LISTS[named[0]]
+        return f"unknown {what} {found}; known {what}s: {', '.join(known)}"
+    if _starts_statement(expected) and found.startswith("'"):
+        return f"unknown statement {found}; a statement starts with {_one_of(list(_STATEMENTS))}"
+    return f"expected {_expected(expected)}, found {found}" if expected else f"unexpected {found}"
 
 
 def compile_policy(text: str, base: Mapping[str, float]) -> dict[str, float]:
@@ -109,7 +165,7 @@ def compile_policy(text: str, base: Mapping[str, float]) -> dict[str, float]:
         tree = _PARSER.parse(text if text.endswith("\n") else text + "\n")
     except UnexpectedInput as exc:
         raise PolicyError(
-            _describe(exc), exc.line if exc.line > 0 else 1, exc.column if exc.column > 0 else 1
+            _describe(exc, text), exc.line if exc.line > 0 else 1, exc.column if exc.column > 0 else 1
         ) from None
 
     # A base from before the score kind existed scores with the reference formula.
@@ -125,6 +181,8 @@ def compile_policy(text: str, base: Mapping[str, float]) -> dict[str, float]:
             values[field], where[field] = str(number), number
             return
         value: float = float(number)
+        if not math.isfinite(value):  # 1e999 reads as infinity: refused here, where its line is known
+            raise PolicyError(f"{field} must be a finite number; {number} is too large", number.line, number.column)
         if field in _INTEGER_FIELDS:
             if value != int(value):
                 raise PolicyError(f"{field} must be a whole number", number.line, number.column)

@@ -25,12 +25,61 @@ class ActivationRefused(Exception):
     """The version cannot be activated (it breaks an invariant, e.g. a row written before the rules)."""
 
 
+class IdenticalVersion(ValidationError):
+    """The values are exactly those of an existing version: a second copy would only blur the history."""
+
+    def __init__(self, existing: VerifyParams):
+        self.existing = existing
+        state = "in service" if existing.is_active else "a draft" if existing.activated_at is None else "not active"
+        hint = "" if existing.is_active else f"; to use it, activate v{existing.version}"
+        super().__init__(
+            f"these values are exactly those of v{existing.version} ({state}): no new version was created{hint}"
+        )
+
+
+def identical_version(values: Mapping[str, float]) -> VerifyParams | None:
+    """The oldest version whose parameters all equal ``values``, if any (the active one first)."""
+    same = VerifyParams.objects.filter(**{name: values[name] for name in PARAM_FIELDS})
+    return same.order_by("-is_active", "version").first()
+
+
 def create_draft(values: Mapping[str, float], reason: str, user: object | None) -> VerifyParams:
-    """Store ``values`` as a new inactive version numbered after the highest; raise ValidationError if invalid."""
+    """Store ``values`` as a new inactive version numbered after the highest.
+
+    Raises ValidationError if they break a rule, IdenticalVersion if a version with exactly these values exists.
+    """
     draft = VerifyParams(**{name: values[name] for name in PARAM_FIELDS}, reason=(reason or "").strip())
     draft.version = 1  # placeholder for full_clean; the real number is taken when it is stored
     draft.full_clean(exclude=["version", "is_active"])
+    existing = identical_version(values)
+    if existing is not None:
+        raise IdenticalVersion(existing)
     return store_draft(draft, user)
+
+
+class DeletionRefused(Exception):
+    """Only a draft that was never in service may be deleted: the others are the audit history."""
+
+
+def deletable(version: VerifyParams) -> bool:
+    """A draft never activated: no PCS was decided under it, so deleting it loses no history."""
+    return not version.is_active and version.activated_at is None
+
+
+def delete_draft(pk: int) -> None:
+    """Delete draft ``pk`` (and its what-if reports); refuse a version that is or was in service.
+
+    The row is locked under the condition: an activation of it holds every row's lock (``activate_version``),
+    and PostgreSQL re-checks the condition once that commits, so a version activated meanwhile is never deleted.
+    """
+    with transaction.atomic():
+        draft = (
+            VerifyParams.objects.select_for_update().filter(pk=pk, is_active=False, activated_at__isnull=True).first()
+        )
+        if draft is None:
+            raise DeletionRefused("only a draft that was never active can be deleted; this version is history")
+        draft.delete()
+    log.info("verify_params_draft_deleted", extra={"event": "verify_params_draft_deleted", "pk": pk})
 
 
 def store_draft(draft: VerifyParams, user: object | None) -> VerifyParams:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import ingest.policy_dsl
@@ -54,8 +56,20 @@ def test_the_defaults_match_the_verifier():
         ("tolerance budget = 0", 1, 20, "budget_tol a tolerance must be positive"),
         ("budget base = 0.5, gamma = 0.4", 1, 15, "budget formula reaches"),
         ("tolerance D_hat = 0.1\ntolerance D_hat = 0.2", 2, 19, "already set on line 1"),
-        ("tolerance X = 1", 1, 11, "unexpected character 'X'"),
-        ("\n\nconformal delta = 0.5,", 3, 23, "expected one of: CONFORMAL_NAME"),
+        ("tolerance X = 1", 1, 11, "unknown tolerance name 'X'; known tolerance names: D_hat, coh_star, budget"),
+        ("tolerance delta = 0.1", 1, 11, "unknown tolerance name 'delta'; known tolerance names: D_hat, coh_star"),
+        ("budget base = 0.1, zeta = 2", 1, 20, "unknown budget name 'zeta'; known budget names: base, alpha, beta"),
+        ("toleranc D_hat = 0.1", 1, 1, "unknown statement 'toleranc'; a statement starts with tolerance, budget"),
+        ("tolerance D_hat 0.12", 1, 17, "expected '=', found the number 0.12"),
+        ("dedup ttl = 14", 1, 15, "expected 'days', found the end of the line"),
+        ("audit rate = 0.1 extra", 1, 18, "expected the end of the line, found 'extra'"),
+        (
+            "\n\nconformal delta = 0.5,",
+            3,
+            23,
+            "expected a conformal name (delta, reject_delta or n_min), found the end",
+        ),
+        ("conformal n_min = 1e999", 1, 19, "n_min must be a finite number; 1e999 is too large"),
         ("dedup ttl = 1.5 days", 1, 13, "whole number"),
         ("tolerance D_hat = 1e999", 1, 19, "tol_d must be a finite number"),
         ("score r0 = " + "9" * 400, 1, 12, "r0 must be a finite number"),
@@ -66,6 +80,9 @@ def test_a_broken_rule_is_refused_with_line_and_column(policy, line, column, wor
         compile_policy(policy, DEFAULTS)
     assert (refused.value.line, refused.value.column) == (line, column)
     assert words in refused.value.message
+    # Plain words: no parser internals (token reprs, terminal names) reach the admin.
+    assert "Token(" not in refused.value.message
+    assert not re.search(r"\b(NUMBER|EQUAL|_NL|[A-Z]+_NAME|SCORE_KIND)\b", refused.value.message)
 
 
 @pytest.mark.django_db
