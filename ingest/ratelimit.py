@@ -12,8 +12,9 @@ there will be. Redis's own clock is used, so replicas with skewed clocks share o
 
 Known limits, stated plainly: when ``REDIS_URL`` is unset, or Redis does not answer within a quarter of a
 second, each process keeps its own bucket, so the effective limit is the per-tenant rate multiplied by the
-number of processes. That degradation is logged (at most once per ``_WARN_EVERY`` seconds) and counted
-(``flk_rate_limit_degraded_total``); after a failure Redis is left alone for ``_REDIS_BACKOFF`` seconds so
+number of processes. When Redis is configured but does not answer, that degradation is logged (at most once
+per ``_WARN_EVERY`` seconds) and counted (``flk_rate_limit_degraded_total``: never without ``REDIS_URL``, the
+embedded default, where per-process buckets are what was asked for); after a failure Redis is left alone for ``_REDIS_BACKOFF`` seconds so
 that a dead Redis costs one timeout every few seconds, not one per request.
 """
 
@@ -234,7 +235,8 @@ class RateLimiter:
                 self._warn(exc)
         elif configured:
             self._warn(None)
-        metrics.rate_limit_degraded()
+        if configured:  # without REDIS_URL per-process buckets are the configuration, not a degradation
+            metrics.rate_limit_degraded()
         return self.local.take(key, rate, burst), None
 
     def charge(
@@ -266,7 +268,7 @@ class RateLimiter:
                 self._warn(exc)
         elif configured:
             self._warn(None)
-        if count_degraded:
+        if count_degraded and configured:  # as in ``take``: only a Redis that was configured and failed counts
             metrics.rate_limit_degraded()
         return self.local.charge(buckets), None
 

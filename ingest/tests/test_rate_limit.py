@@ -123,6 +123,16 @@ def test_with_redis_unreachable_ingest_keeps_working_on_a_per_process_bucket(sub
     assert len(warnings) == 1  # logged once per minute, not once per request
 
 
+def test_without_redis_configured_the_per_process_bucket_is_not_counted_as_degraded(submit, limited_tenant, settings):
+    """The embedded default (no REDIS_URL) limits per process by design: the degradation alarm stays quiet."""
+    tenant = limited_tenant(rate=0.01, burst=2)
+    settings.REDIS_URL = None
+    before = _degraded_count()
+    answers = [submit(make_pcs(), tenant=tenant).status_code for _ in range(3)]
+    assert answers == [200, 200, 429]
+    assert _degraded_count() == before
+
+
 def test_a_dead_redis_does_not_stall_requests(submit, limited_tenant, settings):
     tenant = limited_tenant(rate=100, burst=100)
     settings.REDIS_URL = "redis://10.255.255.1:6379/0"  # unroutable: the connect times out
