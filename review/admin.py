@@ -61,16 +61,9 @@ class ReviewerUserAdmin(UserAdmin):
 
 @admin.register(ReviewItem)
 class ReviewItemAdmin(PcsIdPrefixSearch, ReadOnlyAdmin):
-    list_display = [
-        "pcs_prefix",
-        "tenant",
-        "decision",
-        "audit_sample",
-        "stage",
-        "claimed_by",
-        "disagreement",
-        "received_at",
-    ]
+    # Short columns: the list fits 1280 px beside the admin's navigation and the filters.
+    list_display = ["pcs_prefix", "tenant", "decision", "audit", "stage", "holder", "received"]
+    list_select_related = ["claimed_by"]
     list_filter = ["stage", "decision", "audit_sample", "disagreement", "tenant"]
     search_fields = ["=pcs_id", "shard_id"]
     actions = ["expire_audit_samples"]
@@ -87,6 +80,18 @@ class ReviewItemAdmin(PcsIdPrefixSearch, ReadOnlyAdmin):
             text += f" {left} selected item{pluralize(left)} left alone: not an audit sample, or already labelled."
         self.message_user(request, text, messages.WARNING if left else messages.SUCCESS)
 
+    @admin.display(description="held by", ordering="claimed_by__username")
+    def holder(self, obj: ReviewItem) -> str:
+        return obj.claimed_by.get_username() if obj.claimed_by else "-"
+
+    @admin.display(description="received", ordering="received_at")
+    def received(self, obj: ReviewItem) -> str:
+        return f"{obj.received_at:%Y-%m-%d %H:%M}"
+
+    @admin.display(description="audit", boolean=True, ordering="audit_sample")
+    def audit(self, obj: ReviewItem) -> bool:
+        return obj.audit_sample
+
     def has_expire_permission(self, request: HttpRequest) -> bool:
         # Expiring records a calibration.ExpiredAudit row: the right to add one is the right to expire.
         return request.user.has_perm("calibration.add_expiredaudit")
@@ -94,9 +99,26 @@ class ReviewItemAdmin(PcsIdPrefixSearch, ReadOnlyAdmin):
 
 @admin.register(ReviewLabel)
 class ReviewLabelAdmin(ReadOnlyAdmin):
-    list_display = ["item", "label", "reviewer", "second_opinion", "adjudication", "created_at", "withdrawn_at"]
+    list_display = ["pcs", "label", "reviewer", "round", "given", "withdrawn"]
+    list_select_related = ["item", "reviewer"]
     list_filter = ["label", "second_opinion", "adjudication"]
     search_fields = ["^item__pcs_id", "reviewer__username"]
+
+    @admin.display(description="PCS", ordering="item__pcs_id")
+    def pcs(self, obj: ReviewLabel) -> str:
+        return f"{obj.item.tenant} / {obj.item.pcs_id[:12]}…"
+
+    @admin.display(description="round")
+    def round(self, obj: ReviewLabel) -> str:
+        return "adjudication" if obj.adjudication else "independent" if obj.second_opinion else "first"
+
+    @admin.display(description="given", ordering="created_at")
+    def given(self, obj: ReviewLabel) -> str:
+        return f"{obj.created_at:%Y-%m-%d %H:%M}"
+
+    @admin.display(description="withdrawn", ordering="withdrawn_at")
+    def withdrawn(self, obj: ReviewLabel) -> str:
+        return f"{obj.withdrawn_at:%Y-%m-%d %H:%M}" if obj.withdrawn_at else "-"
 
 
 @admin.register(AuditEvent)
