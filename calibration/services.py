@@ -319,6 +319,9 @@ class RecalibrationResult:
     changed: bool
     dry_run: bool
     skipped: int = 0  # benign audit labels left out: no signals to rescore them under the active formula
+    # What differs from the latest snapshot, in words ("no snapshot yet", "labels", "delta 0.05 -> 0.1", ...):
+    # a new snapshot is stored when anything does, even if the threshold stays the same.
+    differences: tuple[str, ...] = ()
 
 
 def _window_start() -> datetime:
@@ -431,13 +434,21 @@ def recalibrate_tenant(
     if latest is not None:
         old_threshold = float("inf") if latest.threshold is None else latest.threshold
     source = Source.OWN if tenant == GLOBAL_SET or len(scores) >= n_min else Source.GLOBAL
-    unchanged = latest is not None and (
-        latest.content_hash == content_hash
-        and latest.delta == delta
-        and latest.n_min == n_min
-        and latest.params_version == params_version
-        and latest.formula_key == formula.key
-    )
+    differences: list[str] = []
+    if latest is None:
+        differences.append("no snapshot yet")
+    else:
+        if latest.content_hash != content_hash:
+            differences.append("labels")
+        if latest.delta != delta:
+            differences.append(f"delta {latest.delta:g} -> {delta:g}")
+        if latest.n_min != n_min:
+            differences.append(f"n_min {latest.n_min} -> {n_min}")
+        if latest.params_version != params_version:
+            differences.append(f"VerifyParams v{latest.params_version} -> v{params_version}")
+        if latest.formula_key != formula.key:
+            differences.append("score formula")
+    unchanged = not differences
     snapshot_id = latest.pk if latest is not None else None
     if not dry_run and not unchanged:
         row = CalibrationSnapshot.objects.create(
@@ -469,6 +480,7 @@ def recalibrate_tenant(
         changed=not unchanged,
         dry_run=dry_run,
         skipped=skipped,
+        differences=tuple(differences),
     )
 
 

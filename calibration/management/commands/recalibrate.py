@@ -27,6 +27,21 @@ def _fmt(threshold: float | None) -> str:
     return "inf" if math.isinf(threshold) else f"{threshold:.6f}"
 
 
+def _same_threshold(old: float | None, new: float) -> bool:
+    return old is not None and (old == new or (math.isinf(old) and math.isinf(new)))
+
+
+def _snapshot_change(result: services.RecalibrationResult) -> str:
+    """What storing this set's snapshot changes, truthfully for a dry run: the threshold, or only bookkeeping."""
+    if not result.changed:
+        return "unchanged"
+    verb = "would store" if result.dry_run else "stored"
+    why = ", ".join(result.differences)
+    if _same_threshold(result.old_threshold, result.new_threshold):
+        return f"{verb} a new snapshot with the same threshold ({why})"
+    return f"{verb} a new snapshot ({why})"
+
+
 class Command(BaseCommand):
     help = (
         "Rebuild each tenant's calibration snapshot (and the global fallback set) from its labels. Run after "
@@ -56,7 +71,7 @@ class Command(BaseCommand):
                     f"tenants with labels: {', '.join(known) or 'none'}"
                 )
             tenants = [tenant] if tenant else known
-            changed = done = 0
+            changed = moved = done = 0
             for name in [*tenants, GLOBAL_SET]:
                 if self._stop:
                     self.stderr.write("stopped by SIGTERM; the remaining tenants keep their snapshots")
@@ -71,6 +86,7 @@ class Command(BaseCommand):
                 )
                 done += 1
                 changed += result.changed
+                moved += result.changed and not _same_threshold(result.old_threshold, result.new_threshold)
                 label = "global set" if name == GLOBAL_SET else name
                 if name == GLOBAL_SET:
                     uses = f"is the fallback of tenants with n < {result.n_min}"
@@ -80,7 +96,7 @@ class Command(BaseCommand):
                     uses = f"uses global fallback (own n < {result.n_min})"
                 self.stdout.write(
                     f"{label}: n={result.n} threshold {_fmt(result.old_threshold)} -> {_fmt(result.new_threshold)} "
-                    f"{uses}{'' if result.changed else ' (unchanged)'}"
+                    f"{uses}; {_snapshot_change(result)}"
                     + (f"; {result.skipped} labels without signals left out" if result.skipped else "")
                 )
                 if name != GLOBAL_SET:
@@ -91,10 +107,13 @@ class Command(BaseCommand):
                     )
         finally:
             signal.signal(signal.SIGTERM, previous)
-        verb = "would change" if dry_run else "changed"
-        self.stdout.write(
-            f"recalibrated {done} sets at delta {delta:g}: {changed} {verb}{' (dry run)' if dry_run else ''}"
-        )
+        if dry_run:
+            summary = (
+                f"{changed} new snapshots would be stored, {moved} with a different threshold (dry run: nothing stored)"
+            )
+        else:
+            summary = f"{changed} new snapshots stored, {moved} with a different threshold"
+        self.stdout.write(f"recalibrated {done} sets at delta {delta:g}: {summary}")
 
     def _on_sigterm(self, signum, frame):
         self._stop = True
