@@ -25,7 +25,7 @@ class ReviewQueueCollector:
         )
         now = timezone.now()
         rows = (
-            ReviewItem.objects.filter(stage__in=(ReviewItem.Stage.FIRST, ReviewItem.Stage.SECOND))
+            ReviewItem.objects.exclude(stage=ReviewItem.Stage.DONE)  # first, second opinion and adjudication
             .values("tenant")
             .annotate(n=Count("id"), first=Min("received_at"))
             .order_by("tenant")
