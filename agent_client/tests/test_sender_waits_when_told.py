@@ -1,4 +1,4 @@
-"""The sender honours Retry-After on 503 and 429, backs off on other failures, and gives up into the DLQ."""
+"""The sender honours Retry-After on 503 and 429, backs off on other failures, and leaves the PCS pending when out of time."""
 
 from __future__ import annotations
 
