@@ -234,6 +234,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "FLK verifier API",
     "DESCRIPTION": "Verification of Proof-of-Computation Summaries (PCS) sent by agents.",
     "VERSION": "1.0.0",
+    # OpenAPI 3.1: its schemas are JSON Schema 2020-12 (ingest/openapi.py), which answers are validated against.
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI served from our own static files: nothing is loaded from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

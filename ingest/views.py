@@ -13,6 +13,17 @@ from rest_framework.views import APIView
 from agent_client.schema import PCS_JSON_SCHEMA
 from ingest.batch import submit_batch
 from ingest.client_address import client_address
+from ingest.openapi import (
+    ACCEPTED_EXAMPLE,
+    BAD_REQUEST,
+    BATCH,
+    ERROR,
+    ESCALATED_EXAMPLE,
+    OUTCOME,
+    PCS_V0_1_EXAMPLE,
+    PCS_V0_2_EXAMPLE,
+    VERDICT,
+)
 from ingest.services import Answer, error, get_outcome, submit_pcs
 
 _PCS_ID = re.compile(r"[0-9a-f]{64}")
@@ -24,38 +35,7 @@ AUTHORIZATION_PARAMETER = OpenApiParameter(
     "Authorization", str, OpenApiParameter.HEADER, required=False,
     description="`Bearer <API key>`: one of the tenant's API keys.",
 )  # fmt: skip
-_VERDICT_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "pcs_id": {"type": "string"},
-        "accepted": {"type": "boolean"},
-        "decision": {"type": "string", "enum": ["accept", "escalate", "reject"]},
-        "reasons": {"type": "array", "items": {"type": "object", "properties": {
-            "code": {"type": "string"}, "detail": {"type": "string"}}}},
-        "recomputed": {"type": "object", "properties": {
-            "D_hat": {"type": "number"}, "regime": {"type": "string"}, "budget": {"type": "number"}}},
-        "params_version": {"type": "integer"},
-        "dedup": {"type": "boolean", "description": "true when this answer is a replay of the stored one"},
-    },
-}  # fmt: skip
 _SUBMIT_ALLOW = "POST, OPTIONS"
-_ERROR_SCHEMA = {"type": "object", "properties": {"detail": {"type": "string"}, "code": {"type": "string"}}}
-_VERSION_REFUSED_SCHEMA = {"type": "object", "properties": {
-    **_ERROR_SCHEMA["properties"], "version": {"type": "string"}, "required_version": {"type": "string"},
-    "pcs_id": {"type": "string"}}}  # fmt: skip
-# The first PCS of the 0.2 golden vectors, signed with HMAC key "testkey"; its 0.1 form differs in two fields.
-PCS_V0_2_EXAMPLE = {
-    "pcs_id": "e3e898d87fb1039b69e61313c2c318eda5e0cf9d0809e41b98f9f79ae9051ed7",
-    "schema": "fractal-lba-kakeya", "version": "0.2",
-    "shard_id": "shard-001", "epoch": 7, "attempt": 1, "sent_at": "2026-01-01T00:00:00Z", "seed": 42,
-    "scales": [2, 4, 8, 16, 32], "N_j": {"2": 3, "4": 5, "8": 9, "16": 17, "32": 31},
-    "coh_star": 0.73, "v_star": [0.12, 0.98, -0.05], "D_hat": 0.857365188, "r": 0.87,
-    "regime": "sticky", "budget": 0.285,
-    "merkle_root": "cf763a041c81ceef1578a6083f75c61bef2e0014f2a3e683a97fcfca5be7f19a",
-    "sig": "3gShm3Vn90ttFxrQkWPv6fJPfFGRfP1i7cxq5DEraas=",
-    "ft": {"outbox_seq": 1, "degraded": False, "fallbacks": [], "clock_skew_ms": 0},
-}  # fmt: skip
-PCS_V0_1_EXAMPLE = {**PCS_V0_2_EXAMPLE, "version": "0.1", "sig": "8TOpVhMMRIE1PUFpN7oT3sB8+MikunA+l2evA01SR/c="}
 
 
 def render(answer: Answer) -> HttpResponse:
@@ -101,21 +81,25 @@ class SubmitView(APIView):
         parameters=[TENANT_PARAMETER],
         request={"application/json": PCS_JSON_SCHEMA},
         responses={
-            200: OpenApiResponse(_VERDICT_SCHEMA, description="accepted"),
-            202: OpenApiResponse(_VERDICT_SCHEMA, description="escalated or rejected"),
-            400: OpenApiResponse({"type": "object"}, description="field errors, DRF format"),
-            401: OpenApiResponse(_ERROR_SCHEMA, description="unknown tenant or bad signature"),
-            403: OpenApiResponse(_VERSION_REFUSED_SCHEMA, description="PCS version older than the tenant's minimum"),
-            409: OpenApiResponse(_ERROR_SCHEMA, description="pcs_id reused for a different PCS (content, 0.1 "
+            200: OpenApiResponse(VERDICT, description="accepted"),
+            202: OpenApiResponse(VERDICT, description="escalated or rejected"),
+            400: OpenApiResponse(BAD_REQUEST, description="field errors, DRF format"),
+            401: OpenApiResponse(ERROR, description="unknown tenant or bad signature"),
+            403: OpenApiResponse(ERROR, description="PCS version older than the tenant's minimum"),
+            409: OpenApiResponse(ERROR, description="pcs_id reused for a different PCS (content, 0.1 "
                                  "signed subset, or version)"),
-            411: OpenApiResponse(_ERROR_SCHEMA, description="chunked body where the server cannot read one"),
-            413: OpenApiResponse(_ERROR_SCHEMA), 415: OpenApiResponse(_ERROR_SCHEMA),
-            429: OpenApiResponse(_ERROR_SCHEMA), 503: OpenApiResponse(_ERROR_SCHEMA),
+            411: OpenApiResponse(ERROR, description="chunked body where the server cannot read one"),
+            413: OpenApiResponse(ERROR, description="body too large"),
+            415: OpenApiResponse(ERROR, description="not JSON"),
+            429: OpenApiResponse(ERROR, description="rate limited: retry after `Retry-After` seconds"),
+            503: OpenApiResponse(ERROR, description="retry after `Retry-After` seconds"),
         },
         examples=[OpenApiExample("PCS version 0.2", value=PCS_V0_2_EXAMPLE, request_only=True,
                                  description="signs every field but sig (HMAC key `testkey`)"),
                   OpenApiExample("PCS version 0.1", value=PCS_V0_1_EXAMPLE, request_only=True,
                                  description="signs pcs_id, merkle_root, epoch, shard_id, D_hat, coh_star, r, budget"),
+                  OpenApiExample("accepted", value=ACCEPTED_EXAMPLE, response_only=True, status_codes=["200"]),
+                  OpenApiExample("escalated", value=ESCALATED_EXAMPLE, response_only=True, status_codes=["202"]),
                   OpenApiExample("401", value={"detail": "...", "code": "signature_invalid", "key_ids": ["k1"]},
                                  response_only=True, status_codes=["401"]),
                   OpenApiExample("403", value={"detail": "...", "code": "pcs_version_0.2_required",
@@ -157,16 +141,6 @@ def read_body(request: HttpRequest, limit: int) -> bytes | Answer:
     return body
 
 
-_BATCH_SCHEMA = {
-    "type": "object",
-    "properties": {"results": {"type": "array", "items": {"type": "object", "properties": {
-        "status": {"type": "integer", "description": "the status /v1/pcs/submit would answer for this PCS alone"},
-        "body": {"type": "object", "description": "the body it would answer (a verdict, or an error)"},
-        "retry_after": {"type": "integer", "description": "seconds, for a 429 or 503 item"},
-    }}}},
-}  # fmt: skip
-
-
 class BatchView(APIView):
     """POST /v1/pcs/batch: a POST bypasses DRF's dispatch, as ``SubmitView``'s does."""
 
@@ -194,12 +168,13 @@ class BatchView(APIView):
         request={"application/json": {"type": "array", "items": PCS_JSON_SCHEMA},
                  "application/x-ndjson": {"type": "string", "description": "one PCS JSON object a line"}},
         responses={
-            200: OpenApiResponse(_BATCH_SCHEMA, description="one answer per PCS, in order"),
-            400: OpenApiResponse(_ERROR_SCHEMA, description="not a JSON array"),
-            401: OpenApiResponse(_ERROR_SCHEMA, description="unknown or disabled tenant"),
-            413: OpenApiResponse(_ERROR_SCHEMA, description="more PCS or bytes than the limits"),
-            415: OpenApiResponse(_ERROR_SCHEMA), 429: OpenApiResponse(_ERROR_SCHEMA),
-            503: OpenApiResponse(_ERROR_SCHEMA),
+            200: OpenApiResponse(BATCH, description="one answer per PCS, in order"),
+            400: OpenApiResponse(BAD_REQUEST, description="not a JSON array"),
+            401: OpenApiResponse(ERROR, description="unknown or disabled tenant"),
+            413: OpenApiResponse(ERROR, description="more PCS or bytes than the limits"),
+            415: OpenApiResponse(ERROR, description="another media type"),
+            429: OpenApiResponse(ERROR, description="the address's limit: retry after `Retry-After` seconds"),
+            503: OpenApiResponse(ERROR, description="retry after `Retry-After` seconds"),
         },
         examples=[OpenApiExample("two PCS", value=[PCS_V0_2_EXAMPLE, PCS_V0_1_EXAMPLE], request_only=True)],
     )  # fmt: skip
@@ -224,9 +199,11 @@ class OutcomeView(APIView):
         ),
         parameters=[TENANT_PARAMETER, AUTHORIZATION_PARAMETER],
         responses={
-            200: OpenApiResponse(_VERDICT_SCHEMA),
-            401: OpenApiResponse(_ERROR_SCHEMA, description="no valid API key of the tenant (one answer, any cause)"),
-            404: OpenApiResponse(_ERROR_SCHEMA),
+            200: OpenApiResponse(OUTCOME, description="the stored verdict, its status and its label"),
+            400: OpenApiResponse(BAD_REQUEST, description="a malformed X-Tenant-Id"),
+            401: OpenApiResponse(ERROR, description="no valid API key of the tenant (one answer, any cause)"),
+            404: OpenApiResponse(ERROR, description="no such PCS for this tenant"),
+            503: OpenApiResponse(ERROR, description="database unavailable: retry after `Retry-After` seconds"),
         },
     )
     def get(self, request: HttpRequest, pcs_id: str) -> HttpResponse:
