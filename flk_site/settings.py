@@ -365,3 +365,5 @@ LOGGING = {
     },
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+if not REDIS_URL:  # beat of the embedded default runs its tasks in-process (memory transport): no broker host to name
+    LOGGING["loggers"]["kombu.connection"] = {"level": "ERROR"}
