@@ -125,3 +125,16 @@ def content_payload(pcs: Mapping[str, Any]) -> bytes:
 def content_digest(pcs: Mapping[str, Any]) -> str:
     """0.2: SHA-256 hex of the content payload; two deliveries of one ``pcs_id`` are a replay exactly when equal."""
     return hashlib.sha256(content_payload(pcs)).hexdigest()
+
+
+def signing_and_content_digests(pcs: Mapping[str, Any]) -> tuple[bytes, str]:
+    """0.2: ``signing_digest`` and ``content_digest`` at once, the floats rounded once for both (a verifier
+    needs both for every PCS it receives)."""
+    whole = rounded(dict(pcs))
+
+    def digest(leave_out: tuple[str, ...]) -> bytes:
+        kept = {key: value for key, value in whole.items() if key not in leave_out}
+        text = json.dumps(kept, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("ascii")
+        return hashlib.sha256(text).digest()
+
+    return digest(("sig",)), digest(PER_DELIVERY_FIELDS).hex()

@@ -42,7 +42,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stack import HMAC_KEY, throwaway_service  # noqa: E402
+from stack import HMAC_KEY, cpu_by_group, throwaway_service  # noqa: E402
 
 from agent_client.pcs import assemble_pcs, sign_pcs  # noqa: E402
 
@@ -161,31 +161,6 @@ def paced(url: str, bodies: list[str], rate: float, connections: int) -> dict:
 
     return {"rate": rate, "sent": len(latencies), "errors": errors[0], "p50_ms": pct(50), "p95_ms": pct(95),
             "p99_ms": pct(99)}  # fmt: skip
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_by_group(service_pid: int) -> dict[str, float]:
-    """CPU seconds used so far by the service (gunicorn master and workers), PostgreSQL and Redis."""
-    used = {"service": 0.0, "postgres": 0.0, "redis": 0.0}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:  # exited meanwhile
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        seconds = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
-        if int(entry) == service_pid or int(fields[1]) == service_pid:
-            used["service"] += seconds
-        elif name.startswith("postgres"):
-            used["postgres"] += seconds
-        elif name.startswith("redis-server"):
-            used["redis"] += seconds
-    return used
 
 
 def cpu_total(groups: dict[str, float]) -> float:

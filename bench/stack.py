@@ -61,3 +61,28 @@ def throwaway_service(
         with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         shutil.rmtree(work, ignore_errors=True)
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_group(service_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the service (gunicorn master and workers), PostgreSQL and Redis."""
+    used = {"service": 0.0, "postgres": 0.0, "redis": 0.0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+        if int(entry) == service_pid or int(fields[1]) == service_pid:
+            used["service"] += seconds
+        elif name.startswith("postgres"):
+            used["postgres"] += seconds
+        elif name.startswith("redis-server"):
+            used["redis"] += seconds
+    return used

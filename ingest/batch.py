@@ -33,27 +33,28 @@ from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from calibration.generations import unread_values
 from ingest import keyring, metrics, ratelimit, store, wal
 from ingest.batch_items import BatchMalformed, split_items
-from ingest.config_cache import REQUEST_GENERATION_KEYS, request_generations
 from ingest.keyring import TenantCredentials
+from ingest.models import BatchJob
 from ingest.params import NoActiveParams
 from ingest.services import (
+    DATABASE_UNAVAILABLE,
     DEFAULT_TENANT,
-    TENANT_HEADER_PATTERN,
     Answer,
     Authentic,
     Checked,
     _wal_budget_spent,
     _wal_full,
     _wal_unavailable,
+    admitted,
     authenticate_body,
     check_authentic,
     error,
     is_json_content_type,
     resolve_tenant,
     stored_answer,
+    tenant_gate,
     unavailable,
 )
 
@@ -70,46 +71,42 @@ def batch_kind(content_type: str | None) -> str | None:
     return wal.BATCH_JSON if is_json_content_type(content_type) else None
 
 
-def submit_batch(tenant_header: str | None, content_type: str | None, body: bytes, client: str = "") -> Answer:
+def submit_batch(
+    tenant_header: str | None, content_type: str | None, body: bytes, client: str = "", respond_async: bool = False
+) -> Answer:
     """POST /v1/pcs/batch after the byte limit: 200 with one answer per item, in order, or one answer for the
-    whole batch (module docstring). ``client`` is the caller's address."""
+    whole batch (module docstring). ``client`` is the caller's address. ``respond_async``: 202 with a status URL
+    once the body is durable; a worker judges the items (``complete_job``)."""
     kind = batch_kind(content_type)
     if kind is None:
         return error(415, "unsupported_media_type", f"Unsupported media type {content_type or ''!r}: send "
                      f"application/json (an array of PCS) or {NDJSON} (one PCS a line).")  # fmt: skip
-    name = DEFAULT_TENANT if tenant_header is None else tenant_header
-    known = keyring.credentials_memo.peek(name) if TENANT_HEADER_PATTERN.fullmatch(name) else None
-    if known is not None and not known.enabled:
-        known = None
-    # The address pays one token per request, as a single submission does: it bounds unauthenticated work,
-    # and a batch's items are charged to the tenant once their signatures verify.
-    gate = ratelimit.admit(client or "unknown", known.name if known else None, len(body), REQUEST_GENERATION_KEYS)
-    if gate.refusal == "address":
-        metrics.preauth_refused("address")
-        answer = error(429, "rate_limited", "too many requests from this address; retry later")
-        answer.headers["Retry-After"] = str(gate.retry_after)
-        return answer
-    shared = gate.values if gate.values is not None else unread_values(len(REQUEST_GENERATION_KEYS))
-    with request_generations(shared):
-        return _submit_batch(tenant_header, body, kind, known, gate)
+    # The items are charged to the tenant's bucket once their signatures verify (``judge_items``).
+    return admitted(
+        tenant_header,
+        body,
+        client,
+        lambda known, gate: _submit_batch(tenant_header, body, kind, known, gate, respond_async),
+    )
 
 
 def _submit_batch(
-    tenant_header: str | None, body: bytes, kind: str, known: TenantCredentials | None, gate: ratelimit.Gate
+    tenant_header: str | None,
+    body: bytes,
+    kind: str,
+    known: TenantCredentials | None,
+    gate: ratelimit.Gate,
+    respond_async: bool = False,
 ) -> Answer:
     name = tenant_header or DEFAULT_TENANT
     try:
         creds = store.reusing_connection(resolve_tenant, tenant_header)
     except (OperationalError, InterfaceError):
         return _keep_during_outage(known, name, body, kind, gate)
-    if isinstance(creds, Answer):
-        if gate.charged_bytes and known is not None:
-            ratelimit.give_back_wal_bytes(known.name, gate.charged_bytes)
-        return creds
-    if known is None:
-        gate = ratelimit.admit_tenant(creds.name, len(body))
-    if gate.refusal == "wal_budget":
-        return _wal_budget_spent(creds.name, gate)
+    passed = tenant_gate(creds, known, gate, len(body))
+    if isinstance(passed, Answer):
+        return passed
+    assert not isinstance(creds, Answer)
     received_at = timezone.now()
     # The whole body is durable before anything in it is parsed: one record, one fsync for every item.
     try:
@@ -127,6 +124,12 @@ def _submit_batch(
     if len(items) > limit:  # the WAL reader drops such a batch too: replay stores none of it
         return error(413, "batch_too_large", f"a batch holds at most {limit} PCS, this one {len(items)}; nothing "
                      "was stored: send it in smaller batches")  # fmt: skip
+    if respond_async:
+        try:
+            return store.reusing_connection(_queue_job, creds, body, kind, len(items), received_at)
+        except (OperationalError, InterfaceError):
+            log.warning("database_unavailable", extra={"event": "database_unavailable", "tenant": creds.name})
+            return unavailable(KEPT_FOR_REPLAY, "database_unavailable")
     try:
         answers = store.reusing_connection(judge_items, creds, items, received_at, gate.charged_bytes, len(body))
     except (OperationalError, InterfaceError):
@@ -136,13 +139,72 @@ def _submit_batch(
         log.error("no_active_verify_params")
         return unavailable("no VerifyParams version is active; an admin must activate one", "no_active_params")
     metrics.batch_observed(creds.name, len(items))
+    return Answer(200, {"results": batch_results(answers)}, tenant=creds.name)
+
+
+def batch_results(answers: list[Answer]) -> list[dict[str, Any]]:
+    """The ``results`` of a batch's answer: each item's status and body (and Retry-After, when it has one)."""
     results = []
     for answer in answers:
         result: dict[str, Any] = {"status": answer.status, "body": answer.body}
         if "Retry-After" in answer.headers:
             result["retry_after"] = int(answer.headers["Retry-After"])
         results.append(result)
-    return Answer(200, {"results": results}, tenant=creds.name)
+    return results
+
+
+def status_url(job_id: str) -> str:
+    return f"/v1/pcs/batch/{job_id}"
+
+
+def _queue_job(creds: TenantCredentials, body: bytes, kind: str, items: int, received_at: datetime) -> Answer:
+    """Keep the batch for a worker and answer 202 with where to read its answers."""
+    from ingest import tasks
+
+    job = BatchJob.objects.create(tenant_id=creds.tenant_id, body=body, kind=kind, items=items,
+                                  received_at=received_at)  # fmt: skip
+    # Enqueued once the row is committed, so that the worker finds it (autocommit here: at once).
+    transaction.on_commit(lambda: tasks.complete_batch_job.delay(str(job.id)))
+    url = status_url(str(job.id))
+    answer = Answer(202, {"id": str(job.id), "status": "pending", "items": items, "status_url": url},
+                    tenant=creds.name)  # fmt: skip
+    answer.headers.update({"Location": url, "Preference-Applied": "respond-async"})
+    return answer
+
+
+def complete_job(job_id: str) -> bool:
+    """Judge the items of a queued batch and keep their answers; False when there was nothing to do (done
+    already, or no such job). Idempotent: the answers are kept by a conditional update, so a second run (a
+    redelivered task) keeps the first run's answers, and its own stored nothing new."""
+    job = BatchJob.objects.filter(id=job_id, done_at__isnull=True).select_related("tenant").first()
+    if job is None:
+        return False
+    creds = keyring.credentials_memo.get(job.tenant.name)
+    items = split_items(bytes(job.body), ndjson=job.kind == wal.BATCH_NDJSON)
+    if creds is None or not creds.enabled:
+        answers = [error(401, "unknown_tenant", f"unknown tenant {job.tenant.name!r}")] * len(items)
+    else:
+        answers = judge_items(creds, items, job.received_at)
+        metrics.batch_observed(creds.name, len(items))
+    done = BatchJob.objects.filter(id=job.id, done_at__isnull=True)  # one row updated: these answers are kept
+    return bool(done.update(results=batch_results(answers), done_at=timezone.now(), body=b""))
+
+
+def job_status(tenant_header: str | None, job_id: str) -> Answer:
+    """GET /v1/pcs/batch/<id>: the batch's answers once done, else its pending state; 404 for another tenant."""
+    name = DEFAULT_TENANT if tenant_header is None else tenant_header
+    try:
+        job = BatchJob.objects.filter(id=job_id, tenant__name=name).first()
+    except (OperationalError, InterfaceError):
+        return unavailable(DATABASE_UNAVAILABLE, "database_unavailable")
+    if job is None:
+        return error(404, "not_found", "no batch with this id for this tenant")
+    body: dict[str, Any] = {"id": str(job.id), "status": "done" if job.done_at else "pending", "items": job.items}
+    if job.done_at:
+        body["results"] = job.results
+    answer = Answer(200, body, tenant=name)
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
 
 
 def judge_items(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -370,3 +371,23 @@ class WhatIfReport(models.Model):
 
     def __str__(self) -> str:
         return f"what-if of v{self.params.version} on {self.sample_size} PCS ({self.status})"
+
+
+class BatchJob(models.Model):
+    """A batch answered 202 (``Prefer: respond-async``): its body waits here for a worker, which judges each
+    item as the request would have (``ingest.batch.complete_job``) and keeps the answers for the status URL.
+
+    The id is random (122 bits): the status URL is the capability to read the answers, with the tenant's name.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    body = models.BinaryField()
+    kind = models.CharField(max_length=8)  # the WAL's batch kind: json or ndjson
+    items = models.PositiveIntegerField()
+    received_at = models.DateTimeField()
+    done_at = models.DateTimeField(null=True, blank=True)
+    results = models.JSONField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"batch {self.id} ({self.items} PCS)"

@@ -21,7 +21,14 @@ from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError
 from django.utils import timezone
 
-from agent_client.canonical import V0_2, content_digest, protocol_of, signing_digest
+from agent_client.canonical import (
+    V0_2,
+    content_digest,
+    protocol_of,
+    signing_and_content_digests,
+    signing_digest,
+    signs_everything,
+)
 from agent_client.schema import PcsInvalid, parse_pcs
 from calibration.conformal import SnapshotValues
 from calibration.generations import unread_values
@@ -91,12 +98,24 @@ def submit_pcs(tenant_header: str | None, content_type: str | None, body: bytes,
         return error(
             415, "unsupported_media_type", f"Unsupported media type {content_type or ''!r}: send application/json."
         )
+    return admitted(tenant_header, body, client, lambda known, gate: _submit_json(tenant_header, body, known, gate))
+
+
+def admitted(
+    tenant_header: str | None,
+    body: bytes,
+    client: str,
+    then: Callable[[TenantCredentials | None, ratelimit.Gate], Answer],
+) -> Answer:
+    """Step 2 of a submission (single or batch): the pre-authentication limits, then ``then(known, gate)`` with
+    the generations the request pins; ``known`` is the tenant as this process knows it, if it does."""
     name = DEFAULT_TENANT if tenant_header is None else tenant_header
     known = keyring.credentials_memo.peek(name) if TENANT_HEADER_PATTERN.fullmatch(name) else None
     if known is not None and not known.enabled:
         known = None
-    # Step 2, one Redis round trip: the client address's bucket, the WAL byte budgets and a look at the tenant's
-    # failure bucket (for a tenant this process knows), and the generations the request pins.
+    # One Redis round trip: the client address's bucket (a token per request, a batch's too), the WAL byte
+    # budgets and a look at the tenant's failure bucket (for a tenant this process knows), and the generations
+    # the request pins.
     gate = ratelimit.admit(client or "unknown", known.name if known else None, len(body), REQUEST_GENERATION_KEYS)
     if gate.refusal == "address":
         metrics.preauth_refused("address")
@@ -105,7 +124,7 @@ def submit_pcs(tenant_header: str | None, content_type: str | None, body: bytes,
         return answer
     shared = gate.values if gate.values is not None else unread_values(len(REQUEST_GENERATION_KEYS))
     with request_generations(shared):
-        return _submit_json(tenant_header, body, known, gate)
+        return then(known, gate)
 
 
 def _submit_json(
@@ -119,14 +138,11 @@ def _submit_json(
         # A tenant known from before the outage: its bodies are authenticated first (its keys are in hand) and
         # only signed ones are kept in the WAL, for replay to store once the database is back.
         return _submit_during_outage(known, body, gate)
-    if isinstance(creds, Answer):
-        if gate.charged_bytes and known is not None:  # the copy in hand was out of date
-            ratelimit.give_back_wal_bytes(known.name, gate.charged_bytes)
-        return creds
-    if known is None:
-        gate = ratelimit.admit_tenant(creds.name, len(body))
-    if gate.refusal == "wal_budget":
-        return _wal_budget_spent(creds.name, gate)
+    passed = tenant_gate(creds, known, gate, len(body))
+    if isinstance(passed, Answer):
+        return passed
+    assert not isinstance(creds, Answer)
+    gate = passed
     metrics.ingested(creds.name)
     signed = _SignedHook(creds, gate.charged_bytes)
     try:
@@ -162,6 +178,22 @@ def _submit_json(
     except NoActiveParams:
         log.error("no_active_verify_params")
         return unavailable("no VerifyParams version is active; an admin must activate one", "no_active_params")
+
+
+def tenant_gate(
+    creds: TenantCredentials | Answer, known: TenantCredentials | None, gate: ratelimit.Gate, size: int
+) -> Answer | ratelimit.Gate:
+    """Step 2's tenant part once the tenant is resolved: its refusal (unknown tenant, WAL budget spent), or the
+    gate a body of ``size`` bytes passed."""
+    if isinstance(creds, Answer):
+        if gate.charged_bytes and known is not None:  # the copy in hand was out of date
+            ratelimit.give_back_wal_bytes(known.name, gate.charged_bytes)
+        return creds
+    if known is None:
+        gate = ratelimit.admit_tenant(creds.name, size)
+    if gate.refusal == "wal_budget":
+        return _wal_budget_spent(creds.name, gate)
+    return gate
 
 
 class _SignedHook:
@@ -305,6 +337,7 @@ class Authentic:
     pcs: dict[str, Any]
     digest: bytes
     key_id: str
+    content_digest: str = ""  # 0.2: computed with the signing digest
 
 
 def authenticate_body(
@@ -317,7 +350,11 @@ def authenticate_body(
     except PcsInvalid as exc:
         return Answer(400, exc.errors, tenant=creds.name)
 
-    digest = signing_digest(pcs)
+    content = ""
+    if signs_everything(pcs):
+        digest, content = signing_and_content_digests(pcs)
+    else:
+        digest = signing_digest(pcs)
     try:
         key_id = keyring.check_signature(creds, digest, pcs.get("sig"), received_at)
     except SignatureRejected as exc:
@@ -329,7 +366,7 @@ def authenticate_body(
         return refused
     if on_signed is not None and (refused := on_signed()) is not None:
         return refused
-    return Authentic(pcs, digest, key_id)
+    return Authentic(pcs, digest, key_id, content)
 
 
 def check_body(
@@ -354,7 +391,7 @@ def check_authentic(creds: TenantCredentials, authentic: Authentic, received_at:
     # What a replay must repeat (DESIGN.md section 6): under 0.2 its content, every field but sig, attempt
     # and sent_at (a retry signs again); under 0.1 its signed subset. A 0.1 and a 0.2 PCS never match: only
     # the content serialisation holds the "version" key.
-    replay_digest = content_digest(pcs) if protocol == V0_2 else digest.hex()
+    replay_digest = (authentic.content_digest or content_digest(pcs)) if protocol == V0_2 else digest.hex()
 
     params = active_params_memo.get("active")
     started = time.perf_counter()

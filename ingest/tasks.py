@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from ingest import replay
+from ingest import batch, replay
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -23,3 +23,14 @@ def purge_wal_segments() -> int:
 def purge_expired_outcomes() -> int:
     """Delete stored outcomes older than the active VerifyParams.dedup_ttl_days."""
     return replay.purge_expired_outcomes()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def complete_batch_job(job_id: str) -> bool:
+    """Judge the items of a batch answered 202 and keep their answers (a rerun finds it done)."""
+    from calibration.services import generation_pinned as snapshot_generation_pinned
+    from ingest.config_cache import generation_pinned
+
+    # Tenants, keys, params and snapshots are checked for changes once for the batch, as a request does.
+    with generation_pinned(), snapshot_generation_pinned():
+        return batch.complete_job(job_id)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
+from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -11,7 +13,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework.views import APIView
 
 from agent_client.schema import PCS_JSON_SCHEMA
-from ingest.batch import submit_batch
+from ingest.batch import job_status, submit_batch
 from ingest.client_address import client_address
 from ingest.openapi import (
     ACCEPTED_EXAMPLE,
@@ -107,11 +109,16 @@ class SubmitView(APIView):
                                  response_only=True, status_codes=["403"])],
     )  # fmt: skip
     def post(self, request: HttpRequest) -> HttpResponse:
-        body = read_body(request, settings.FLK_MAX_BODY_BYTES)
+        return self.respond(request, settings.FLK_MAX_BODY_BYTES, submit_pcs)
+
+    @staticmethod
+    def respond(request: HttpRequest, limit: int, service: Callable[[str | None, str | None, bytes, str], Answer]):
+        """Read the body (at most ``limit`` bytes) and render what ``service`` answers for it."""
+        body = read_body(request, limit)
         if isinstance(body, Answer):
             return render(body)
-        answer = submit_pcs(request.META.get("HTTP_X_TENANT_ID"), request.META.get("CONTENT_TYPE"), body,
-                            client_address(request))  # fmt: skip
+        answer = service(request.META.get("HTTP_X_TENANT_ID"), request.META.get("CONTENT_TYPE"), body,
+                         client_address(request))  # fmt: skip
         request.flk_answer = answer  # pcs_id and tenant for the request log line (ingest.requestlog)
         return render(answer)
 
@@ -141,15 +148,8 @@ def read_body(request: HttpRequest, limit: int) -> bytes | Answer:
     return body
 
 
-class BatchView(APIView):
+class BatchView(SubmitView):
     """POST /v1/pcs/batch: a POST bypasses DRF's dispatch, as ``SubmitView``'s does."""
-
-    def dispatch(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        if request.method != "POST":
-            return super().dispatch(request, *args, **kwargs)
-        response = self.post(request)
-        response["Allow"] = _SUBMIT_ALLOW
-        return response
 
     @extend_schema(
         operation_id="pcs_batch",
@@ -179,13 +179,29 @@ class BatchView(APIView):
         examples=[OpenApiExample("two PCS", value=[PCS_V0_2_EXAMPLE, PCS_V0_1_EXAMPLE], request_only=True)],
     )  # fmt: skip
     def post(self, request: HttpRequest) -> HttpResponse:
-        body = read_body(request, settings.FLK_BATCH_MAX_BYTES)
-        if isinstance(body, Answer):
-            return render(body)
-        answer = submit_batch(request.META.get("HTTP_X_TENANT_ID"), request.META.get("CONTENT_TYPE"), body,
-                              client_address(request))  # fmt: skip
-        request.flk_answer = answer
-        return render(answer)
+        prefer = request.META.get("HTTP_PREFER", "").lower()
+        respond_async = "respond-async" in (p.strip().split("=", 1)[0] for p in prefer.replace(";", ",").split(","))
+        return self.respond(request, settings.FLK_BATCH_MAX_BYTES,
+                            lambda *args: submit_batch(*args, respond_async=respond_async))  # fmt: skip
+
+
+class BatchStatusView(APIView):
+    @extend_schema(
+        operation_id="pcs_batch_status",
+        summary="The answers of a batch sent with Prefer: respond-async",
+        description=(
+            "With the same `X-Tenant-Id` as the batch: `status` `pending` until a worker has judged every PCS, then "
+            "`done` with `results` as the synchronous answer gives them. The URL's id is random: whoever holds it "
+            "with the tenant's name may read the answers. 404 for an unknown id or another tenant."
+        ),
+        parameters=[TENANT_PARAMETER],
+        responses={200: OpenApiResponse({"type": "object", "properties": {
+            "id": {"type": "string"}, "status": {"type": "string", "enum": ["pending", "done"]},
+            "items": {"type": "integer"}, "results": BATCH["properties"]["results"]}}),
+            404: OpenApiResponse(ERROR)},
+    )  # fmt: skip
+    def get(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+        return render(job_status(request.META.get("HTTP_X_TENANT_ID"), str(job_id)))
 
 
 class OutcomeView(APIView):
