@@ -26,6 +26,7 @@ DOCUMENTED_SAMPLES = {
     "flk_request_duration_seconds_bucket", "flk_calibration_size", "flk_calibration_threshold",
     "flk_calibration_snapshot_age_seconds", "flk_drift_p_value", "flk_drift_detected", "flk_miscoverage_rate",
     "flk_review_queue_depth", "flk_review_queue_oldest_age_seconds", "flk_pcs_version_total",
+    "flk_batch_items_bucket", "flk_batch_items_sum",
 }  # fmt: skip
 
 
