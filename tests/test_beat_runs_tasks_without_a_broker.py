@@ -11,7 +11,10 @@ from flk_site.celery import app
 pytestmark = pytest.mark.django_db
 
 
-def test_every_scheduled_task_runs_in_the_beat_process_when_tasks_are_eager(settings):
+def test_every_scheduled_task_runs_in_the_beat_process_when_tasks_are_eager(settings, tmp_path):
+    # An empty WAL of its own: replaying the suite's would store other tests' bodies on the replay threads'
+    # own connections, outside this test's transaction.
+    settings.FLK_WAL_DIR = tmp_path / "wal"
     # What `celery beat` does at start (celery.apps.beat.Beat.run): import every app's tasks.
     app.loader.init_worker()
     assert app.conf.task_always_eager  # as the embedded default sets it (no REDIS_URL)
