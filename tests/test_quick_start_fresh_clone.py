@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -19,20 +20,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-# The README's PCS of the quick start, built as it says.
-README_PCS = """
-import json
-from agent_client.pcs import assemble_pcs
-print(json.dumps(assemble_pcs(merkle_root="ab" * 32, epoch=1, shard_id="shard-001", scales=[2, 4, 8, 16, 32],
-                              counts={2: 3, 4: 5, 8: 9, 16: 17, 32: 31}, coh_star=0.73, r=0.87)))
-"""
+
+
+def readme_block(clone: Path, opening: str, contains: str) -> str:
+    """The README's code block that opens with ``opening`` and holds ``contains``, as a reader copies it."""
+    text = (clone / "README.md").read_text()
+    blocks = [block.split("\n```", 1)[0] for block in text.split(opening)[1:]]
+    (block,) = [block for block in blocks if contains in block]
+    return block
 
 
 def _shell_env(home: Path) -> dict[str, str]:
@@ -142,8 +143,9 @@ def test_the_quick_start_then_every_documented_command_works_without_exports(fre
         assert subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout == ""
 
         # The README's submit example: accepted, then the same answer again with dedup.
+        snippet = readme_block(clone, "<<'PY' > /tmp/pcs.json\n", "assemble_pcs").split("\nPY\n")[0]
         built = subprocess.run(
-            [".venv/bin/python", "-"], input=README_PCS, cwd=clone, env=env, capture_output=True, text=True
+            [".venv/bin/python", "-"], input=snippet, cwd=clone, env=env, capture_output=True, text=True
         )
         assert built.returncode == 0, built.stderr
         first = requests.post(f"{base}/v1/pcs/submit", data=built.stdout, headers={"Content-Type": "application/json"})
@@ -180,19 +182,11 @@ def test_the_quick_start_then_every_documented_command_works_without_exports(fre
 
         # The README's agent example, in the user's own directory, its outbox where a user may write.
         work = env["HOME"]
-        np.save(Path(work) / "work.npy", np.random.default_rng(7).normal(size=(400, 6)))
-        example = f"""
-import os
-
-import numpy as np
-from agent_client.builder import build_pcs
-from agent_client.outbox import Outbox
-from agent_client.sender import Sender
-
-pcs = build_pcs(shard_id="shard-1", epoch=7, seed=42, points=np.load("work.npy"), alg="hmac", key=b"secret")
-outbox = Outbox(os.path.expanduser("~/.local/state/flk-agent"))  # any directory the agent may write
-print(Sender("{base}", outbox).submit(pcs).status)  # 200 or 202
-"""
+        example = readme_block(clone, "```python\n", "Sender(").replace("http://127.0.0.1:8000", base)
+        first_try = re.search(r"for a first try, (np\.save\(.*\))$", example, re.MULTILINE)
+        assert first_try, "the README's agent example says how to make a work.npy to try it on"
+        subprocess.run([str(clone / ".venv/bin/python"), "-c", f"import numpy as np; {first_try[1]}"], cwd=work,
+                       check=True)  # fmt: skip
         agent = subprocess.run(
             [str(clone / ".venv/bin/python"), "-"], input=example, cwd=work, env=env, capture_output=True, text=True
         )
