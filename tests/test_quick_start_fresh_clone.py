@@ -169,7 +169,7 @@ def test_the_quick_start_then_every_documented_command_works_without_exports(fre
         for args, summary in [
             (["replay_wal"], "replay_wal: "),
             (["replay_wal", "--purge"], "retention: "),
-            (["recalibrate", "--dry-run"], "(dry run)"),
+            (["recalibrate", "--dry-run"], "(dry run: nothing stored)"),
             (["recalibrate"], "recalibrated "),
             (["export_labels", "-o", "var/labels.csv"], "Exported 0 labels"),
             (["import_labels", "var/labels.csv"], ""),
