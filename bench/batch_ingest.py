@@ -126,6 +126,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--outbox-pcs", type=int, default=100000, help="PCS in each outbox drained by the agent")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: 2 per core)")
+    parser.add_argument("--audit-rate", type=float, default=None, help="set the active VerifyParams' audit shares "
+                        "(audit_rate and bootstrap_audit_rate) to this; default as shipped (0.2 for a new tenant)")  # fmt: skip
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4"))
     args = parser.parse_args()
@@ -134,9 +136,16 @@ def main() -> None:
     redis.Redis.from_url(args.redis).delete("flk:bucket:default")
     workers = args.workers or 2 * (os.cpu_count() or 1)
     print(f"FLK batch benchmark: {workers} gunicorn workers, {args.connections} client connections, "
-          f"{os.cpu_count()} cores, service env {extra or 'as shipped'}, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+          f"{os.cpu_count()} cores, service env {extra or 'as shipped'}, audit share "
+          f"{'as shipped' if args.audit_rate is None else args.audit_rate}, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     with throwaway_service(name="batch", pg=args.pg, redis_url=args.redis, workers=workers,
-                           extra_env={"FLK_BATCH_MAX_BYTES": str(64 * 1024 * 1024), **extra}) as (service, _, db):  # fmt: skip
+                           extra_env={"FLK_BATCH_MAX_BYTES": str(64 * 1024 * 1024), "FLK_CONFIG_MAX_AGE_SECONDS": "1",
+                                      **extra}) as (service, _, db):  # fmt: skip
+        if args.audit_rate is not None:  # an audit sample costs a review item: a row more per sampled PCS
+            with psycopg.connect(db) as conn:
+                conn.execute("UPDATE ingest_verifyparams SET audit_rate = %s, bootstrap_audit_rate = %s WHERE is_active",
+                             [args.audit_rate, args.audit_rate])  # fmt: skip
+            time.sleep(1.5)  # the workers read the params again within FLK_CONFIG_MAX_AGE_SECONDS
         start = 0
         warm, start = signed_bodies(start, 2000), start + 2000
         payloads, items = batches(warm, 100)
