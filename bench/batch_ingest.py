@@ -124,7 +124,9 @@ def main() -> None:
     parser.add_argument("--single-pcs", type=int, default=5000, help="PCS of the one-by-one /submit phase")
     parser.add_argument("--sizes", default="1,64,500")
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--outbox-pcs", type=int, default=100000, help="PCS in each outbox drained by the agent")
+    parser.add_argument("--outbox-pcs", type=int, default=100000, help="PCS in the outbox drained through batches")
+    parser.add_argument("--single-outbox-pcs", type=int, default=None,
+                        help="PCS in the outbox drained one by one (default: as many; fewer keeps the run short)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: 2 per core)")
     parser.add_argument("--audit-rate", type=float, default=None, help="set the active VerifyParams' audit shares "
                         "(audit_rate and bootstrap_audit_rate) to this; default as shipped (0.2 for a new tenant)")  # fmt: skip
@@ -175,7 +177,8 @@ def main() -> None:
                   f"{cpu['postgres']:.0f}, Redis {cpu['redis']:.0f})  requests not all accepted {f['bad_requests']}")  # fmt: skip
         if args.outbox_pcs:
             batched_bodies, start = signed_bodies(start, args.outbox_pcs), start + args.outbox_pcs
-            single_bodies, start = signed_bodies(start, args.outbox_pcs), start + args.outbox_pcs
+            singles = args.single_outbox_pcs or args.outbox_pcs
+            single_bodies, start = signed_bodies(start, singles), start + singles
             batched = drain_outbox(service.url, batched_bodies, 500, args.connections)
             single = drain_outbox(service.url, single_bodies, 1, args.connections)
             for name, f in (("batches", batched), ("singles", single)):

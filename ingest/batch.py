@@ -159,17 +159,25 @@ def status_url(job_id: str) -> str:
 
 def _queue_job(creds: TenantCredentials, body: bytes, kind: str, items: int, received_at: datetime) -> Answer:
     """Keep the batch for a worker and answer 202 with where to read its answers."""
-    from ingest import tasks
-
     job = BatchJob.objects.create(tenant_id=creds.tenant_id, body=body, kind=kind, items=items,
                                   received_at=received_at)  # fmt: skip
     # Enqueued once the row is committed, so that the worker finds it (autocommit here: at once).
-    transaction.on_commit(lambda: tasks.complete_batch_job.delay(str(job.id)))
+    transaction.on_commit(lambda: _enqueue_job(str(job.id)))
     url = status_url(str(job.id))
     answer = Answer(202, {"id": str(job.id), "status": "pending", "items": items, "status_url": url},
                     tenant=creds.name)  # fmt: skip
     answer.headers.update({"Location": url, "Preference-Applied": "respond-async"})
     return answer
+
+
+def _enqueue_job(job_id: str) -> None:
+    from ingest import tasks
+
+    try:
+        tasks.complete_batch_job.delay(job_id)
+    except Exception:  # the broker is unreachable: the batch is judged now rather than never
+        log.warning("batch_job_enqueue_failed", extra={"event": "batch_job_enqueue_failed", "job": job_id})
+        complete_job(job_id)
 
 
 def complete_job(job_id: str) -> bool:
