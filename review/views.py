@@ -219,6 +219,7 @@ def item_page(request: HttpRequest, item_id: int) -> HttpResponse:
         "mine": item.claimed_by_id == request.user.pk and item.stage != ReviewItem.Stage.DONE and not held_by_other,
         "refusal": services.label_refusal(request.user, item, now),
         "held_by_other": held_by_other,
+        "claim_until": item.claimed_at + timedelta(seconds=services.claim_seconds()) if item.claimed_at else None,
         "adjudicating": item.stage == ReviewItem.Stage.ADJUDICATION,
         "reason_choices": streams.REASONS,
         "queue_url": _queue_url(stream),

@@ -54,6 +54,8 @@ def test_an_item_someone_else_holds_cannot_be_taken_or_labelled_from_its_page(ma
     alice = _client(make_user("alice"))
     page = alice.get(f"/review/item/{item.pk}/").content.decode()
     assert "Claimed by another reviewer until" in page and 'data-key="b"' not in page
+    until = ReviewItem.objects.get(pk=item.pk).claimed_at + timedelta(seconds=600)
+    assert f"until {until:%H:%M} UTC" in page  # when the claim lapses, not when it was taken
     response = alice.post(f"/review/item/{item.pk}/claim/", follow=True)
     assert b"another reviewer holds it" in response.content
     alice.post(f"/review/item/{item.pk}/label/", {"label": "benign"})
