@@ -428,6 +428,9 @@ class VerifyParamsAdmin(admin.ModelAdmin):
                 if not reason.strip():
                     raise ValidationError("say why this version is needed (reason)")
                 values = compile_policy(text, base.param_values() if base else VerifyParams().param_values())
+                existing = versions.identical_version(values)  # said before any confirmation is asked
+                if existing is not None:
+                    raise versions.IdenticalVersion(existing)
                 # The same confirmation as the form: a policy that widens acceptance is saved only when confirmed.
                 widened = widened_fields(base.param_values(), values) if base else []
                 if widened and CONFIRM_WIDENING not in request.POST:
@@ -436,7 +439,8 @@ class VerifyParamsAdmin(admin.ModelAdmin):
             except PolicyError as exc:
                 error = str(exc)
             except versions.IdenticalVersion as exc:
-                error = f"The policy changes nothing: {exc.messages[0]}."
+                nothing = "The policy changes nothing: " if exc.existing.is_active else ""
+                error = f"{nothing}{exc.messages[0]}."
             except ValidationError as exc:
                 error = "; ".join(exc.messages)
             else:

@@ -44,7 +44,17 @@ def test_a_policy_that_changes_nothing_creates_no_draft_and_says_so(admin_client
 def test_a_policy_equal_to_an_existing_draft_points_at_it(admin_client):
     admin_client.post(POLICY_URL, {"policy": "tolerance D_hat = 0.12\n", "reason": "stricter"})
     page = admin_client.post(POLICY_URL, {"policy": "tolerance D_hat = 0.12\n", "reason": "stricter again"})
-    assert "exactly those of v2 (a draft): no new version was created; to use it, activate v2" in page.context["error"]
+    assert page.context["error"] == (
+        "these values are exactly those of v2 (a draft): no new version was created; to use it, activate v2."
+    )
+    assert versions() == [1, 2]
+
+
+def test_a_widening_policy_equal_to_an_existing_draft_says_so_before_asking_to_confirm(admin_client):
+    admin_client.post(POLICY_URL, {"policy": "tolerance D_hat = 0.9\n", "reason": "looser", "_confirm_widening": "1"})
+    page = admin_client.post(POLICY_URL, {"policy": "tolerance D_hat = 0.90", "reason": "looser again"})
+    assert b"Yes, save the wider draft" not in page.content
+    assert "exactly those of v2 (a draft)" in page.context["error"]
     assert versions() == [1, 2]
 
 
