@@ -49,13 +49,16 @@ def build_pcs(
     outbox_seq: int = 0,
     sent_at: datetime | None = None,
     version: str = PROTOCOL_VERSION,
+    codebook: Any = None,
 ) -> dict[str, Any]:
     """A signed PCS for a piece of work, under protocol ``version`` ("0.2" signs every field, "0.1" eight).
 
     - ``points``: the point cloud for D̂ and coh★ (defaults to ``embeddings`` when only those are given).
     - ``chunks``: the work's event chunks, the Merkle leaves; ``data`` counts as one chunk; when neither is
       given the points (or embeddings) are the leaves, one per row.
-    - r comes from ``embeddings`` by product quantisation when given, else from the bytes of the chunks.
+    - r comes from ``embeddings`` by product quantisation when given (against ``codebook``, an
+      ``agent_client.codebook.Codebook``, when given; else with codes fitted on the cloud), else from the bytes
+      of the chunks.
     """
     fallbacks: list[str] = []
     chunk_list = list(chunks) if chunks is not None else ([data] if data is not None else None)
@@ -83,7 +86,7 @@ def build_pcs(
         if len(v_star) > MAX_V_STAR:
             v_star = []
 
-    r = _compressibility(embeddings, chunk_list, cloud, seed, fallbacks)
+    r = _compressibility(embeddings, chunk_list, cloud, seed, fallbacks, codebook)
     leaves = chunk_list if chunk_list is not None else point_leaves(cloud)
     pcs = assemble_pcs(
         merkle_root=merkle_root(leaves),
@@ -107,9 +110,11 @@ def build_pcs(
 
 
 def _compressibility(
-    embeddings: Any, chunks: list[bytes] | None, cloud: np.ndarray, seed: int, fallbacks: list[str]
+    embeddings: Any, chunks: list[bytes] | None, cloud: np.ndarray, seed: int, fallbacks: list[str], codebook: Any
 ) -> float:
     if embeddings is not None:
+        if codebook is not None:  # a codebook that does not fit the embeddings is an error, not a fallback
+            return signals.compressibility_embeddings(embeddings, seed=seed, codebook=codebook)
         try:
             return signals.compressibility_embeddings(embeddings, seed=seed)
         except ValueError:

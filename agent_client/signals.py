@@ -739,23 +739,29 @@ def pq_codes_for(points: int, codes: int = PQ_CODES) -> int:
 
 
 def compressibility_embeddings(
-    embeddings: Any, subspaces: int = PQ_SUBSPACES, codes: int = PQ_CODES, seed: int = 0
+    embeddings: Any, subspaces: int = PQ_SUBSPACES, codes: int = PQ_CODES, seed: int = 0, codebook: Any = None
 ) -> float:
     """r of embeddings: product-quantise them to a finite alphabet, then LZ (zlib) on the code stream.
 
-    - k = ``pq_codes_for(n)`` codes per block (8, or n // 4 below 32 points), fitted on the cloud;
+    - with a ``codebook`` (``agent_client.codebook.Codebook``, fitted once on a reference corpus and stored
+      in a versioned file): each token's code in each block is its nearest centroid there. One fixed alphabet
+      for every cloud, whatever its length: a cloud that repeats a short pattern reuses a few codes, a varied
+      one spends many. The text path uses the codebook the agent ships for its default model;
+    - without one: k = ``pq_codes_for(n)`` codes per block (8, or n // 4 below 32 points), fitted on the cloud
+      itself (for embeddings of a model no codebook was fitted for);
     - the stream is block-major: the codes of every point in block 1, then in block 2, ... A cloud that repeats
       a pattern of p points repeats every block's sequence with period p, and LZ finds those runs even when
       some blocks of a repeated point got another code (token-major order would need three blocks in a row
       to agree);
-    - r = ``compressibility_bytes`` of that stream (one byte per code): 8 equally likely codes take 3 bits
-      each, so unstructured data has r near 0.45 on long clouds and near 0.5 on 32 points (zlib's header and
-      block overhead weigh on 256 bytes); a repeated pattern has r far below.
-    Known limit: the centroids are fitted on the cloud, so a tight cluster (a point repeated with tiny noise)
-    may be split between several codes when the cloud has fewer clusters than codes, and its copies then
-    differ in the stream. Token embeddings of repeated text vary enough with context for this to matter
-    little (README, "Signals on text"); exact repeats always share their codes.
+    - r = ``compressibility_bytes`` of that stream (one byte per code).
+    Known limit of the per-cloud fit: a tight cluster (a point repeated with tiny noise) may be split between
+    several codes when the cloud has fewer clusters than codes, and its copies then differ in the stream.
     """
     cloud = as_cloud(embeddings)
-    k = pq_codes_for(len(cloud), codes)
-    return compressibility_bytes(np.ascontiguousarray(product_quantise(cloud, subspaces, k, seed).T).tobytes())
+    if codebook is not None:
+        if len(cloud) == 0:
+            raise ValueError("product quantisation needs at least one point")
+        stream = codebook.encode(cloud)
+    else:
+        stream = product_quantise(cloud, subspaces, pq_codes_for(len(cloud), codes), seed)
+    return compressibility_bytes(np.ascontiguousarray(stream.T).tobytes())

@@ -53,7 +53,9 @@ def load_model(name: str | None = None, device: str = "cpu") -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise TextExtraMissing(f"{INSTALL_HINT} ({exc})") from None
-    return SentenceTransformer(name or default_model(), device=device)
+    model = SentenceTransformer(name or default_model(), device=device)
+    model.flk_default_model = name is None and not os.environ.get("FLK_TEXT_MODEL")  # the shipped codebook's model
+    return model
 
 
 def token_ids(text: str, model: Any) -> list[int]:
@@ -100,10 +102,32 @@ def token_embeddings(text: str, model: Any = None, max_tokens: int | None = None
     return embed_token_ids([ids[:max_tokens] if max_tokens else ids], model)[0]
 
 
+def text_codebook(model_name: str | None = None) -> Any:
+    """The PQ codebook r of a text is coded with: the file ``FLK_PQ_CODEBOOK`` names, else the codebook the
+    agent ships for all-MiniLM-L6-v2 when that is the model (no ``model_name``, no ``FLK_TEXT_MODEL``), else
+    None (codes fitted on each cloud: no codebook was fitted for that model)."""
+    from agent_client import codebook
+
+    if os.environ.get("FLK_PQ_CODEBOOK"):
+        return codebook.load_codebook(os.environ["FLK_PQ_CODEBOOK"])
+    if model_name is None and not os.environ.get("FLK_TEXT_MODEL"):
+        return codebook.default_codebook()
+    return None
+
+
 def build_text_pcs(
-    text: str, *, shard_id: str, epoch: int, model: Any = None, max_tokens: int | None = None, **options: Any
+    text: str,
+    *,
+    shard_id: str,
+    epoch: int,
+    model: Any = None,
+    max_tokens: int | None = None,
+    codebook: Any = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """A PCS of an LLM output: ``build_pcs`` over its token embeddings, r by product quantisation of them.
+
+    ``codebook``: the PQ codebook of r (default ``text_codebook()``: the shipped one for the default model).
 
     ``max_tokens``: only the first tokens count (a window of equal length for every text, as the benchmark
     compares them).
@@ -112,4 +136,7 @@ def build_text_pcs(
     machine; another CPU or library version may move an embedding in its last bits.
     """
     embeddings = token_embeddings(text, model, max_tokens)
-    return build_pcs(shard_id=shard_id, epoch=epoch, embeddings=embeddings, **options)
+    if codebook is None:
+        default = model is None or getattr(model, "flk_default_model", False)
+        codebook = text_codebook(None if default else "given")
+    return build_pcs(shard_id=shard_id, epoch=epoch, embeddings=embeddings, codebook=codebook, **options)
