@@ -68,6 +68,7 @@ MIN_FIT_ANOMALOUS = 10  # fewer anomalous labels: the global weights are kept
 FIT_SHRINK = 20  # fitted weights are pulled towards the global ones as if this many labels had said so
 TERM_CAP = 8.0  # a term counts at most this many spreads: one wild signal cannot outweigh the others for ever
 SPREAD_FLOOR = {"D_hat": 0.02, "coh_star": 0.01, "r": 0.01}
+SIDE_SHARES = ("lo_d", "lo_coh", "lo_r")  # each signal's low-side share of its weight; 0.5: both sides alike
 
 
 def in_fit_fold(pcs_id: str) -> bool:
@@ -82,18 +83,21 @@ def in_fit_fold(pcs_id: str) -> bool:
 class ScoreFormula:
     """One nonconformity formula, with a stable key: the score kind, its weights and its references.
 
-    ``reference``: ``nonconformity_score`` (w_d, w_coh, w_r, r0, tol_coh). ``centred`` and ``fitted``::
+    ``reference``: ``nonconformity_score`` (w_d, w_coh, w_r, r0, tol_coh). ``centred`` and ``fitted``, for each
+    signal x with weight w_x, low-side share l_x, centre c_x and spread s_x::
 
-        w_d·min(8, |D̂ − c_d| / s_d) + w_coh·min(8, |coh★ − c_coh| / s_coh) + w_r·min(8, |r − c_r| / s_r)
+        w_x·(2·l_x·min(8, max(0, c_x − x) / s_x) + 2·(1 − l_x)·min(8, max(0, x − c_x) / s_x))
 
-    with c the tenant's benign medians and s their spreads (1.4826·MAD), fitted at recalibration
-    (``fit_formula``). Every term is two-sided because degeneracy moves each signal both ways, as measured on
-    token embeddings of text (bench/detection.py): repetition and loops lower r and D̂ and raise coh★ (too much
-    structure), incoherence raises r and D̂ and lowers coh★ (too little). A one-sided r term missed
-    incoherent text altogether (its AUROC was 0.25). Fitted weights then say how much each side matters to the
-    tenant's anomalies. Until a tenant
-    has MIN_FIT_BENIGN labels in its fit fold, the centre and spread below (the benign texts of the detection
-    benchmark, all-MiniLM-L6-v2) stand in.
+    summed over D̂, coh★ and r: a one-sided term below the centre and one above, with c the tenant's benign
+    medians and s their spreads (1.4826·MAD), fitted at recalibration (``fit_formula``). With l_x = 0.5 (the
+    ``centred`` kind, and any tenant without enough anomalous labels) the two sides weigh the same and the term
+    is w_x·min(8, |x − c_x| / s_x). Degeneracy moves each signal one way or the other depending on its kind,
+    as measured on token embeddings of text (bench/detection.py): repetition and loops lower r (and D̂, and
+    raise coh★), incoherence raises r and D̂ and lowers coh★; so no side is fixed for every tenant. ``fitted``
+    takes the sides from the tenant's anomalous labels: l_x is the share of the low side in the separation of
+    the anomalies from the benign fit fold, so a tenant whose anomalies are repetitive counts low r, not high
+    r. Until a tenant has MIN_FIT_BENIGN labels in its fit fold, the centre and spread below (the benign texts
+    of the detection benchmark, all-MiniLM-L6-v2) stand in.
     """
 
     w_d: float = 0.35
@@ -108,6 +112,9 @@ class ScoreFormula:
     s_d: float = 0.15
     s_coh: float = 0.08
     s_r: float = 0.05
+    lo_d: float = 0.5
+    lo_coh: float = 0.5
+    lo_r: float = 0.5
 
     def __post_init__(self) -> None:
         if self.kind not in SCORE_KINDS:
@@ -128,7 +135,8 @@ class ScoreFormula:
         values = asdict(self)
         if self.kind == REFERENCE:  # the fields of the reference formula alone: keys stored before kinds hold
             return {name: values[name] for name in ("w_d", "w_coh", "w_r", "r0", "tol_coh")}
-        return values
+        # Even sides are left out, so that formulas stored before sides had shares keep their keys.
+        return {name: value for name, value in values.items() if not (name in SIDE_SHARES and value == 0.5)}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ScoreFormula:
@@ -144,6 +152,14 @@ class ScoreFormula:
             min(TERM_CAP, abs(r - self.c_r) / self.s_r),
         )
 
+    def side_terms(self, signals: Mapping[str, Any]) -> tuple[float, ...]:
+        """The one-sided terms (D̂ below, D̂ above, coh★ below, coh★ above, r below, r above), each in [0, TERM_CAP]."""
+        d, coh, r = float(signals["D_hat"]), float(signals["coh_star"]), float(signals["r"])
+        out: list[float] = []
+        for x, c, s in ((d, self.c_d, self.s_d), (coh, self.c_coh, self.s_coh), (r, self.c_r, self.s_r)):
+            out += [min(TERM_CAP, max(0.0, c - x) / s), min(TERM_CAP, max(0.0, x - c) / s)]
+        return tuple(out)
+
     def score(self, signals: Mapping[str, Any]) -> float:
         """The score of a PCS's signals (``D_hat``, ``coh_star``, ``r``), rounded to 9 decimals like the wire."""
         if self.kind == REFERENCE:
@@ -153,8 +169,11 @@ class ScoreFormula:
                     w_d=self.w_d, w_coh=self.w_coh, w_r=self.w_r, r0=self.r0, tol_coh=self.tol_coh,
                 )
             )  # fmt: skip
-        t_d, t_coh, t_r = self.terms(signals)
-        return round9(self.w_d * t_d + self.w_coh * t_coh + self.w_r * t_r)
+        sides = self.side_terms(signals)
+        total = 0.0
+        for k, (weight, low) in enumerate(((self.w_d, self.lo_d), (self.w_coh, self.lo_coh), (self.w_r, self.lo_r))):
+            total += weight * (2.0 * low * sides[2 * k] + 2.0 * (1.0 - low) * sides[2 * k + 1])
+        return round9(total)
 
 
 def fit_formula(
@@ -169,7 +188,9 @@ def fit_formula(
 
     Weights (``fitted`` only, with MIN_FIT_ANOMALOUS anomalous and MIN_FIT_BENIGN benign labels): each term's
     separation, max(0, mean over anomalous − mean over benign) / pooled standard deviation, normalised to
-    the sum of the global weights and pulled towards them by FIT_SHRINK labels' worth.
+    the sum of the global weights and pulled towards them by FIT_SHRINK labels' worth; and each signal's
+    low-side share, the low side's separation over both sides' (each side's term on its own), pulled towards
+    0.5 the same way.
     """
     if not spec.needs_fit:
         return spec
@@ -196,6 +217,17 @@ def fit_formula(
             share = len(anomalous) / (len(anomalous) + FIT_SHRINK)
             w_d, w_coh, w_r = share * own + (1 - share) * np.array([spec.w_d, spec.w_coh, spec.w_r])
             fitted = replace(fitted, w_d=round9(w_d), w_coh=round9(w_coh), w_r=round9(w_r))
+        good_sides = np.array([fitted.side_terms(s) for s in benign])
+        bad_sides = np.array([fitted.side_terms(s) for s in anomalous])
+        pooled_sides = np.sqrt((good_sides.var(axis=0) + bad_sides.var(axis=0)) / 2.0) + 1e-9
+        side_separation = np.maximum(0.0, bad_sides.mean(axis=0) - good_sides.mean(axis=0)) / pooled_sides
+        share = len(anomalous) / (len(anomalous) + FIT_SHRINK)
+        shares = {}
+        for k, name in enumerate(SIDE_SHARES):
+            low, high = side_separation[2 * k], side_separation[2 * k + 1]
+            own = low / (low + high) if low + high > 0 else 0.5
+            shares[name] = round9(share * own + (1 - share) * 0.5)
+        fitted = replace(fitted, **shares)
     return replace(
         fitted, **{name: round9(getattr(fitted, name)) for name in ("c_d", "c_coh", "c_r", "s_d", "s_coh", "s_r")}
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -100,6 +102,61 @@ def test_with_fitted_weights_a_benign_pcs_is_escalated_at_most_delta_of_the_time
     assert rate <= delta + 0.01
     assert rate >= delta - 1 / (0.8 * n + 1) - 0.01  # and not far below: the bound is tight
     assert np.mean(caught) > 0.9  # the fitted weights found r
+
+
+def incoherent_signals(rng: np.random.Generator, size: int) -> list[dict[str, float]]:
+    """Anomalies on the other side of the centre: higher D̂ and r, lower coh★ (text with no structure at all)."""
+    return [
+        {"D_hat": float(d), "coh_star": float(c), "r": float(r)}
+        for d, c, r in np.c_[rng.normal(1.2, 0.1, size), rng.normal(0.33, 0.05, size), rng.normal(0.55, 0.03, size)]
+    ]
+
+
+def test_a_fitted_formula_counts_the_side_of_the_centre_its_tenants_anomalies_are_on():
+    rng = np.random.default_rng(10)
+    fitted = fit_formula(ScoreFormula(kind=FITTED), benign_signals(rng, 300), repetitive_signals(rng, 300))
+    assert fitted.lo_r > 0.9  # repetition lowers r: the low side carries r's weight
+    centre = {"D_hat": fitted.c_d, "coh_star": fitted.c_coh, "r": fitted.c_r}
+    below = fitted.score({**centre, "r": fitted.c_r - 0.1})
+    above = fitted.score({**centre, "r": fitted.c_r + 0.1})
+    assert below > 5 * above > 0  # as far above the centre counts far less than below it
+    # A tenant whose anomalies are incoherent text gets the other sides.
+    other = fit_formula(ScoreFormula(kind=FITTED), benign_signals(rng, 300), incoherent_signals(rng, 300))
+    assert other.lo_r < 0.1 and other.lo_d < 0.1 and other.lo_coh > 0.9
+
+
+def test_one_sided_fitted_weights_catch_more_of_the_tenants_anomalies_than_two_sided_ones():
+    rng = np.random.default_rng(11)
+    benign, anomalous = benign_signals(rng, 400), repetitive_signals(rng, 40)
+    fitted = fit_formula(ScoreFormula(kind=FITTED), benign, anomalous)
+    even = replace(fitted, lo_d=0.5, lo_coh=0.5, lo_r=0.5)
+    calibration, fresh = (
+        benign_signals(rng, 400),
+        [{**s, "r": s["r"] + 0.15} for s in repetitive_signals(rng, 400)],
+    )  # anomalies nearer the centre than the fit's: the side decides whether they are caught
+    caught = {}
+    for name, formula in (("one-sided", fitted), ("two-sided", even)):
+        threshold = conformal_threshold(sorted(formula.score(s) for s in calibration), 0.05)
+        caught[name] = np.mean([formula.score(s) > threshold for s in fresh])
+    assert caught["one-sided"] > caught["two-sided"] + 0.05
+
+
+def test_with_weights_fitted_on_anomalies_of_both_sides_a_benign_pcs_is_escalated_at_most_delta_of_the_time():
+    rng = np.random.default_rng(12)
+    delta, n, trials, fresh = 0.1, 150, 300, 200
+    escalated = []
+    for trial in range(trials):
+        labels = benign_signals(rng, n)
+        ids = [f"{trial}-{k}" for k in range(n)]
+        fit = [s for s, pcs_id in zip(labels, ids, strict=True) if in_fit_fold(pcs_id)]
+        calibration = [s for s, pcs_id in zip(labels, ids, strict=True) if not in_fit_fold(pcs_id)]
+        anomalous = repetitive_signals(rng, 15) + incoherent_signals(rng, 15)
+        formula = fit_formula(ScoreFormula(kind=FITTED), fit, anomalous)
+        threshold = conformal_threshold(sorted(formula.score(s) for s in calibration), delta)
+        escalated.append(np.mean([formula.score(s) > threshold for s in benign_signals(rng, fresh)]))
+    rate = float(np.mean(escalated))
+    assert rate <= delta + 0.01  # E[rate] ≤ delta; 300 trials put its standard error near 0.002
+    assert rate >= delta - 1 / (0.8 * n + 1) - 0.01
 
 
 pytestmark_db = pytest.mark.django_db
