@@ -524,12 +524,16 @@ class ReviewerFigures:
 
 
 def reviewer_figures(items: QuerySet[ReviewItem], today: datetime) -> list[ReviewerFigures]:
-    """Per reviewer: labels today, labels in all, and the median time from claim to label (claimed items only)."""
+    """Per reviewer over the last 30 days: labels today, labels, and the median time from claim to label.
+
+    Only labels of items the reviewer had claimed are timed (a label given straight from an item's page is not).
+    """
     from statistics import median
 
     counts: dict[str, list[int]] = {}
     seconds: dict[str, list[float]] = {}
-    rows = ReviewLabel.objects.filter(item__in=items, withdrawn_at__isnull=True).values_list(
+    since = today - timedelta(days=30)
+    rows = ReviewLabel.objects.filter(item__in=items, withdrawn_at__isnull=True, created_at__gte=since).values_list(
         "reviewer__username", "created_at", "seconds"
     )
     for name, created, spent in rows.iterator(chunk_size=2000):
