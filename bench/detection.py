@@ -6,7 +6,8 @@ What it does, in one process on a database of its own (migrated at start, droppe
    repetition, drift, incoherence) with lengths drawn from one range for every kind;
 2. embeds every text with all-MiniLM-L6-v2 (``agent_client.text``, offline, CPU) twice: whole, and only its
    first 32 tokens (embedded on their own, as a 32-token text would be), and builds each PCS with the agent's
-   ``build_pcs`` (D̂ and coh★ of the token cloud, r by product quantisation of it);
+   ``build_pcs`` (D̂ and coh★ of the token cloud, r by product quantisation of it against the codebook the
+   agent ships for all-MiniLM-L6-v2, as the text path does);
 3. per setting (full length, 32 tokens), one tenant: the label share of the normal texts becomes benign audit
    labels and the fit share of each degenerate kind anomalous escalation labels (``record_label``, as the
    review queue stores them), then ``recalibrate_tenant`` under the active VerifyParams with ``score_kind``
@@ -14,11 +15,15 @@ What it does, in one process on a database of its own (migrated at start, droppe
 4. submits every held-out PCS through ``ingest.services.submit_pcs`` and reads the verdict;
 5. prints per kind the share caught (not accepted), the false-escalation rate of held-out normal texts against
    delta with its Clopper–Pearson 95 % interval and the bound [delta − 1/(n+1), delta], and the AUROC,
-   degenerate against normal held-out texts, of each signal (as the fitted score uses it: distance from the
-   tenant's centre in its spread), of the conformal score the service answered, and of the
-   token count (which a structure detector must not need: the lengths overlap by construction).
+   degenerate against normal held-out texts, of the conformal score the service answered, of each signal's
+   raw value (below 0.5: the degenerate texts have lower values) and of its two-sided term (distance from the
+   tenant's centre in its spread), and of the token count (which a structure detector must not need: the
+   lengths overlap by construction).
 
-    .venv/bin/python bench/detection.py [--normal 800] [--per-kind 100] [--seed 20]
+    .venv/bin/python bench/detection.py [--normal 800] [--per-kind 100] [--seed 20] [--embeddings-cache FILE]
+
+``--embeddings-cache``: keep the token embeddings in FILE (a pickle; outside the repository) and reuse them on
+the next run of the same corpus; embedding is most of the run's time.
 
 Needs the text extra (requirements-dev.txt installs it) and PostgreSQL and Redis as ``make test`` starts them.
 """
@@ -29,6 +34,7 @@ import argparse
 import json
 import logging
 import os
+import pickle
 import shutil
 import sys
 import tempfile
@@ -65,6 +71,17 @@ def embed(texts: list[str], window: int | None) -> list[np.ndarray]:
     return text.embed_token_ids(ids, model)
 
 
+def cached_embeddings(path: str | None, texts) -> dict[str, list[np.ndarray]]:
+    """The embeddings a previous run kept in ``path``, if they are of these very texts."""
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path, "rb") as kept:
+        stored = pickle.load(kept)  # a file this script wrote
+    if stored.get("texts") != [t.text for t in texts]:
+        return {}
+    return {setting: stored[setting] for setting in ("full", f"first {WINDOW} tokens") if setting in stored}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--normal", type=int, default=800, help="normal texts (default 800)")
@@ -76,6 +93,7 @@ def main() -> None:
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--db", default="flk_bench_detection")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--embeddings-cache", metavar="FILE", help="reuse (or write) the token embeddings here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -86,11 +104,16 @@ def main() -> None:
     for t in texts:
         share = args.label_share if t.kind == "normal" else args.fit_share
         role.append(("label" if t.kind == "normal" else "fit") if rng.random() < share else "test")
-    clouds = {}
+    clouds = cached_embeddings(args.embeddings_cache, texts)
     for setting, window in (("full", None), (f"first {WINDOW} tokens", WINDOW)):
+        if setting in clouds:
+            continue
         tick = time.monotonic()
         clouds[setting] = embed([t.text for t in texts], window)
         print(f"embedded {len(texts)} texts ({setting}) in {time.monotonic() - tick:.0f} s", file=sys.stderr)
+    if args.embeddings_cache:
+        with open(args.embeddings_cache, "wb") as out:
+            pickle.dump({"texts": [t.text for t in texts], **clouds}, out)
     embedded = time.monotonic() - started
 
     with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
@@ -127,6 +150,7 @@ def main() -> None:
 
 def run_setting(args: argparse.Namespace, setting: str, texts, role, clouds) -> dict:
     from agent_client.builder import build_pcs
+    from agent_client.codebook import default_codebook
     from calibration import services as calibration
     from calibration.scoring import ScoreFormula, score_signals
     from flk_site.testing import reset_config_memos
@@ -138,7 +162,11 @@ def run_setting(args: argparse.Namespace, setting: str, texts, role, clouds) -> 
     Tenant.objects.get_or_create(name=tenant, defaults={"sign_alg": "none"})
     VerifyParams.objects.filter(is_active=True).update(score_kind="fitted", delta=args.delta)
     reset_config_memos()
-    pcs_list = [build_pcs(shard_id=tenant, epoch=k, seed=args.seed, embeddings=cloud) for k, cloud in enumerate(clouds)]
+    book = default_codebook()
+    pcs_list = [
+        build_pcs(shard_id=tenant, epoch=k, seed=args.seed, embeddings=cloud, codebook=book)
+        for k, cloud in enumerate(clouds)
+    ]
     for r, pcs in zip(role, pcs_list, strict=True):
         if r == "label":
             calibration.record_label(tenant=tenant, pcs_id=pcs["pcs_id"], label="benign", provenance="audit",
@@ -188,13 +216,14 @@ def report(args, texts, role, results, embedded: float, seconds: float) -> None:
         f = result["formula"]
         print()
         print(f"## {setting}: calibration n = {n}, threshold {result['threshold']:.3f}; fitted weights "
-              f"D̂ {f['w_d']:.2f}, coh★ {f['w_coh']:.2f}, r {f['w_r']:.2f}; centre D̂ {f['c_d']:.3f} "
+              f"D̂ {f['w_d']:.2f}, coh★ {f['w_coh']:.2f}, r {f['w_r']:.2f}; low-side shares D̂ "
+              f"{f.get('lo_d', 0.5):.2f} coh★ {f.get('lo_coh', 0.5):.2f} r {f.get('lo_r', 0.5):.2f}; centre D̂ {f['c_d']:.3f} "
               f"coh★ {f['c_coh']:.3f} r {f['c_r']:.3f}")  # fmt: skip
         print(f"false escalation of {len(normal)} held-out normal texts: {stopped / len(normal):.3f} "
               f"[95 % CI {low:.3f}, {high:.3f}]; the guarantee's range [{args.delta - 1 / (n + 1):.3f}, "
               f"{args.delta:.3f}]")  # fmt: skip
         print()
-        names = ["score", "D_hat term", "coh_star term", "r term", "tokens"]
+        names = ["score", "D_hat", "coh_star", "r", "D_hat term", "coh_star term", "r term", "tokens"]
         print("| kind | texts | caught [95 % CI] | " + " | ".join(f"AUROC {name}" for name in names) + " |")
         print("|" + " --- |" * (3 + len(names)))
         groups = [(kind, [x for x in rows if x["kind"] == kind]) for kind in KINDS]
