@@ -29,14 +29,21 @@ def _untracked(clone: Path) -> str:
 def test_an_editable_install_reads_the_checkout_and_writes_nothing_into_it(tmp_path):
     clone = tmp_path / "flk"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
-    prefix = tmp_path / "prefix"
-    _pip("--editable", str(clone / "agent_client"), "--prefix", str(prefix))
+    target = tmp_path / "target"
+    own_script = Path(sys.executable).with_name("flk-agent")
+    had_own_script = own_script.exists()
+    # --target installs beside this environment, never over it (--prefix would uninstall its flk-agent first).
+    _pip("--editable", str(clone / "agent_client"), "--target", str(target))
+    assert own_script.exists() == had_own_script
     assert _untracked(clone) == ""
-    assert (prefix / "bin" / "flk-agent").exists()
-    (site_dir,) = prefix.glob("lib/python*/site-packages")
-    code = f"import site; site.addsitedir({str(site_dir)!r}); import agent_client.cli; print(agent_client.cli.__file__)"
-    found = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True)
-    assert found.stdout.strip() == str(clone / "agent_client" / "cli.py"), found.stderr
+    assert (target / "bin" / "flk-agent").exists()
+    # Without this environment's site-packages (-S), where the suite's own editable install points elsewhere.
+    code = (
+        f"import importlib.util, site; site.addsitedir({str(target)!r}); "
+        "print(importlib.util.find_spec('agent_client').origin)"
+    )
+    found = subprocess.run([sys.executable, "-I", "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert found.stdout.strip() == str(clone / "agent_client" / "__init__.py"), found.stderr
 
 
 def test_a_wheel_holds_the_package_without_its_tests_and_writes_nothing_into_the_checkout(tmp_path):
