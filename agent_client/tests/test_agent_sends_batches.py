@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -72,7 +73,8 @@ def test_submit_of_many_files_sends_batches_through_the_real_service(gunicorn_se
                            "--concurrency", "2", *files], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "delivered 40, dead letters 0, pending 0; accepted 40" in done.stderr
-    assert PcsRecord.objects.count() == 40
+    sent = [json.loads(Path(path).read_text())["pcs_id"] for path in files]
+    assert PcsRecord.objects.filter(pcs_id__in=sent).count() == 40
     # Two batches of 20: two WAL records on the service's side, one per request.
     wal_dir = tmp_path / "wal"
     assert sum(path.read_bytes().count(wal.MAGIC) for path in wal.segments(wal_dir)) == 2

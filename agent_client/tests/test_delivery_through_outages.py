@@ -51,7 +51,10 @@ def test_a_batch_delivered_through_a_killed_service_and_a_database_crash_is_stor
     files = pcs_files(tmp_path / "pcs", BATCH, "outage")
     outbox = tmp_path / "outbox"
     agent = subprocess.Popen(
-        [FLK_AGENT, "submit", "--endpoint", services[0].url, "--outbox", str(outbox), "--max-attempts", "30", *files],
+        # One PCS a request, so that the outages below come while many PCS are still to be sent (batches
+        # deliver the lot within the service's restart; test_short_outage_leaves_everything_pending sends them).
+        [FLK_AGENT, "submit", "--endpoint", services[0].url, "--outbox", str(outbox), "--max-attempts", "30",
+         "--batch-size", "1", *files],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
