@@ -226,7 +226,11 @@ def judge_items(
     answers: list[Answer | None] = [None] * len(items)
     authentic: list[tuple[int, Authentic]] = []
     failures = 0
+    limit = settings.FLK_MAX_BODY_BYTES
     for i, item in enumerate(items):
+        if len(item) > limit:  # alone, it would have been refused before anything else (and never stored)
+            answers[i] = error(413, "body_too_large", f"body exceeds {limit} bytes")
+            continue
         metrics.ingested(creds.name)
         found = authenticate_body(creds, item, received_at)
         if isinstance(found, Answer):

@@ -163,7 +163,11 @@ def _bodies(body: bytes, batch: str) -> list[bytes]:
         items = split_items(body, ndjson=batch == BATCH_NDJSON)
     except BatchMalformed:
         return []  # answered 400 as a whole: no item of it was judged
-    return items if len(items) <= getattr(settings, "FLK_BATCH_MAX_ITEMS", 500) else []
+    if len(items) > getattr(settings, "FLK_BATCH_MAX_ITEMS", 500):
+        return []
+    # An item larger than a single submission may be was answered 413, as it would have been alone.
+    limit = getattr(settings, "FLK_MAX_BODY_BYTES", 65536)
+    return [item for item in items if len(item) <= limit]
 
 
 @dataclass

@@ -101,6 +101,17 @@ def test_a_body_that_is_not_a_list_is_400_and_stores_nothing(twin_tenants, batch
     assert PcsRecord.objects.count() == 0
 
 
+def test_an_item_larger_than_a_single_body_is_its_own_413(twin_tenants, submit, batch, settings):
+    settings.FLK_MAX_BODY_BYTES = 2048
+    large = signed(dict(make_pcs(), note="x" * 3000))
+    small = signed(make_pcs())
+    results = batch([large, small]).json()["results"]
+    alone = submit(large, tenant=SINGLE)
+    assert [r["status"] for r in results] == [alone.status_code, 200] == [413, 200]
+    assert results[0]["body"] == alone.json()
+    assert not PcsRecord.objects.filter(pcs_id=large["pcs_id"]).exists()
+
+
 def test_an_empty_list_is_an_empty_answer(twin_tenants, batch):
     assert batch([]).json() == {"results": []}
 
