@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from agent_client import text
+from agent_client import codebook, text
 from agent_client.schema import parse_pcs
 
 pytest.importorskip("sentence_transformers", reason='the text extra: pip install "flk-agent-client[text]"')
@@ -87,3 +87,35 @@ def test_without_the_extra_the_agent_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import fails as when it is not installed
     with pytest.raises(text.TextExtraMissing, match=r'pip install "flk-agent-client\[text\]"'):
         text.load_model("a model not loaded yet")
+
+
+def test_flk_agent_codebook_fit_writes_a_versioned_codebook_that_build_codes_r_with(tmp_path, model):
+    corpus = tmp_path / "reference.txt"
+    corpus.write_text(f"{FLUENT}\n\nA comet orbits the sun and its tail points away from it.\n", encoding="utf-8")
+    book_path = tmp_path / "small.v1.npz"
+    env = {"PATH": "/usr/bin", "HF_HUB_OFFLINE": "1"}
+    fit = subprocess.run(
+        [sys.executable, "-m", "agent_client.cli", "codebook", "fit", str(corpus), "--out", str(book_path),
+         "--name", "small", "--version", "1", "--codes", "4"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
+    book = codebook.load_codebook(book_path)
+    assert (book.name, book.codes, book.dims, book.meta["paragraphs"]) == ("small v1", 4, 384, 2)
+    again = subprocess.run(
+        [sys.executable, "-m", "agent_client.cli", "codebook", "fit", str(corpus), "--out", str(book_path),
+         "--name", "small", "--version", "1", "--codes", "4"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert again.returncode == 2 and "never rewritten" in again.stderr
+    source = tmp_path / "answer.txt"
+    source.write_text(FLUENT, encoding="utf-8")
+    built = subprocess.run(
+        [sys.executable, "-m", "agent_client.cli", "build", "--text", str(source), "--codebook", str(book_path),
+         "--shard-id", "s", "--epoch", "0", "--seed", "1"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    pcs = json.loads(built.stdout)
+    assert pcs == text.build_text_pcs(FLUENT, shard_id="s", epoch=0, seed=1, model=model, codebook=book)
+    assert pcs["r"] != text.build_text_pcs(FLUENT, shard_id="s", epoch=0, seed=1, model=model)["r"]
