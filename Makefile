@@ -87,7 +87,7 @@ format: install-dev
 bench: install-dev services
 	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
 	@# gunicorn.conf.py's production defaults (sync workers, 2 x cores); BENCH_ARGS and the FLK_GUNICORN_*
-	@# variables change them (README "Benchmarks").
+	@# variables change them (docs/benchmarks.md).
 	$(PY) bench/ingest.py $(BENCH_ARGS)
 
 clean:

@@ -1,6 +1,6 @@
 """Production configuration read by plain ``gunicorn flk_site.wsgi`` (gunicorn loads ./gunicorn.conf.py).
 
-Everything comes from the environment (README "Configuration"); command-line flags still win.
+Everything comes from the environment (docs/operators/configuration.md); command-line flags still win.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ coordinates, the blocks being ``np.array_split`` of them), ``flat`` (every block
 float32, block after block) and ``meta``, a JSON text: the
 format (``FORMAT``), the codebook's name and version, the embedding model and its dimensions, how it was
 fitted (corpus, token count, seed, k-means iterations) and the SHA-256 of the centroids' bytes. The name and
-version are what a PCS's r depends on: the agent documents which codebook it uses (README, "Signals on text"),
+version are what a PCS's r depends on: the agent documents which codebook it uses (docs/agents/signals-on-text.md),
 and a new fit is a new version, never the same file rewritten.
 
 The agent ships one: ``DEFAULT_CODEBOOK`` (all-MiniLM-L6-v2, 8 blocks of 48 dimensions, 64 codes each), which

@@ -13,7 +13,7 @@ Prints the CPU each PCS cost the service, PostgreSQL and Redis (from /proc) per 
 the same machine and takes its share of the cores.
 
     .venv/bin/python bench/batch_ingest.py [--pcs 20000] [--sizes 1,64,500] [--connections 4] [--outbox-pcs 100000]
-    FLK_BENCH_SERVICE_ENV="PCS_SIGN_ALG=none FLK_ALLOW_UNSIGNED=1" ...   to switch a cause off (see README)
+    FLK_BENCH_SERVICE_ENV="PCS_SIGN_ALG=none FLK_ALLOW_UNSIGNED=1" ...   to switch a cause off (see docs/benchmarks.md)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Settings of the FLK verifier, every one read from the environment (README "Configuration").
+"""Settings of the FLK verifier, every one read from the environment (docs/operators/configuration.md).
 
 With nothing set the service runs on an embedded SQLite file under ``var/`` with in-process tasks and a
 per-process rate limiter, so one command brings it up; production sets ``DATABASE_URL`` and ``REDIS_URL``.
@@ -248,7 +248,7 @@ PCS_SIGN_ALG = env_choice("PCS_SIGN_ALG", "none", ("none", "hmac", "ed25519"))
 PCS_HMAC_KEYS = env_list("PCS_HMAC_KEYS") + ([k] if (k := env_str("PCS_HMAC_KEY")) else [])
 PCS_ED25519_PUB_KEYS = env_list("PCS_ED25519_PUB_KEYS") + ([k] if (k := env_str("PCS_ED25519_PUB_B64")) else [])
 # The oldest PCS protocol version the default tenant accepts (other tenants: Tenant.min_pcs_version in admin).
-# 0.1 until its agents all send 0.2 (README "Rollout of PCS 0.2"); then 0.2.
+# 0.1 until its agents all send 0.2 (docs/operators/deployment.md, "Rollout of PCS 0.2"); then 0.2.
 PCS_MIN_VERSION = env_choice("PCS_MIN_VERSION", "0.1", ("0.1", "0.2"))
 # The one switch for unsigned PCS, for every tenant: the start-up check below (default tenant), tenant
 # validation in admin and in the model, and the signature check of each request. On by default only with
@@ -277,7 +277,7 @@ FLK_REPLAY_WORKERS = env_int("FLK_REPLAY_WORKERS", 4, minimum=1)
 TOKEN_RATE = env_float("TOKEN_RATE", 100.0, minimum=0.001)
 TOKEN_BURST = env_float("TOKEN_BURST", 2 * TOKEN_RATE, minimum=1)
 FLK_RETRY_AFTER_SECONDS = env_int("FLK_RETRY_AFTER_SECONDS", 5, minimum=1)
-# Before a signature is checked (README "Security"): requests per second per client address, failed
+# Before a signature is checked (docs/operators/security.md): requests per second per client address, failed
 # authentications per second per tenant (past them the tenant's bodies are authenticated before they are
 # stored), and the WAL bytes unauthenticated bodies may spend per window, per tenant and in total.
 FLK_PREAUTH_ADDRESS_RATE = env_float("FLK_PREAUTH_ADDRESS_RATE", 200.0, minimum=0.001)
@@ -295,11 +295,11 @@ FLK_TRUSTED_PROXIES = env_list("FLK_TRUSTED_PROXIES")
 # no change was announced (announcements travel through the cache; this bounds staleness if one is lost).
 FLK_CONFIG_MAX_AGE_SECONDS = env_float("FLK_CONFIG_MAX_AGE_SECONDS", 30.0, minimum=0.0)
 
-# Calibration (README "Calibration"): set size and window, label debounce, drift and miscoverage alarm levels.
+# Calibration (docs/calibration.md): set size and window, label debounce, drift and miscoverage alarm levels.
 FLK_CALIBRATION_MAX_SIZE = env_int("FLK_CALIBRATION_MAX_SIZE", 5000, minimum=1)
 FLK_CALIBRATION_WINDOW_DAYS = env_float("FLK_CALIBRATION_WINDOW_DAYS", 180.0, minimum=1.0)
 FLK_CALIBRATION_DEBOUNCE_SECONDS = env_float("FLK_CALIBRATION_DEBOUNCE_SECONDS", 10.0, minimum=0.0)
-# Monitors (README "Calibration", Tasks): drift martingale over benign audit scores, miscoverage of benign audit
+# Monitors (docs/calibration.md, Tasks): drift martingale over benign audit scores, miscoverage of benign audit
 # labels with Benjamini-Hochberg across tenants, and the audit's own alarm (stale or silent labelling).
 FLK_DRIFT_MIN_LABELS = env_int("FLK_DRIFT_MIN_LABELS", 50, minimum=1)
 FLK_DRIFT_JUMP = env_float("FLK_DRIFT_JUMP", 0.01, minimum=0.0)

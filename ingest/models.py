@@ -62,7 +62,7 @@ class Tenant(models.Model):
         help_text="For the 'default' tenant the PCS_SIGN_ALG environment variable decides.",
     )
     # New tenants start at 0.2; tenants that existed before 0.2 were migrated at 0.1, so that their agents keep
-    # working until they are upgraded (README "Rollout of PCS 0.2").
+    # working until they are upgraded (docs/operators/deployment.md, "Rollout of PCS 0.2").
     min_pcs_version = models.CharField(
         "minimum PCS version",
         max_length=8,

@@ -1,6 +1,6 @@
 """Token buckets shared by every worker and replica through Redis: the submit path's limits.
 
-Three kinds guard the submit path (README "Security"). Before anything is trusted: a bucket per client
+Three kinds guard the submit path (docs/operators/security.md). Before anything is trusted: a bucket per client
 address (every request), a bucket per tenant of *failed* authentications (400 or 401), and WAL byte
 budgets per tenant and in total (the request body's length, given back once its signature verifies, so
 only unauthenticated bytes spend them). After the signature verified: the tenant's own rate (TOKEN_RATE),

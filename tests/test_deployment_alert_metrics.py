@@ -17,7 +17,7 @@ from flk_site.testing import HMAC_KEY, make_pcs, signed
 ROOT = Path(__file__).resolve().parent.parent
 METRIC_NAME = re.compile(r"\bflk_[a-z0-9_]+\b")
 AUTH = ("prometheus", "scrape-secret")
-# The documented metric families (README "Metrics"); the dashboard may only chart these.
+# The documented metric families (docs/operators/monitoring.md, Metrics); the dashboard may only chart these.
 DOCUMENTED_SAMPLES = {
     "flk_ingest_total", "flk_dedup_hits_total", "flk_accepted_total", "flk_escalated_total", "flk_rejected_total",
     "flk_signature_failures_total", "flk_http_responses_total", "flk_rate_limited_total",

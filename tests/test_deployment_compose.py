@@ -10,7 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_IMAGE = "flk-verifier:latest"
-# The configuration contract (docs: "Configuration"); the README's tables document these and more.
+# The configuration contract (docs/operators/configuration.md); the docs' tables document these and more.
 CONTRACT_SETTINGS = {
     "DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_ALLOWED_HOSTS", "PCS_SIGN_ALG",
     "PCS_HMAC_KEY", "PCS_HMAC_KEYS", "PCS_ED25519_PUB_B64", "PCS_ED25519_PUB_KEYS", "FLK_WAL_DIR",
@@ -21,9 +21,9 @@ CONTRACT_SETTINGS = {
 
 
 def known_settings() -> set[str]:
-    """The contract's names plus every variable the README documents in a table row (`| `NAME` | ... |`)."""
-    readme = (ROOT / "README.md").read_text()
-    documented = set(re.findall(r"^\|\s*`([A-Z][A-Z0-9_]+)`", readme, flags=re.MULTILINE))
+    """The contract's names plus every variable the docs (docs/) document in a table row (`| `NAME` | ... |`)."""
+    pages = "\n".join(page.read_text() for page in sorted((ROOT / "docs").rglob("*.md")))
+    documented = set(re.findall(r"^\|\s*`([A-Z][A-Z0-9_]+)`", pages, flags=re.MULTILINE))
     return CONTRACT_SETTINGS | documented
 
 
