@@ -127,7 +127,10 @@ DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
 else:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    # The embedded database holds tenants' signing secrets and password hashes: owner-only, like var/ itself.
+    # SQLite gives its -wal and -shm files the database file's mode.
+    VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(VAR_DIR / "flk.sqlite3", os.O_RDWR | os.O_CREAT, 0o600))
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",

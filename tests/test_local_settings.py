@@ -54,3 +54,19 @@ def test_a_missing_secret_is_one_line_naming_the_variable_not_a_traceback(tmp_pa
         f"manage.py: DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off (for a local trial, `make run` once "
         f"keeps its settings in {tmp_path / 'local.env'})"
     ]
+
+
+def test_the_embedded_database_and_its_directory_are_owner_only(tmp_path):
+    """The SQLite file holds tenants' signing secrets and password hashes; its WAL files take its mode."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "FLK_", "DATABASE_", "REDIS_"))}
+    var = tmp_path / "var"
+    env.update(DJANGO_DEBUG="1", FLK_VAR_DIR=str(var))
+    done = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO, env=env, capture_output=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert stat.S_IMODE(var.stat().st_mode) == 0o700
+    files = sorted(p.name for p in var.iterdir() if p.name.startswith("flk.sqlite3"))
+    assert "flk.sqlite3" in files
+    for name in files:
+        assert stat.S_IMODE((var / name).stat().st_mode) == 0o600, name

@@ -1,5 +1,5 @@
 # PCS 0.2 signs every field. Tenants that existed before it keep accepting 0.1 until an admin raises their
-# minimum (README "Rollout of PCS 0.2"); tenants created from now on accept 0.2 only.
+# minimum (docs/operators/deployment.md, "Rollout of PCS 0.2"); tenants created from now on accept 0.2 only.
 
 from django.db import migrations, models
 
