@@ -359,7 +359,8 @@ def _is_rfc3339(value: Any) -> bool:
 
 
 def _scale_order(key: str) -> tuple[int, str]:
-    return (int(key), key) if key.isdigit() else (2**63, key)
+    # isdigit() alone holds for "²" and other digits int() refuses: only ASCII digits are a scale's number.
+    return (int(key), key) if key.isascii() and key.isdigit() else (2**63, key)
 
 
 def _ft_errors(ft: Any) -> dict[str, list[str]] | list[str]:

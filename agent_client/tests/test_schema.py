@@ -148,6 +148,13 @@ def test_n_j_keys_must_match_the_scales():
     assert "missing keys 32" in errors["N_j"][0] and "unexpected keys 64" in errors["N_j"][0]
 
 
+@pytest.mark.parametrize("key", ["\u00b2", "\u0663", "\uff18", "1\u00b2"])
+def test_n_j_keys_with_digits_that_are_not_ascii_are_named_as_unexpected(key):
+    # "²".isdigit() is true and int("²") raises: found by the API fuzzing as a 500 of /v1/pcs/submit.
+    errors = errors_of(make_pcs(N_j={"2": 3, "4": 5, "8": 9, "16": 17, "32": 31, key: 1}))
+    assert errors["N_j"] == [f"keys must be the scales written as strings: unexpected keys {key}"]
+
+
 @pytest.mark.parametrize("value", [0, -3, 2.5, "9", True])
 def test_n_j_values_must_be_positive_integers(value):
     assert "N_j" in errors_of(make_pcs(N_j={"2": 3, "4": value, "8": 9, "16": 17, "32": 31}))
