@@ -9,7 +9,7 @@ PORT ?= 8000
 RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha256sum | cut -c1-16)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 
-.PHONY: run worker test lint format install install-dev services browsers proxy clean bench
+.PHONY: run worker test lint format install install-dev services browsers proxy clean bench load chaos
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,21 @@ bench: install-dev services
 	@# gunicorn.conf.py's production defaults (sync workers, 2 x cores); BENCH_ARGS and the FLK_GUNICORN_*
 	@# variables change them (docs/benchmarks.md).
 	$(PY) bench/ingest.py $(BENCH_ARGS)
+
+## make load: a realistic mix (agents of three tenants, 30 % replays, batches, bursts over the rate limit, junk,
+## slow clients, reviewers, an admin) from locust, headless on loopback, against a stack of its own (PostgreSQL and
+## Redis on free ports, gunicorn as gunicorn.conf.py says, a Celery worker, the shipped nginx in front) for 150 s;
+## prints p50/p95/p99 and the status mix per endpoint against the SLO. LOAD_ARGS="--duration 60 --users 20
+## --max-requests 10000" changes it (docs/operators/reliability.md).
+load: install-dev proxy
+	$(PY) bench/load/run.py $(LOAD_ARGS)
+
+## make chaos: faults under load (Celery worker and web SIGKILLed, PostgreSQL stopped and crashed, Redis stopped,
+## the WAL budget spent) with a ledger of every request; after `replay_wal`, exits 1 if an acknowledged PCS was
+## lost or stored twice, or on a 503 without Retry-After or another 5xx. About 5 minutes; CHAOS_ARGS="--duration
+## 300 --rate 30 --seed 1" changes it (docs/operators/reliability.md).
+chaos: install-dev proxy
+	$(PY) bench/load/chaos.py $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) var
