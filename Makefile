@@ -54,9 +54,11 @@ run: install
 worker: install
 	$(RUN_ENV) $(VENV)/bin/celery -A flk_site worker --loglevel info -Q $${FLK_CELERY_QUEUE:-flk}
 
-## make test: install, make sure PostgreSQL and Redis answer, lint, run the whole suite.
+## make test: install, make sure PostgreSQL and Redis answer, lint, run the whole suite (TEST_WORKERS processes,
+## each with its own test database, Redis database and var dir; a file's tests stay on one process).
+TEST_WORKERS ?= 3
 test: install-dev services lint node_modules/.bin/helm browsers proxy
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 services:
 	@scripts/ensure-services

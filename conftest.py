@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.core.servers.basehttp import ThreadedWSGIServer
+from django.db.models.signals import post_migrate
 
 from flk_site.testing import (
     HMAC_KEY,
@@ -16,6 +17,17 @@ from flk_site.testing import (
     reset_config_memos,
     service_env,
 )
+
+
+def _restore_migration_data(sender, using="default", **kwargs):
+    """A transactional test's flush empties every table, the data migrations' rows included, and then sends
+    post_migrate: put those rows back, so a test sees the migrated database whichever test ran before it on its
+    process (under `pytest -n` a process runs files in any order)."""
+    if sender.label == "review" and using == "default":
+        ensure_defaults()
+
+
+post_migrate.connect(_restore_migration_data, dispatch_uid="flk-tests-restore-migration-data")
 
 # The live test server listens with socketserver's backlog of 5; tests that open fifty connections at once
 # would see resets from the kernel, not from the service.

@@ -18,6 +18,16 @@ os.environ.setdefault("FLK_WAL_TENANT_BUDGET_BYTES", str(16 * 1024**3))
 os.environ.setdefault("FLK_WAL_MIN_FREE_BYTES", "0")
 os.environ.setdefault("FLK_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
 
+# Under `pytest -n N` each worker process (gw0, gw1, ...) gets its own test database (pytest-django adds the
+# suffix), and here its own Redis database (rate-limit buckets, cache, broker queues) and its own var dir, so
+# workers never see each other's state. Subprocesses the tests start inherit both through the environment.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and not os.environ.get("FLK_TEST_WORKER_ENV"):
+    _base, _, _db = os.environ["REDIS_URL"].rpartition("/")
+    os.environ["REDIS_URL"] = f"{_base}/{(int(_db or 0) + int(_worker[2:])) % 16}"
+    os.environ["FLK_VAR_DIR"] = os.path.join(os.environ["FLK_VAR_DIR"], _worker)
+    os.environ["FLK_TEST_WORKER_ENV"] = _worker  # once per process, even if these settings are read again
+
 from flk_site.settings import *  # noqa: F403
 
 # Tasks run in the test process unless a test starts a real worker.

@@ -89,15 +89,21 @@ def b64(raw: bytes) -> str:
 
 
 def ensure_defaults() -> None:
-    """Recreate what the data migration made (the default tenant, active VerifyParams v1).
+    """Recreate what the data migrations made: the default tenant, active VerifyParams v1, the reviewers group.
 
-    Transactional tests flush the database, migration data included.
+    Transactional tests flush the database, migration data included; conftest.py calls this after every flush.
     """
+    from django.contrib.auth.models import Group
+    from django.utils import timezone
+
     from ingest.models import Tenant, VerifyParams
 
     Tenant.objects.get_or_create(name="default", defaults={"sign_alg": "none"})
     if not VerifyParams.objects.filter(is_active=True).exists():
-        VerifyParams.objects.get_or_create(version=1, defaults={"is_active": True, "reason": "Protocol defaults."})
+        VerifyParams.objects.get_or_create(
+            version=1, defaults={"is_active": True, "reason": "Protocol defaults.", "activated_at": timezone.now()}
+        )
+    Group.objects.get_or_create(name="reviewers")
 
 
 def issue_api_key(tenant: str = "default", name: str = "reader") -> str:
