@@ -160,6 +160,19 @@ BATCH: dict[str, Any] = {
     "additionalProperties": False,
 }  # fmt: skip
 
+BATCH_QUEUED: dict[str, Any] = {
+    "type": "object",
+    "description": "Prefer: respond-async: the batch is durable and queued; its answers are read at `status_url`",
+    "required": ["id", "status", "items", "status_url"],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "status": {"type": "string", "enum": ["pending"]},
+        "items": {"type": "integer", "minimum": 0, "description": "the PCS in the batch"},
+        "status_url": {"type": "string", "description": "GET it with the same `X-Tenant-Id` (also in `Location`)"},
+    },
+    "additionalProperties": False,
+}
+
 # The first PCS of the 0.2 golden vectors, signed with HMAC key "testkey"; the 0.1 example is the same work's
 # next epoch (its own pcs_id), so both can be tried in turn and each is accepted.
 PCS_V0_2_EXAMPLE: dict[str, Any] = {

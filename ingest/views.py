@@ -19,6 +19,7 @@ from ingest.openapi import (
     ACCEPTED_EXAMPLE,
     BAD_REQUEST,
     BATCH,
+    BATCH_QUEUED,
     ERROR,
     ESCALATED_EXAMPLE,
     OUTCOME,
@@ -37,6 +38,15 @@ AUTHORIZATION_PARAMETER = OpenApiParameter(
     "Authorization", str, OpenApiParameter.HEADER, required=False,
     description="`Bearer <API key>`: one of the tenant's API keys.",
 )  # fmt: skip
+PREFER_PARAMETER = OpenApiParameter(
+    "Prefer", str, OpenApiParameter.HEADER, required=False,
+    description="`respond-async`: 202 with a status URL once the batch is durable; a worker judges its PCS.",
+)  # fmt: skip
+QUEUED_HEADERS = [
+    OpenApiParameter("Location", str, OpenApiParameter.HEADER, response=[202], description="the status URL"),
+    OpenApiParameter("Preference-Applied", str, OpenApiParameter.HEADER, response=[202],
+                     description="`respond-async`"),
+]  # fmt: skip
 _SUBMIT_ALLOW = "POST, OPTIONS"
 
 
@@ -129,7 +139,7 @@ def read_body(request: HttpRequest, limit: int) -> bytes | Answer:
     too_large = error(413, "body_too_large", f"body exceeds {limit} bytes")
     # Refuse on the declared length without reading; read at most one byte past the limit otherwise.
     length = request.META.get("CONTENT_LENGTH") or ""
-    if length.isdigit() and int(length) > limit:
+    if length.isascii() and length.isdigit() and int(length) > limit:  # "²".isdigit(), but int("²") raises
         return too_large
     if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         # Django reads no further than Content-Length, so a chunked body would look empty. A server that
@@ -164,13 +174,15 @@ class BatchView(SubmitView):
             "many PCS or bytes, 415 another media type, 429 the address's limit, 503 WAL or database "
             "unavailable (`Retry-After`; the batch is kept for replay: send it again)."
         ),
-        parameters=[TENANT_PARAMETER],
+        parameters=[TENANT_PARAMETER, PREFER_PARAMETER, *QUEUED_HEADERS],
         request={"application/json": {"type": "array", "items": PCS_JSON_SCHEMA},
                  "application/x-ndjson": {"type": "string", "description": "one PCS JSON object a line"}},
         responses={
             200: OpenApiResponse(BATCH, description="one answer per PCS, in order"),
+            202: OpenApiResponse(BATCH_QUEUED, description="Prefer: respond-async: queued, answers at status_url"),
             400: OpenApiResponse(BAD_REQUEST, description="not a JSON array"),
             401: OpenApiResponse(ERROR, description="unknown or disabled tenant"),
+            411: OpenApiResponse(ERROR, description="chunked body where the server cannot read one"),
             413: OpenApiResponse(ERROR, description="more PCS or bytes than the limits"),
             415: OpenApiResponse(ERROR, description="another media type"),
             429: OpenApiResponse(ERROR, description="the address's limit: retry after `Retry-After` seconds"),
@@ -198,7 +210,8 @@ class BatchStatusView(APIView):
         responses={200: OpenApiResponse({"type": "object", "properties": {
             "id": {"type": "string"}, "status": {"type": "string", "enum": ["pending", "done"]},
             "items": {"type": "integer"}, "results": BATCH["properties"]["results"]}}),
-            404: OpenApiResponse(ERROR)},
+            404: OpenApiResponse(ERROR),
+            503: OpenApiResponse(ERROR, description="database unavailable: retry after `Retry-After` seconds")},
     )  # fmt: skip
     def get(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         return render(job_status(request.META.get("HTTP_X_TENANT_ID"), str(job_id)))

@@ -154,3 +154,18 @@ def test_outcome_reads_and_batch_results_are_described_by_the_schema(live_server
     results = api.check("/v1/pcs/batch", "post", response)["results"]
     assert [r["status"] for r in results] == [200, 200, 409, 400, 202]
     assert results[1]["body"]["dedup"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_async_batch_answer_and_its_status_are_described_by_the_schema(live_server, hmac_default_tenant):
+    """Prefer: respond-async answers 202 with a status URL (found undescribed by the API fuzzing)."""
+    api = Api(live_server.url)
+    parameters = {p["name"] for p in api.operation("/v1/pcs/batch", "post")["parameters"]}
+    assert "Prefer" in parameters
+    response = requests.post(f"{api.base}/v1/pcs/batch", json.dumps([signed(make_pcs())]),
+                             headers={"Content-Type": "application/json", "Prefer": "respond-async"})  # fmt: skip
+    assert response.status_code == 202
+    queued = api.check("/v1/pcs/batch", "post", response)
+    assert response.headers["Location"] == queued["status_url"]
+    status = api.check("/v1/pcs/batch/{job_id}", "get", requests.get(f"{api.base}{queued['status_url']}"))
+    assert status["id"] == queued["id"]

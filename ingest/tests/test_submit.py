@@ -180,6 +180,16 @@ def test_a_chunked_body_on_a_server_that_cannot_read_one_is_411(hmac_default_ten
     assert not PcsRecord.objects.exists()
 
 
+@pytest.mark.parametrize("length", ["\u00b2", "\u0663", "-1", "1e3"])
+def test_a_content_length_that_is_not_ascii_digits_is_not_a_500(unsigned_default_tenant, rf, length):
+    # "²".isdigit() is true and int("²") raises: a server that passes the header on unchecked got a 500.
+    request = rf.post("/v1/pcs/submit", data=b"{}", content_type="application/json")
+    request.META["CONTENT_LENGTH"] = length
+    response = SubmitView.as_view()(request)
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    assert not PcsRecord.objects.exists()
+
+
 def test_errors_django_raises_before_any_view_are_json_on_the_api_and_pages_elsewhere(client, unsigned_default_tenant):
     wrong_host = client.post("/v1/pcs/submit", b"{}", content_type="application/json", HTTP_HOST="evil.example")
     assert wrong_host.status_code == 400
