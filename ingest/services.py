@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DataError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from agent_client.canonical import (
@@ -552,6 +552,12 @@ def _announce_outcome(
             log.error("outcome_follow_up_failed", extra={"event": "outcome_follow_up_failed",
                       "pcs_id": pcs["pcs_id"], "receiver": getattr(receiver, "__name__", str(receiver))},
                       exc_info=result)  # fmt: skip
+            if isinstance(result, DatabaseError) and connection.in_atomic_block:
+                # The outcome was inserted in a transaction still open (a batch, a replay slice) that the failed
+                # statement broke or whose connection is gone: at its end the outcome would be rolled back
+                # without a word while its answer says stored (a batch acknowledged and lost, found under a
+                # database crash). Fail the transaction, so its owner answers as for any database failure.
+                raise result
 
 
 OUTCOME_UNAUTHORIZED = (
