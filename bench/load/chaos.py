@@ -1,8 +1,9 @@
 """Faults injected under load, with a ledger of every request: nothing acknowledged may be lost or stored twice.
 
 Starts a stack of its own (bench/load/stack.py: private PostgreSQL and Redis, gunicorn, a Celery worker, the
-shipped nginx in front), sends fresh signed PCS of three tenants (and replays of acknowledged ones) from
-``--clients`` threads at ``--rate`` requests/s in all, and injects, one after the other:
+shipped nginx in front), sends fresh signed PCS of three tenants (one by one and, ``--batch-share`` of the
+time, in batches of ten to /v1/pcs/batch; and replays of acknowledged ones) from ``--clients`` threads at
+``--rate`` deliveries/s in all, and injects, one after the other:
 
   worker      SIGKILL to the Celery worker and its pool; a new one is started
   web         SIGKILL to gunicorn (master and workers); started again on the same port
@@ -26,6 +27,7 @@ came back.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import sys
@@ -48,6 +50,7 @@ from agent_client.sender import backoff_delay, retry_after_seconds
 
 TENANTS = ["acme", "globex", "initech"]
 SMALL_WAL_BUDGET = {"FLK_WAL_TOTAL_BUDGET_BYTES": "65536", "FLK_WAL_TENANT_BUDGET_BYTES": "65536"}
+BATCH_SIZE = 10
 GRACE_SECONDS = 20.0  # after the load stops, a delivery being retried may finish for this long
 
 
@@ -55,10 +58,10 @@ class Load:
     """``clients`` threads sending at ``rate`` requests/s in all, each writing its rows to the shared ledger."""
 
     def __init__(self, url: str, credentials: dict, *, rate: float, clients: int, seed: int,
-                 one_shot_share: float, replay_share: float):  # fmt: skip
+                 one_shot_share: float, replay_share: float, batch_share: float):  # fmt: skip
         self.url, self.credentials = url, credentials
         self.interval = clients / rate
-        self.one_shot_share, self.replay_share = one_shot_share, replay_share
+        self.one_shot_share, self.replay_share, self.batch_share = one_shot_share, replay_share, batch_share
         self.rows: list[Attempt] = []
         self.acknowledged: list[tuple[str, bytes]] = []  # (tenant, body) to replay
         self.lock = threading.Lock()
@@ -92,42 +95,68 @@ class Load:
             with self.lock:
                 replay = self.acknowledged[rng.randrange(len(self.acknowledged))] if (
                     self.acknowledged and rng.random() < self.replay_share) else None  # fmt: skip
+            batch = replay is None and rng.random() < self.batch_share
             if replay is not None:
-                tenant, body = replay
+                tenant, bodies = replay[0], [replay[1]]
             else:
                 tenant = rng.choice(TENANTS)
-                body = compact(fresh_pcs(self.credentials["tenants"][tenant]["hmac"], rng,
-                                         degraded=rng.random() < 0.3))  # fmt: skip
-            session = self._deliver(session, headers, tenant, body, rng, retries=rng.random() >= self.one_shot_share)
+                bodies = [compact(fresh_pcs(self.credentials["tenants"][tenant]["hmac"], rng,
+                                            degraded=rng.random() < 0.3)) for _ in range(BATCH_SIZE if batch else 1)]  # fmt: skip
+            session = self._deliver(session, headers, tenant, bodies, rng, retries=rng.random() >= self.one_shot_share,
+                                    batch=batch)  # fmt: skip
 
-    def _deliver(self, session: requests.Session, headers: dict, tenant: str, body: bytes, rng: random.Random,
-                 *, retries: bool) -> requests.Session:  # fmt: skip
-        import json
-
-        pcs_id = json.loads(body)["pcs_id"]
+    def _deliver(self, session: requests.Session, headers: dict, tenant: str, bodies: list[bytes],
+                 rng: random.Random, *, retries: bool, batch: bool) -> requests.Session:  # fmt: skip
+        """Send one PCS (``/v1/pcs/submit``) or a batch of them (``/v1/pcs/batch``) until acknowledged, as the
+        agent does; a batch is sent again with the items that got a transient answer."""
+        pending = [(json.loads(body)["pcs_id"], body) for body in bodies]
         attempt = 0
         while True:
             attempt += 1
             sent = time.time()
-            status, retry_after = None, None
+            status, retry_after, code, results = None, None, None, None
             try:
-                r = session.post(f"{self.url}/v1/pcs/submit", data=body, headers={**headers, "X-Tenant-Id": tenant},
-                                 timeout=30)  # fmt: skip
+                r = session.post(f"{self.url}/v1/pcs/{'batch' if batch else 'submit'}", timeout=30,
+                                 data=b"[" + b",".join(b for _, b in pending) + b"]" if batch else pending[0][1],
+                                 headers={**headers, "X-Tenant-Id": tenant})  # fmt: skip
                 status, retry_after = r.status_code, r.headers.get("Retry-After")
+                code = _error_code(r) if status >= 400 else None
+                if batch and status == 200:
+                    results = r.json()["results"]
             except requests.RequestException:
                 session = requests.Session()  # a dropped connection: the next attempt opens a new one
+            answered = time.time()
+            # A batch answered 200 has an answer per item; any other answer is the whole batch's.
+            per_item = ([(res["status"], res.get("retry_after") or retry_after,
+                          (res.get("body") or {}).get("code")) for res in results]
+                        if results is not None else [(status, retry_after, code)] * len(pending))  # fmt: skip
+            still, waits = [], []
             with self.lock:
-                self.rows.append(Attempt(tenant, pcs_id, status, retry_after, sent, time.time(), retries))
-                if status is not None and 200 <= status < 300:
-                    self.acknowledged.append((tenant, body))
-            transient = status is None or status in (408, 425, 429) or status >= 500
-            if not (retries and transient) or self.give_up.is_set():
+                for (pcs_id, body), (item_status, item_retry_after, item_code) in zip(pending, per_item, strict=True):
+                    self.rows.append(Attempt(tenant, pcs_id, item_status, None if item_retry_after is None else
+                                             str(item_retry_after), sent, answered, retries, item_code))  # fmt: skip
+                    if item_status is not None and 200 <= item_status < 300:
+                        self.acknowledged.append((tenant, body))
+                    elif item_status is None or item_status in (408, 425, 429) or item_status >= 500:
+                        still.append((pcs_id, body))
+                        if item_status in (429, 503):
+                            waits.append(retry_after_seconds(item_retry_after))
+            if not (retries and still) or self.give_up.is_set():
                 return session
-            wait = retry_after_seconds(retry_after) if status in (429, 503) else None
+            pending = still
+            wait = max((w for w in waits if w is not None), default=None)
             if wait is None:
                 wait = backoff_delay(attempt, 0.5, 10.0, rng)
             if self.give_up.wait(wait):
                 return session
+
+
+def _error_code(response: requests.Response) -> str | None:
+    try:
+        answer = response.json()
+    except ValueError:
+        return None
+    return answer.get("code") if isinstance(answer, dict) else None
 
 
 def faults(stack: LoadStack, hold: float) -> list[tuple[str, Callable[[], None]]]:
@@ -174,6 +203,12 @@ def main() -> None:
     parser.add_argument(
         "--replay-share", type=float, default=0.1, help="share of sends that resend an acknowledged PCS"
     )
+    parser.add_argument(
+        "--batch-share",
+        type=float,
+        default=0.1,
+        help=f"share of new deliveries sent as a batch of {BATCH_SIZE} to /v1/pcs/batch",
+    )
     parser.add_argument("--fault-seconds", type=float, default=10.0, help="how long a stopped component stays down")
     parser.add_argument("--warmup", type=float, default=20.0)
     args = parser.parse_args()
@@ -182,13 +217,14 @@ def main() -> None:
     started_at = datetime.now(UTC)
     work = work_directory("chaos")
     print(f"FLK chaos run {started_at:%Y-%m-%d %H:%M} UTC: {args.duration:.0f} s, {args.rate:g} deliveries/s from "
-          f"{args.clients} clients ({args.one_shot_share:.0%} one-shot, {args.replay_share:.0%} replays), seed "
+          f"{args.clients} clients ({args.one_shot_share:.0%} one-shot, {args.replay_share:.0%} replays, {args.batch_share:.0%} batches of {BATCH_SIZE}), seed "
           f"{args.seed}, {os.cpu_count()} cores, load average {load_before[0]:.2f} {load_before[1]:.2f} "
           f"{load_before[2]:.2f}", flush=True)  # fmt: skip
     stack = LoadStack(work, tenants=TENANTS)
     try:
         load = Load(stack.url, stack.credentials, rate=args.rate, clients=args.clients, seed=args.seed,
-                    one_shot_share=args.one_shot_share, replay_share=args.replay_share)  # fmt: skip
+                    one_shot_share=args.one_shot_share, replay_share=args.replay_share,
+                    batch_share=args.batch_share)  # fmt: skip
         t0 = time.time()
         load.start()
         plan = faults(stack, args.fault_seconds)
@@ -227,7 +263,9 @@ def main() -> None:
               f"{dict(sorted(statuses.items()))}")  # fmt: skip
         print(f"PCS sent {result.sent}, acknowledged (2xx) {result.acknowledged}, stored {result.stored}, "
               f"lost {len(result.lost)}, duplicated records {len(result.duplicated_records)}, duplicated review items "
-              f"{len(result.duplicated_review_items)}, answers differing from the stored one {len(result.answers_differ)}")  # fmt: skip
+              f"{len(result.duplicated_review_items)}, missing review items {len(result.missing_review_items)}, answers "
+              f"differing from the stored one {len(result.answers_differ)}")  # fmt: skip
+        print(f"503 by code {dict(sorted(result.unavailable_codes.items()))}")
         print(f"503 with Retry-After {result.unavailable_with_retry_after}, 503 without Retry-After "
               f"{result.unavailable_without_retry_after}, other 5xx {result.other_5xx}, no answer (connection "
               f"dropped) {result.no_answer}; one-shot deliveries never acknowledged {result.never_acknowledged_one_shot}")  # fmt: skip

@@ -9,6 +9,8 @@ Definitions (docs/operators/reliability.md):
 - a PCS is *acknowledged* when any attempt to deliver it got a 2xx: the service said it holds it;
 - it is *lost* when it was acknowledged and no outcome for its (tenant, pcs_id) is stored;
 - an effect is *duplicated* when a (tenant, pcs_id) has more than one stored outcome or review item;
+- an effect is *missing* when a stored outcome that waits for a label (escalated, rejected or drawn for the
+  audit) has no review item;
 - an answer *differs* when an acknowledged PCS was answered with a status other than the one stored (a
   replay must get the first answer back);
 - a 503 is allowed under a fault only with a ``Retry-After``; any other 5xx is a bug.
@@ -34,6 +36,7 @@ class Attempt:
     sent: float
     answered: float
     retries: bool = True  # sent by a client that retries (False: a one-shot client)
+    code: str | None = None  # the error's ``code`` in the answer's body (database_unavailable, wal_budget, ...)
 
     @property
     def key(self) -> Key:
@@ -50,11 +53,13 @@ class Accounting:
     duplicated_records: list[Key] = field(default_factory=list)
     duplicated_review_items: list[Key] = field(default_factory=list)
     answers_differ: list[Key] = field(default_factory=list)
+    missing_review_items: list[Key] = field(default_factory=list)
     unavailable_with_retry_after: int = 0
     unavailable_without_retry_after: int = 0
     other_5xx: int = 0
     no_answer: int = 0
     statuses: Counter = field(default_factory=Counter)
+    unavailable_codes: Counter = field(default_factory=Counter)  # 503s by their error code
     never_acknowledged_one_shot: int = 0  # sent once, not acknowledged, by a client that does not retry
 
     def failures(self) -> list[str]:
@@ -65,6 +70,8 @@ class Accounting:
         if self.duplicated_records or self.duplicated_review_items:
             found.append(f"{len(self.duplicated_records)} PCS stored twice, {len(self.duplicated_review_items)} "
                          "with two review items")  # fmt: skip
+        if self.missing_review_items:
+            found.append(f"{len(self.missing_review_items)} stored PCS waiting for a label have no review item")
         if self.answers_differ:
             found.append(f"{len(self.answers_differ)} PCS answered with another status than the one stored")
         if self.unavailable_without_retry_after:
@@ -74,10 +81,10 @@ class Accounting:
         return found
 
 
-def account(attempts: Iterable[Attempt], records: Iterable[tuple[str, str, int]],
+def account(attempts: Iterable[Attempt], records: Iterable[tuple[str, str, int, bool]],
             review_items: Iterable[Key]) -> Accounting:  # fmt: skip
-    """The ledger against the database: ``records`` are (tenant, pcs_id, status) of every stored outcome,
-    ``review_items`` (tenant, pcs_id) of every review item, repeats included."""
+    """The ledger against the database: ``records`` are (tenant, pcs_id, status, waits for a label) of every
+    stored outcome, ``review_items`` (tenant, pcs_id) of every review item, repeats included."""
     result = Accounting()
     acknowledged: dict[Key, set[int]] = {}
     delivered_by: dict[Key, bool] = {}
@@ -90,6 +97,7 @@ def account(attempts: Iterable[Attempt], records: Iterable[tuple[str, str, int]]
         elif 200 <= a.status < 300:
             acknowledged.setdefault(a.key, set()).add(a.status)
         elif a.status == 503:
+            result.unavailable_codes[a.code or "?"] += 1
             if a.retry_after:
                 result.unavailable_with_retry_after += 1
             else:
@@ -102,13 +110,18 @@ def account(attempts: Iterable[Attempt], records: Iterable[tuple[str, str, int]]
                                              if not retries and k not in acknowledged)  # fmt: skip
     stored_status: dict[Key, int] = {}
     record_count: Counter = Counter()
-    for tenant, pcs_id, status in records:
+    needs_review: set[Key] = set()
+    for tenant, pcs_id, status, waits_for_label in records:
         record_count[(tenant, pcs_id)] += 1
         stored_status[(tenant, pcs_id)] = status
+        if waits_for_label:
+            needs_review.add((tenant, pcs_id))
     result.stored = sum(1 for k in delivered_by if k in stored_status)
     result.lost = sorted(k for k in acknowledged if k not in stored_status)
     result.duplicated_records = sorted(k for k, n in record_count.items() if n > 1)
-    result.duplicated_review_items = sorted(k for k, n in Counter(review_items).items() if n > 1)
+    items = Counter(review_items)
+    result.duplicated_review_items = sorted(k for k, n in items.items() if n > 1)
+    result.missing_review_items = sorted(k for k in needs_review if k not in items)
     result.answers_differ = sorted(k for k, statuses in acknowledged.items()
                                    if k in stored_status and statuses != {stored_status[k]})  # fmt: skip
     return result

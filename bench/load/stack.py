@@ -189,10 +189,12 @@ class LoadStack:
 
     # What the database holds, read without the service's models (the accounting needs rows, not objects).
 
-    def stored_rows(self) -> tuple[list[tuple[str, str, int]], list[tuple[str, str]]]:
-        """(tenant, pcs_id, status) of every stored outcome, and (tenant, pcs_id) of every review item."""
+    def stored_rows(self) -> tuple[list[tuple[str, str, int, bool]], list[tuple[str, str]]]:
+        """(tenant, pcs_id, status, waits for a label) of every stored outcome, and (tenant, pcs_id) of every
+        review item. An outcome waits for a label when it was escalated, rejected or drawn for the audit."""
         with psycopg.connect(self.database_url) as conn:
-            records = conn.execute("SELECT t.name, r.pcs_id, r.status_code FROM ingest_pcsrecord r "
+            records = conn.execute("SELECT t.name, r.pcs_id, r.status_code, "
+                                   "r.decision IN ('escalate', 'reject') OR r.audit_sample FROM ingest_pcsrecord r "
                                    "JOIN ingest_tenant t ON t.id = r.tenant_id").fetchall()  # fmt: skip
             items = conn.execute("SELECT tenant, pcs_id FROM review_reviewitem").fetchall()
         return [tuple(r) for r in records], [tuple(i) for i in items]
