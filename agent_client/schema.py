@@ -274,22 +274,28 @@ def validate_pcs(obj: dict[str, Any]) -> dict[str, Any]:
         for name, value in obj.items():
             if name not in errors and _holds_non_finite(value):
                 err(name, "holds NaN or an infinity (at any depth), which a 0.2 PCS cannot sign")
+    else:
+        # Unsigned fields of 0.1 are stored as they came, and a NaN or Infinity literal has no JSON form to store.
+        for name, value in obj.items():
+            if name not in errors and _holds_non_finite(value, literals_only=True):
+                err(name, "holds NaN or Infinity (at any depth), which JSON has no value for")
 
     if errors:
         raise PcsInvalid(errors)
     return pcs
 
 
-def _holds_non_finite(value: Any) -> bool:
-    """Whether a NaN or an infinity is in ``value`` at any depth (the schema caps the depth at 32)."""
+def _holds_non_finite(value: Any, literals_only: bool = False) -> bool:
+    """Whether a NaN or an infinity is in ``value`` at any depth (the schema caps the depth at 32); with
+    ``literals_only``, only the literals NaN, Infinity and -Infinity count, not a number too large (1e400)."""
     if isinstance(value, _NonFinite):
         return True
     if isinstance(value, float):
-        return not math.isfinite(value)
+        return not literals_only and not math.isfinite(value)
     if isinstance(value, dict):
-        return any(_holds_non_finite(item) for item in value.values())
+        return any(_holds_non_finite(item, literals_only) for item in value.values())
     if isinstance(value, list):
-        return any(_holds_non_finite(item) for item in value)
+        return any(_holds_non_finite(item, literals_only) for item in value)
     return False
 
 

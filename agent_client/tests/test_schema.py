@@ -155,6 +155,13 @@ def test_n_j_keys_with_digits_that_are_not_ascii_are_named_as_unexpected(key):
     assert errors["N_j"] == [f"keys must be the scales written as strings: unexpected keys {key}"]
 
 
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", '[1, {"a": NaN}]'])
+def test_under_0_1_a_nan_or_infinity_literal_in_an_unsigned_field_is_named(literal):
+    # Passed through as the parser's placeholder, it made the store fail with a 500 (found by the hostile corpus).
+    raw = json.dumps(make_pcs(version="0.1"))[:-1] + f', "note": {literal}}}'
+    assert errors_of(raw) == {"note": ["holds NaN or Infinity (at any depth), which JSON has no value for"]}
+
+
 @pytest.mark.parametrize("value", [0, -3, 2.5, "9", True])
 def test_n_j_values_must_be_positive_integers(value):
     assert "N_j" in errors_of(make_pcs(N_j={"2": 3, "4": value, "8": 9, "16": 17, "32": 31}))
