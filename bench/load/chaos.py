@@ -10,8 +10,9 @@ time, in batches of ten to /v1/pcs/batch; and replays of acknowledged ones) from
   db-stop     PostgreSQL stopped (fast shutdown) for ``--fault-seconds``, then started
   db-crash    PostgreSQL crashed (immediate shutdown: SIGQUIT to the postmaster, no checkpoint), then started
   redis       Redis stopped for ``--fault-seconds``, then started (empty: it saves nothing)
-  wal-budget  PostgreSQL stopped, the web restarted with FLK_WAL_TOTAL_BUDGET_BYTES=65536 so the WAL budget
-              runs out (503 + Retry-After), ``--fault-seconds`` later PostgreSQL and the usual web are back
+  wal-budget  PostgreSQL stopped, the web restarted with FLK_WAL_TOTAL_BUDGET_BYTES=65536 and 300 one-shot
+              PCS sent at once, so the WAL budget runs out (503 wal_budget + Retry-After); ``--fault-seconds``
+              later PostgreSQL and the usual web are back
 
 Most clients behave as the agent does (``agent_client.sender``): a 503, 429, other 5xx or a dropped
 connection is retried after the server's Retry-After (else a capped backoff); ``--one-shot-share`` of the
@@ -51,6 +52,7 @@ from agent_client.sender import backoff_delay, retry_after_seconds
 TENANTS = ["acme", "globex", "initech"]
 SMALL_WAL_BUDGET = {"FLK_WAL_TOTAL_BUDGET_BYTES": "65536", "FLK_WAL_TENANT_BUDGET_BYTES": "65536"}
 BATCH_SIZE = 10
+FLOOD = 300  # one-shot deliveries sent while the WAL budget is small: 300 bodies of ~620 bytes exceed 64 KiB
 GRACE_SECONDS = 20.0  # after the load stops, a delivery being retried may finish for this long
 
 
@@ -104,6 +106,15 @@ class Load:
                                             degraded=rng.random() < 0.3)) for _ in range(BATCH_SIZE if batch else 1)]  # fmt: skip
             session = self._deliver(session, headers, tenant, bodies, rng, retries=rng.random() >= self.one_shot_share,
                                     batch=batch)  # fmt: skip
+
+    def flood(self, count: int, seed: int) -> None:
+        """``count`` fresh PCS sent back to back from this thread, each once (no retry), into the ledger."""
+        rng, session = random.Random(seed), requests.Session()
+        headers = {"Content-Type": "application/json", "X-Forwarded-For": "10.9.0.1"}
+        for _ in range(count):
+            tenant = rng.choice(TENANTS)
+            body = compact(fresh_pcs(self.credentials["tenants"][tenant]["hmac"], rng))
+            session = self._deliver(session, headers, tenant, [body], rng, retries=False, batch=False)
 
     def _deliver(self, session: requests.Session, headers: dict, tenant: str, bodies: list[bytes],
                  rng: random.Random, *, retries: bool, batch: bool) -> requests.Session:  # fmt: skip
@@ -159,7 +170,7 @@ def _error_code(response: requests.Response) -> str | None:
     return answer.get("code") if isinstance(answer, dict) else None
 
 
-def faults(stack: LoadStack, hold: float) -> list[tuple[str, Callable[[], None]]]:
+def faults(stack: LoadStack, load: Load, hold: float) -> list[tuple[str, Callable[[], None]]]:
     def worker() -> None:
         stack.kill_worker()
 
@@ -183,7 +194,11 @@ def faults(stack: LoadStack, hold: float) -> list[tuple[str, Callable[[], None]]
     def wal_budget() -> None:
         stack.stop_database()
         stack.restart_web(SMALL_WAL_BUDGET)
-        time.sleep(hold)
+        # The restarted workers know no tenant yet, so every body is kept unverified, within the small budget.
+        # Retrying clients slow down on the first 503s; a flood of one-shot deliveries spends the budget.
+        began = time.monotonic()
+        load.flood(FLOOD, seed=hash(hold) & 0xFFFF)
+        time.sleep(max(0.0, hold - (time.monotonic() - began)))
         stack.start_database()
         stack.restart_web()
 
@@ -227,7 +242,7 @@ def main() -> None:
                     batch_share=args.batch_share)  # fmt: skip
         t0 = time.time()
         load.start()
-        plan = faults(stack, args.fault_seconds)
+        plan = faults(stack, load, args.fault_seconds)
         spacing = (args.duration - args.warmup - 10.0) / len(plan)
         windows = []
         for n, (name, inject) in enumerate(plan):
