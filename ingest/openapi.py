@@ -131,7 +131,7 @@ FIELD_ERRORS: dict[str, Any] = {
 }
 
 BAD_REQUEST: dict[str, Any] = {
-    "description": "field errors, or an error with a code (`pcs_unstorable`, `malformed_chunked_body`, "
+    "description": "field errors, or an error with a code (`pcs_unstorable`, `malformed_chunked_body`, `incomplete_body`, "
     "`disallowed_host`)",
     "anyOf": [FIELD_ERRORS, ERROR],
 }

@@ -135,7 +135,7 @@ class SubmitView(APIView):
 
 def read_body(request: HttpRequest, limit: int) -> bytes | Answer:
     """The raw request body, or the refusal: 413 above ``limit`` bytes, 411 or 400 for a chunked body that
-    cannot be read."""
+    cannot be read, 400 for a body shorter than its Content-Length."""
     too_large = error(413, "body_too_large", f"body exceeds {limit} bytes")
     # Refuse on the declared length without reading; read at most one byte past the limit otherwise.
     length = request.META.get("CONTENT_LENGTH") or ""
@@ -153,6 +153,14 @@ def read_body(request: HttpRequest, limit: int) -> bytes | Answer:
             return error(400, "malformed_chunked_body", detail)
     else:
         body = request.read(limit + 1)
+        declared = int(length) if length.isascii() and length.isdigit() else 0
+        if len(body) < declared:
+            # The client stopped sending (or closed) before the end: the bytes so far may parse, and even verify,
+            # but they are not the request that was sent, so nothing of them is kept.
+            detail = (
+                f"the body ended after {len(body)} of the {declared} bytes of its Content-Length; nothing was stored"
+            )
+            return error(400, "incomplete_body", detail)
     if len(body) > limit:
         return too_large
     return body
