@@ -274,8 +274,8 @@ def main() -> None:
         print("(503 and errors counted from the fault's start to 5 s after its end)\n")
         print(f"replay_wal: {replayed.splitlines()[-1] if replayed else '(no output)'}")
         statuses = Counter({str(k): v for k, v in result.statuses.items()})
-        print(f"requests {result.attempts} in {elapsed:.0f} s ({result.attempts / elapsed:.1f}/s), status mix "
-              f"{dict(sorted(statuses.items()))}")  # fmt: skip
+        print(f"ledger rows {result.attempts} in {elapsed:.0f} s ({result.attempts / elapsed:.1f}/s; one per PCS and "
+              f"attempt, a batch's items one each), status mix {dict(sorted(statuses.items()))}")  # fmt: skip
         print(f"PCS sent {result.sent}, acknowledged (2xx) {result.acknowledged}, stored {result.stored}, "
               f"lost {len(result.lost)}, duplicated records {len(result.duplicated_records)}, duplicated review items "
               f"{len(result.duplicated_review_items)}, missing review items {len(result.missing_review_items)}, answers "
