@@ -94,9 +94,9 @@ bench: install-dev services
 
 ## make load: a realistic mix (agents of three tenants, 30 % replays, batches, bursts over the rate limit, junk,
 ## slow clients, reviewers, an admin) from locust, headless on loopback, against a stack of its own (PostgreSQL and
-## Redis on free ports, gunicorn as gunicorn.conf.py says, a Celery worker, the shipped nginx in front) for 150 s;
-## prints p50/p95/p99 and the status mix per endpoint against the SLO. LOAD_ARGS="--duration 60 --users 20
-## --max-requests 10000" changes it (docs/operators/reliability.md).
+## Redis on free ports, gunicorn as gunicorn.conf.py says, a Celery worker, the shipped nginx in front) for 150 s
+## or 100,000 requests; prints p50/p95/p99 and the status mix per endpoint against the SLO.
+## LOAD_ARGS="--duration 60 --users 20 --max-requests 10000" changes it (docs/operators/reliability.md).
 load: install-dev proxy
 	$(PY) bench/load/run.py $(LOAD_ARGS)
 

@@ -5,7 +5,7 @@ console pool), a Celery worker and the shipped nginx proxy, then runs locust hea
 proxy for ``--duration`` seconds or ``--max-requests`` requests, whichever comes first, and prints locust's
 figures per endpoint: throughput, p50/p95/p99, the status mix, and whether p95 meets the SLO (200 ms).
 
-    .venv/bin/python bench/load/run.py [--duration 150] [--users 40] [--spawn-rate 10] [--max-requests 0]
+    .venv/bin/python bench/load/run.py [--duration 150] [--users 40] [--spawn-rate 10] [--max-requests 100000]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=150, help="seconds of load")
     parser.add_argument("--users", type=int, default=40, help="locust users (agents, batches, bursts, ...)")
     parser.add_argument("--spawn-rate", type=float, default=10.0)
-    parser.add_argument("--max-requests", type=int, default=0, help="stop after this many requests (0: no limit)")
+    parser.add_argument("--max-requests", type=int, default=100000, help="stop after this many requests (0: no limit)")
     args = parser.parse_args()
 
     load = os.getloadavg()
