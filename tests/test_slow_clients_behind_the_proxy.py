@@ -32,6 +32,9 @@ class Nginx:
     def __init__(self, upstream: str):
         assert os.path.exists(NGINX), "nginx is missing: `make proxy` (make test runs it) installs Debian's nginx"
         self.root = Path(tempfile.mkdtemp(prefix="flk-test-nginx-"))
+        # mkdtemp makes it 0700: nginx's workers (an unprivileged user when the tests run as root) could not reach
+        # the body directory below, and a body past client_body_buffer_size, which nginx writes there, got a 500.
+        self.root.chmod(0o755)
         self.port = free_port()
         rendered = TEMPLATE.read_text()
         for name, value in {"FLK_WEB_UPSTREAM": upstream, "FLK_CONSOLE_UPSTREAM": upstream,
