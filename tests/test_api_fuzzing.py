@@ -6,7 +6,7 @@ every one: no 5xx, and the status, the content type, the headers and the body ar
 for that operation. Most generated PCS are unsigned or inconsistent and end in a 400 or 401; a drawn share of
 them, of protocol 0.1 and 0.2, is made consistent and signed with the tenant's key first, so that the
 verification, the dedup and the store answer (200, 202, 409) are fuzzed too. Outcome reads are pointed, for a
-drawn share, at a stored PCS or a queued batch with a real API key, so that their 200 is fuzzed as well.
+drawn share, at a stored PCS (with a real API key) or a judged batch job, so that their 200 is fuzzed as well.
 
 Bounded: ``EXAMPLES`` per operation and generation mode keeps the file well under a minute.
 """
