@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from agent_client.canonical import (
@@ -238,7 +238,20 @@ class _SignedHook:
 
 
 def _store_checked(checked: Checked) -> Answer:
-    return stored_answer(checked, store.insert_first(checked.record))
+    """Steps 8 and 9 for one checked PCS: its outcome, then the follow-up work that outcome announces.
+
+    An outcome that waits for a label (not accepted, or drawn for the audit) is inserted in one transaction
+    with its review item. In autocommit the outcome would commit first, and the database lost or the worker
+    killed before the review item's insert would leave the PCS stored and answered with no item, so no
+    reviewer would ever see it (found by ``make chaos``). Accepted outcomes, the common case, write no
+    follow-up row and skip the transaction's round trips; a batch or a replay slice is already one
+    transaction.
+    """
+    record = checked.record
+    if connection.in_atomic_block or (record.decision == "accept" and not record.audit_sample):
+        return stored_answer(checked, store.insert_first(record))
+    with transaction.atomic():
+        return stored_answer(checked, store.insert_first(record))
 
 
 def _submit_during_outage(creds: TenantCredentials, body: bytes, gate: ratelimit.Gate) -> Answer:
@@ -319,7 +332,7 @@ def process_body(
     checked = check_body(creds, body, received_at, on_signed)
     if isinstance(checked, Answer):
         return checked
-    return stored_answer(checked, store.insert_first(checked.record))
+    return _store_checked(checked)
 
 
 def process_bodies(bodies: list[tuple[TenantCredentials, bytes, datetime]]) -> list[Answer]:
