@@ -28,7 +28,7 @@ if _worker.startswith("gw") and not os.environ.get("FLK_TEST_WORKER_ENV"):
     os.environ["FLK_VAR_DIR"] = os.path.join(os.environ["FLK_VAR_DIR"], _worker)
     os.environ["FLK_TEST_WORKER_ENV"] = _worker  # once per process, even if these settings are read again
 
-from flk_site.settings import *  # noqa: F403
+from flk_site.settings import *  # noqa: E402, F403
 
 # Tasks run in the test process unless a test starts a real worker.
 CELERY_TASK_ALWAYS_EAGER = True
