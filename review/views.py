@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from calibration import label_files
 from calibration import services as calibration
+from flk_site.query import ascii_int
 from review import services, streams
 from review.models import AuditEvent, ReviewItem, ReviewLabel, SavedView
 from review.plot import scaling_plot_svg
@@ -66,8 +67,7 @@ def _posted_stream(request: HttpRequest) -> Stream:
 
 
 def _page_number(request: HttpRequest) -> int:
-    raw = request.GET.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
+    return ascii_int(request.GET.get("page", "1"), max_digits=6) or 1
 
 
 def _common(request: HttpRequest, stream: Stream) -> dict:
@@ -279,7 +279,7 @@ def undo(request: HttpRequest) -> HttpResponse:
     stream = _posted_stream(request)
     raw = request.POST.get("label_id", "")
     try:
-        item = services.undo_last(request.user, int(raw) if raw.isdigit() and len(raw) < 12 else None)
+        item = services.undo_last(request.user, ascii_int(raw))
     except services.ReviewError as exc:
         messages.error(request, str(exc))
         return redirect(_queue_url(stream))
@@ -347,8 +347,8 @@ def audit(request: HttpRequest) -> HttpResponse:
         events = events.filter(tenant=filters["tenant"])
     if filters["item"]:
         # An item id (the links of item pages) or a pcs_id prefix, as shown everywhere.
-        if filters["item"].isdigit() and len(filters["item"]) < 12:
-            events = events.filter(item_id=int(filters["item"]))
+        if (item_id := ascii_int(filters["item"])) is not None:
+            events = events.filter(item_id=item_id)
         else:
             prefix = streams.pcs_prefix_filter(filters["item"])
             events = events.filter(prefix) if prefix is not None else events.none()
