@@ -5,34 +5,21 @@ were rolled back. Sent again once the database answers, it is stored with its re
 from __future__ import annotations
 
 import json
-from unittest import mock
-
-from django.db import connection, transaction
-from django.db.models.query import QuerySet
 
 from flk_site.testing import make_pcs, signed
 from ingest.models import PcsRecord
 from review.models import ReviewItem
-
-_bulk_create = QuerySet.bulk_create
-
-
-def _connection_lost_on_review_items(self, objs, *args, **kwargs):
-    """The review item's insert finds the connection gone, as when PostgreSQL crashes between two statements."""
-    if self.model is ReviewItem:
-        with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
-    return _bulk_create(self, objs, *args, **kwargs)
 
 
 def post_batch(client, pcs: list[dict]):
     return client.generic("POST", "/v1/pcs/batch", json.dumps(pcs), content_type="application/json")
 
 
-def test_a_batch_whose_review_items_cannot_be_written_is_not_acknowledged(client, hmac_default_tenant,
-                                                                           transactional_db):  # fmt: skip
+def test_a_batch_whose_review_items_cannot_be_written_is_not_acknowledged(
+    client, hmac_default_tenant, transactional_db, database_lost_at_review_item_insert
+):
     escalated = [signed(make_pcs(degraded=True, coh_star=0.2)) for _ in range(3)]
-    with mock.patch.object(QuerySet, "bulk_create", _connection_lost_on_review_items):
+    with database_lost_at_review_item_insert:
         answer = post_batch(client, escalated)
     acknowledged = [] if answer.status_code != 200 else [
         item for item in answer.json()["results"] if 200 <= item["status"] < 300]  # fmt: skip

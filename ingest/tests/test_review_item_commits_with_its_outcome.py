@@ -4,29 +4,16 @@ PCS no reviewer will see. Sent again once the database answers, it gets its outc
 
 from __future__ import annotations
 
-from unittest import mock
-
-from django.db import connection, transaction
-from django.db.models.query import QuerySet
-
 from flk_site.testing import make_pcs, signed
 from ingest.models import PcsRecord
 from review.models import ReviewItem
 
-_bulk_create = QuerySet.bulk_create
 
-
-def _connection_lost_on_review_items(self, objs, *args, **kwargs):
-    """The review item's insert finds the connection gone, as when PostgreSQL crashes between two statements."""
-    if self.model is ReviewItem:
-        with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
-    return _bulk_create(self, objs, *args, **kwargs)
-
-
-def test_an_escalated_pcs_is_not_acknowledged_without_its_review_item(submit, hmac_default_tenant, transactional_db):
+def test_an_escalated_pcs_is_not_acknowledged_without_its_review_item(
+    submit, hmac_default_tenant, transactional_db, database_lost_at_review_item_insert
+):
     pcs = signed(make_pcs(degraded=True, coh_star=0.2))
-    with mock.patch.object(QuerySet, "bulk_create", _connection_lost_on_review_items):
+    with database_lost_at_review_item_insert:
         answer = submit(pcs)
     stored = PcsRecord.objects.filter(pcs_id=pcs["pcs_id"]).exists()
     items = ReviewItem.objects.filter(pcs_id=pcs["pcs_id"]).count()

@@ -1,0 +1,26 @@
+"""Faults the submit path's tests inject into the real database connection."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.db import connection, transaction
+from django.db.models.query import QuerySet
+
+from review.models import ReviewItem
+
+
+@pytest.fixture
+def database_lost_at_review_item_insert():
+    """While active, a review item's insert finds its connection gone, as when PostgreSQL crashes between the
+    outcome's statement and the review item's; every other insert runs as usual."""
+    bulk_create = QuerySet.bulk_create
+
+    def lose_the_connection(self, objs, *args, **kwargs):
+        if self.model is ReviewItem:
+            with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return bulk_create(self, objs, *args, **kwargs)
+
+    return mock.patch.object(QuerySet, "bulk_create", lose_the_connection)
