@@ -185,6 +185,7 @@ CELERY_BEAT_SCHEDULE = {
     "ingest-replay-wal": {"task": "ingest.tasks.replay_wal", "schedule": 900.0},
     "ingest-purge-wal-segments": {"task": "ingest.tasks.purge_wal_segments", "schedule": 6 * 3600.0},
     "ingest-purge-expired-outcomes": {"task": "ingest.tasks.purge_expired_outcomes", "schedule": 6 * 3600.0},
+    "ingest-complete-stale-batch-jobs": {"task": "ingest.tasks.complete_stale_batch_jobs", "schedule": 60.0},
 }
 
 # --- Auth, i18n, static ------------------------------------------------------------------------------
@@ -272,6 +273,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = FLK_MAX_BODY_BYTES
 # POST /v1/pcs/batch: at most this many PCS (413 above) in a body of at most this many bytes (413 above).
 FLK_BATCH_MAX_ITEMS = env_int("FLK_BATCH_MAX_ITEMS", 500, minimum=1)
 FLK_BATCH_MAX_BYTES = env_int("FLK_BATCH_MAX_BYTES", 8 * 1024 * 1024, minimum=65536)
+# A batch answered 202 still pending this long after receipt lost its task message (a Redis restarted without
+# persistence, a worker killed mid-task): the sweep ingest.tasks.complete_stale_batch_jobs judges it.
+FLK_BATCH_JOB_STALE_SECONDS = env_int("FLK_BATCH_JOB_STALE_SECONDS", 300, minimum=30)
 FLK_WAL_DIR = Path(env_str("FLK_WAL_DIR") or VAR_DIR / "wal")
 FLK_WAL_RETENTION_DAYS = env_int("FLK_WAL_RETENTION_DAYS", 14, minimum=1)
 FLK_WAL_SEGMENT_BYTES = env_int("FLK_WAL_SEGMENT_BYTES", 64 * 1024 * 1024, minimum=4096)

@@ -26,7 +26,7 @@ submissions would.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -196,6 +196,24 @@ def complete_job(job_id: str) -> bool:
         metrics.batch_observed(creds.name, len(items))
     done = BatchJob.objects.filter(id=job.id, done_at__isnull=True)  # one row updated: these answers are kept
     return bool(done.update(results=batch_results(answers), done_at=timezone.now(), body=b""))
+
+
+def complete_stale_jobs(older_than: timedelta) -> int:
+    """Judge every batch still pending ``older_than`` after it was received; how many this run completed.
+
+    A queued job's only trace in the broker is its task message, which a Redis restarted without persistence
+    loses and a worker killed mid-task leaves invisible until the broker's visibility timeout: the job's row
+    and body are in the database, so this sweep (a periodic task) finishes what the message no longer will.
+    A job the worker is judging meanwhile keeps one set of answers (``complete_job`` is idempotent).
+    """
+    cutoff = timezone.now() - older_than
+    stale = BatchJob.objects.filter(done_at__isnull=True, received_at__lt=cutoff).order_by("received_at")
+    completed = 0
+    for job_id in stale.values_list("id", flat=True):
+        if complete_job(str(job_id)):
+            completed += 1
+            log.warning("batch_job_swept", extra={"event": "batch_job_swept", "job": str(job_id)})
+    return completed
 
 
 def job_status(tenant_header: str | None, job_id: str) -> Answer:

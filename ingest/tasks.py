@@ -1,10 +1,15 @@
-"""Celery tasks of ingest: thin wrappers over ingest.replay, idempotent and acks_late (safe to run twice)."""
+"""Celery tasks of ingest: thin wrappers over ingest.replay and ingest.batch, idempotent and acks_late (safe to
+run twice)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
+from django.conf import settings
 
 from ingest import batch, replay
+from ingest.config_cache import request_generations
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -28,9 +33,12 @@ def purge_expired_outcomes() -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def complete_batch_job(job_id: str) -> bool:
     """Judge the items of a batch answered 202 and keep their answers (a rerun finds it done)."""
-    from calibration.services import generation_pinned as snapshot_generation_pinned
-    from ingest.config_cache import generation_pinned
-
-    # Tenants, keys, params and snapshots are checked for changes once for the batch, as a request does.
-    with generation_pinned(), snapshot_generation_pinned():
+    with request_generations():  # tenants, keys, params and snapshots checked once, as a request does
         return batch.complete_job(job_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def complete_stale_batch_jobs() -> int:
+    """Judge the batches answered 202 whose task message was lost (FLK_BATCH_JOB_STALE_SECONDS after receipt)."""
+    with request_generations():  # tenants, keys, params and snapshots checked once, as a request does
+        return batch.complete_stale_jobs(timedelta(seconds=settings.FLK_BATCH_JOB_STALE_SECONDS))
