@@ -30,7 +30,7 @@ from calibration.services import generation_pinned as snapshot_generation_pinned
 from ingest import keyring, metrics, wal
 from ingest.config_cache import generation_pinned
 from ingest.keyring import SignatureRejected, TenantCredentials
-from ingest.models import PcsRecord
+from ingest.models import BatchJob, PcsRecord
 from ingest.params import active_params_memo
 from ingest.services import Answer, process_bodies, process_body
 
@@ -306,7 +306,8 @@ def purge_wal_segments(directory: Path | None = None, retention_days: int | None
 
 
 def purge_expired_outcomes(batch_size: int = 5000) -> int:
-    """Delete stored outcomes received more than the active VerifyParams.dedup_ttl_days ago; returns the count.
+    """Delete stored outcomes received more than the active VerifyParams.dedup_ttl_days ago, and the answers of
+    async batches finished that long ago; returns the count of outcomes.
 
     An audit sample is kept until it is labelled or explicitly expired (``calibration.models.ExpiredAudit``):
     its review item goes with its outcome, and an audit label lost to the purge would bias the calibration set
@@ -329,5 +330,8 @@ def purge_expired_outcomes(batch_size: int = 5000) -> int:
             break
         PcsRecord.objects.filter(id__in=ids).delete()
         total += len(ids)
-    log.info("expired_outcomes_purged", extra={"event": "expired_outcomes_purged", "deleted": total})
+    # A finished async batch's answers are readable at its status URL as long as its outcomes are kept.
+    jobs, _ = BatchJob.objects.filter(done_at__lt=cutoff).delete()
+    log.info("expired_outcomes_purged", extra={"event": "expired_outcomes_purged", "deleted": total,
+                                               "batch_jobs_deleted": jobs})  # fmt: skip
     return total
