@@ -1,4 +1,4 @@
-"""Faults the submit path's tests inject into the real database connection."""
+"""Fixtures of the submit path's tests: a signed tenant, and faults injected into the real database connection."""
 
 from __future__ import annotations
 
@@ -8,7 +8,18 @@ import pytest
 from django.db import connection, transaction
 from django.db.models.query import QuerySet
 
+from flk_site.testing import ensure_defaults
+from ingest.models import SigningKey, Tenant
 from review.models import ReviewItem
+
+
+@pytest.fixture
+def acme(db):
+    """Tenant acme, HMAC key k1 (\"testkey\"), PCS 0.2; the active VerifyParams a transactional flush removed."""
+    ensure_defaults()
+    tenant = Tenant.objects.create(name="acme", sign_alg="hmac", min_pcs_version="0.2")
+    SigningKey.objects.create(tenant=tenant, key_id="k1", algorithm="hmac", secret="testkey")
+    return tenant
 
 
 @pytest.fixture

@@ -12,19 +12,11 @@ import redis
 from django.conf import settings as django_settings
 
 from flk_site.celery import app as celery_app
-from flk_site.testing import ensure_defaults, make_pcs, signed
+from flk_site.testing import make_pcs, signed
 from ingest import tasks
-from ingest.models import BatchJob, PcsRecord, SigningKey, Tenant
+from ingest.models import BatchJob, PcsRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def acme():
-    ensure_defaults()
-    tenant = Tenant.objects.create(name="acme", sign_alg="hmac", min_pcs_version="0.2")
-    SigningKey.objects.create(tenant=tenant, key_id="k1", algorithm="hmac", secret="testkey")
-    return tenant
 
 
 @pytest.fixture

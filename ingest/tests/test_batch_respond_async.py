@@ -8,18 +8,10 @@ import time
 
 import pytest
 
-from flk_site.testing import ensure_defaults, make_pcs, signed
-from ingest.models import BatchJob, PcsRecord, SigningKey, Tenant
+from flk_site.testing import make_pcs, signed
+from ingest.models import BatchJob, PcsRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the worker reads what the test committed
-
-
-@pytest.fixture
-def acme():
-    ensure_defaults()  # the active VerifyParams, which a transactional test's flush removed
-    tenant = Tenant.objects.create(name="acme", sign_alg="hmac", min_pcs_version="0.2")
-    SigningKey.objects.create(tenant=tenant, key_id="k1", algorithm="hmac", secret="testkey")
-    return tenant
 
 
 def post(client, data, **headers):
