@@ -72,7 +72,7 @@ def unsigned_default_tenant(settings, db):
 @pytest.fixture
 def make_tenant(db):
     """Create a tenant with keys: make_tenant("acme", hmac={"k1": "secret"}, ed25519={"e1": pub_b64})."""
-    from ingest.models import SigningKey, Tenant
+    from tenancy.models import SigningKey, Tenant
 
     ensure_defaults()
 

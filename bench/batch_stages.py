@@ -75,10 +75,11 @@ def run(args: argparse.Namespace) -> None:
     from agent_client.canonical import signing_and_content_digests
     from agent_client.schema import parse_pcs
     from calibration.services import current_snapshot
-    from ingest import keyring, store
-    from ingest.params import active_params_memo
+    from ingest import store
     from ingest.services import Checked, audit_probability, new_record, stored_answer
-    from ingest.verification import verify_pcs
+    from policy.params import active_params_memo
+    from policy.verification import verify_pcs
+    from tenancy import keyring
 
     creds = keyring.credentials_memo.get("default")
     bodies = [b.encode() for b in signed_bodies(10**7, args.pcs)]

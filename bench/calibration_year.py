@@ -148,9 +148,9 @@ def simulate(args: argparse.Namespace) -> list[Month]:
     from calibration.models import DriftReport, MiscoverageReport, PerformanceReport
     from flk_site.celery import app
     from flk_site.traffic import BENIGN, draw_pcs
-    from ingest.models import Tenant
     from ingest.services import submit_pcs
     from review.services import claim_next, label_item
+    from tenancy.models import Tenant
 
     app.conf.task_always_eager = True  # tasks run here, not on a worker listening to Redis
     # A burst of labels schedules one debounced recalibration; the bench runs that rebuild once after each day's

@@ -154,8 +154,9 @@ def run_setting(args: argparse.Namespace, setting: str, texts, role, clouds) -> 
     from calibration import services as calibration
     from calibration.scoring import ScoreFormula, score_signals
     from flk_site.testing import reset_config_memos
-    from ingest.models import Tenant, VerifyParams
     from ingest.services import submit_pcs
+    from policy.models import VerifyParams
+    from tenancy.models import Tenant
 
     tenant = "text-full" if setting == "full" else "text-window"
     calibration.schedule_recalibration = lambda tenant: None  # one rebuild below, not one per label

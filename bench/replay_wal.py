@@ -40,7 +40,8 @@ def main() -> None:
 
     from flk_site.testing import ensure_defaults, make_pcs, signed
     from ingest import replay, wal
-    from ingest.models import PcsRecord, SigningKey, Tenant
+    from ingest.models import PcsRecord
+    from tenancy.models import SigningKey, Tenant
 
     ensure_defaults()
     tenant_name = f"bench-replay-{os.getpid()}"

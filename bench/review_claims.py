@@ -66,9 +66,10 @@ def _run(n_items: int, n_reviewers: int) -> None:
     from django.utils import timezone
 
     from flk_site.testing import make_pcs
-    from ingest.models import PcsRecord, Tenant
+    from ingest.models import PcsRecord
     from review import services
     from review.models import ReviewItem
+    from tenancy.models import Tenant
 
     settings.FLK_CALIBRATION_DEBOUNCE_SECONDS = 3600.0  # one recalibration per burst, not per label
     tenant = Tenant.objects.get(name="default")

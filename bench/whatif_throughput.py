@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flk_site.testing import make_pcs
-from ingest.verification import VerifyParamsValues, verify_pcs
+from policy.verification import VerifyParamsValues, verify_pcs
 
 
 def main() -> None:

@@ -57,11 +57,13 @@ class CalibrationParams:
 
 
 def params_provider() -> Callable[[], CalibrationParams]:
-    return import_string(getattr(settings, "FLK_CALIBRATION_PARAMS_PROVIDER", "ingest.params.calibration_params"))
+    return import_string(getattr(settings, "FLK_CALIBRATION_PARAMS_PROVIDER", "policy.params.calibration_params"))
 
 
 def traffic_scores_provider() -> Callable[[str, datetime, int], list[float]]:
-    return import_string(getattr(settings, "FLK_CALIBRATION_TRAFFIC_PROVIDER", "ingest.params.recent_traffic_scores"))
+    return import_string(
+        getattr(settings, "FLK_CALIBRATION_TRAFFIC_PROVIDER", "ingest.calibration_feeds.recent_traffic_scores")
+    )
 
 
 # --- Labels ------------------------------------------------------------------------------------------
@@ -231,7 +233,9 @@ def clear_pending(tenant: str) -> None:
 
 
 def waiting_audit_provider() -> Callable[[str | None], dict[str, tuple[int, datetime | None]]]:
-    return import_string(getattr(settings, "FLK_CALIBRATION_AUDIT_PROVIDER", "ingest.params.waiting_audit_samples"))
+    return import_string(
+        getattr(settings, "FLK_CALIBRATION_AUDIT_PROVIDER", "ingest.calibration_feeds.waiting_audit_samples")
+    )
 
 
 def expire_audits(samples: Sequence[tuple[str, str]], *, reason: str = "", expired_by: str = "") -> int:
@@ -423,7 +427,7 @@ def recalibrate_tenant(
     """
     conformal.conformal_rank(0, delta)  # validates delta before anything is read
     # A score kind fitted per tenant is fitted here, on labels outside the calibration set, and the snapshot
-    # keeps the fitted formula: the request path scores new PCS with it (ingest.verification).
+    # keeps the fitted formula: the request path scores new PCS with it (policy.verification).
     formula = tenant_formula(tenant, formula or params_provider()().formula)
     rows, skipped = calibration_scores(tenant, formula)
     scores = sorted(float(score) for _t, _p, score in rows)

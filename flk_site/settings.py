@@ -79,6 +79,8 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "calibration",
+    "tenancy",
+    "policy",
     "ingest",
     "review",
 ]
@@ -316,8 +318,8 @@ FLK_AUDIT_STALE_HOURS = env_float("FLK_AUDIT_STALE_HOURS", 72.0, minimum=1.0)
 FLK_AUDIT_SILENT_HOURS = env_float("FLK_AUDIT_SILENT_HOURS", 48.0, minimum=1.0)
 FLK_DRIFT_LEVEL = env_float("FLK_DRIFT_LEVEL", 0.01, minimum=1e-9)
 FLK_MISCOVERAGE_LEVEL = env_float("FLK_MISCOVERAGE_LEVEL", 0.01, minimum=1e-9)
-FLK_CALIBRATION_PARAMS_PROVIDER = "ingest.params.calibration_params"
-FLK_CALIBRATION_TRAFFIC_PROVIDER = "ingest.params.recent_traffic_scores"
+FLK_CALIBRATION_PARAMS_PROVIDER = "policy.params.calibration_params"
+FLK_CALIBRATION_TRAFFIC_PROVIDER = "ingest.calibration_feeds.recent_traffic_scores"
 
 METRICS_USER = env_str("METRICS_USER")
 METRICS_PASS = env_str("METRICS_PASS")

@@ -96,7 +96,8 @@ def ensure_defaults() -> None:
     from django.contrib.auth.models import Group
     from django.utils import timezone
 
-    from ingest.models import Tenant, VerifyParams
+    from policy.models import VerifyParams
+    from tenancy.models import Tenant
 
     Tenant.objects.get_or_create(name="default", defaults={"sign_alg": "none"})
     if not VerifyParams.objects.filter(is_active=True).exists():
@@ -108,7 +109,7 @@ def ensure_defaults() -> None:
 
 def issue_api_key(tenant: str = "default", name: str = "reader") -> str:
     """A new API key of ``tenant`` (the credential GET /v1/pcs/<pcs_id> needs), made as admins make it."""
-    from ingest.models import ApiKey, Tenant
+    from tenancy.models import ApiKey, Tenant
 
     return ApiKey(tenant=Tenant.objects.get(name=tenant), name=name).issue()
 
@@ -120,8 +121,8 @@ def bearer(key: str) -> dict[str, str]:
 
 def reset_config_memos() -> None:
     from calibration.services import snapshot_memo
-    from ingest.keyring import credentials_memo
-    from ingest.params import active_params_memo
+    from policy.params import active_params_memo
+    from tenancy.keyring import credentials_memo
 
     credentials_memo.clear()
     active_params_memo.clear()

@@ -33,11 +33,9 @@ from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from ingest import keyring, metrics, ratelimit, store, wal
+from ingest import metrics, ratelimit, store, wal
 from ingest.batch_items import BatchMalformed, split_items
-from ingest.keyring import TenantCredentials
 from ingest.models import BatchJob
-from ingest.params import NoActiveParams
 from ingest.services import (
     DATABASE_UNAVAILABLE,
     DEFAULT_TENANT,
@@ -57,6 +55,9 @@ from ingest.services import (
     tenant_gate,
     unavailable,
 )
+from policy.params import NoActiveParams
+from tenancy import keyring
+from tenancy.keyring import TenantCredentials
 
 log = logging.getLogger("flk.ingest")
 NDJSON = "application/x-ndjson"

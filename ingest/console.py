@@ -69,7 +69,7 @@ def _drift_alerts() -> int:
 
 
 def _active_version():
-    from ingest.models import VerifyParams
+    from policy.models import VerifyParams
 
     return VerifyParams.objects.filter(is_active=True).values("pk", "version", "activated_at").first()
 

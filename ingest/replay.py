@@ -27,12 +27,13 @@ from agent_client.canonical import protocol_of, signing_digest
 from agent_client.schema import PcsInvalid, parse_pcs
 from calibration.models import CalibrationLabel, ExpiredAudit
 from calibration.services import generation_pinned as snapshot_generation_pinned
-from ingest import keyring, metrics, wal
-from ingest.config_cache import generation_pinned
-from ingest.keyring import SignatureRejected, TenantCredentials
+from ingest import metrics, wal
 from ingest.models import BatchJob, PcsRecord
-from ingest.params import active_params_memo
 from ingest.services import Answer, process_bodies, process_body
+from policy.params import active_params_memo
+from tenancy import keyring
+from tenancy.config_cache import generation_pinned
+from tenancy.keyring import SignatureRejected, TenantCredentials
 
 log = logging.getLogger("flk.ingest.replay")
 DEFAULT_BATCH = 1000

@@ -33,12 +33,13 @@ from agent_client.schema import PcsInvalid, parse_pcs
 from calibration.conformal import SnapshotValues
 from calibration.generations import unread_values
 from calibration.services import current_snapshot, label_for
-from ingest import keyring, metrics, ratelimit, store, wal
-from ingest.config_cache import REQUEST_GENERATION_KEYS, request_generations
-from ingest.keyring import SignatureRejected, TenantCredentials
-from ingest.params import NoActiveParams, active_params_memo
+from ingest import metrics, ratelimit, store, wal
 from ingest.signals import outcome_stored
-from ingest.verification import Verdict, VerifyParamsValues, verify_pcs
+from policy.params import NoActiveParams, active_params_memo
+from policy.verification import Verdict, VerifyParamsValues, verify_pcs
+from tenancy import keyring
+from tenancy.config_cache import REQUEST_GENERATION_KEYS, request_generations
+from tenancy.keyring import SignatureRejected, TenantCredentials
 
 log = logging.getLogger("flk.ingest")
 TENANT_HEADER_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from ingest import batch, replay
-from ingest.config_cache import request_generations
+from tenancy.config_cache import request_generations
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -1,3 +1,5 @@
+"""The submit path's URLs: single and batch submission, a batch's status, and a stored outcome."""
+
 from __future__ import annotations
 
 from django.urls import path

@@ -10,9 +10,9 @@ from django.template.defaultfilters import pluralize
 
 # Reviewers' work is changed only through the review pages, where every change is audited.
 from calibration.admin import PcsIdPrefixSearch, ReadOnlyAdmin
-from ingest.models import Tenant
 from review import services
 from review.models import AuditEvent, ReviewerTenant, ReviewItem, ReviewLabel, SavedView
+from tenancy.models import Tenant
 
 
 class ReviewerTenantForm(forms.ModelForm):

@@ -16,11 +16,11 @@ from django.db.models.functions import Cast
 from django.http import QueryDict
 from django.utils import timezone
 
-from ingest import verification
+from policy import verification
 from review.models import ReviewItem
 
 AGE_CHOICES = {"1h": 1, "24h": 24, "7d": 24 * 7}
-# The verifier's failed-check codes (ingest.verification), the taxonomy reviewers tag their labels with.
+# The verifier's failed-check codes (policy.verification), the taxonomy reviewers tag their labels with.
 REASONS = {
     verification.D_HAT_TOLERANCE: "D̂ differs from the recomputed value",
     verification.COH_STAR_BOUNDS: "coh★ out of bounds",

@@ -17,7 +17,8 @@ import pytest
 
 from agent_client.outbox import Outbox
 from flk_site.testing import FLK_AGENT, free_port, make_pcs, outbox_status, pcs_files, signed
-from ingest.models import PcsRecord, SigningKey, Tenant
+from ingest.models import PcsRecord
+from tenancy.models import SigningKey, Tenant
 
 pytestmark = pytest.mark.slow
 

@@ -279,8 +279,8 @@ class Reviewer(_Browser):
 class Admin(_Browser):
     fixed_count = 1
     wait_time = between(2.0, 5.0)
-    pages = ["/admin/", "/admin/ingest/pcsrecord/", "/admin/review/reviewitem/", "/admin/ingest/verifyparams/",
-             "/admin/ingest/tenant/", "/review/stats/"]  # fmt: skip
+    pages = ["/admin/", "/admin/ingest/pcsrecord/", "/admin/review/reviewitem/", "/admin/policy/verifyparams/",
+             "/admin/tenancy/tenant/", "/review/stats/"]  # fmt: skip
 
     def on_start(self) -> None:
         username, password = next(iter(CREDENTIALS["admin"].items()))

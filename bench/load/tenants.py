@@ -26,8 +26,8 @@ BURST_RATE, BURST_SIZE = 5.0, 10.0
 def create(tenants: list[str], burst: str, reviewers: int) -> dict:
     from django.contrib.auth.models import Group, User
 
-    from ingest.models import ApiKey, SigningKey, Tenant
     from review.models import REVIEWERS_GROUP
+    from tenancy.models import ApiKey, SigningKey, Tenant
 
     made: dict = {"tenants": {}, "reviewers": {}, "admin": {}}
     for name in [*tenants, burst]:

@@ -11,7 +11,8 @@ from django.utils import timezone
 from calibration import services, tasks
 from calibration.models import MiscoverageReport
 from flk_site.testing import make_pcs, reset_config_memos
-from ingest.models import PcsRecord, VerifyParams
+from ingest.models import PcsRecord
+from policy.models import VerifyParams
 
 pytestmark = pytest.mark.django_db
 

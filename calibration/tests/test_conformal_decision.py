@@ -7,7 +7,8 @@ import pytest
 from calibration import services
 from calibration.models import GLOBAL_SET
 from flk_site.testing import make_pcs, signed
-from ingest.models import PcsRecord, VerifyParams
+from ingest.models import PcsRecord
+from policy.models import VerifyParams
 
 pytestmark = pytest.mark.django_db
 
@@ -153,7 +154,7 @@ def test_the_audit_share_is_the_same_for_accepted_and_escalated_pcs(hmac_default
 
 def test_a_tenant_under_n_min_is_sampled_at_the_bootstrap_share(calibrated_default, make_tenant, submit):
     from ingest.services import audit_probability
-    from ingest.verification import VerifyParamsValues
+    from policy.verification import VerifyParamsValues
 
     params = VerifyParamsValues(audit_rate=0.02, bootstrap_audit_rate=0.25, n_min=100)
     assert audit_probability(params, None) == 0.25  # no calibration at all
@@ -212,7 +213,7 @@ def test_rejection_turns_on_at_n_199(hmac_default_tenant, submit):
 def test_a_snapshot_of_another_formula_is_compared_under_its_own_formula(calibrated_default, submit):
     # An admin changed r0; until recalibration runs, the p-value compares like with like.
     VerifyParams.objects.filter(is_active=True).update(r0=0.05)
-    from ingest.config_cache import announce_change
+    from tenancy.config_cache import announce_change
 
     announce_change()
     answer = submit(signed(make_pcs(**LOW))).json()

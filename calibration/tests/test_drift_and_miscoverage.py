@@ -12,7 +12,7 @@ from django.utils import timezone
 from calibration import services, tasks
 from calibration.models import DriftReport, MiscoverageReport, PerformanceReport
 from flk_site.testing import reset_config_memos
-from ingest.models import VerifyParams
+from policy.models import VerifyParams
 
 pytestmark = pytest.mark.django_db
 

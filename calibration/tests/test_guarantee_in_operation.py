@@ -34,9 +34,10 @@ from calibration import services as calibration
 from calibration.models import CalibrationLabel, CalibrationSnapshot
 from flk_site.testing import body
 from flk_site.traffic import BENIGN, draw_pcs
-from ingest.models import PcsRecord, VerifyParams
+from ingest.models import PcsRecord
 from ingest.services import submit_pcs
-from ingest.versions import activate_version, create_draft
+from policy.models import VerifyParams
+from policy.versions import activate_version, create_draft
 from review.services import claim_next, label_item
 
 pytestmark = pytest.mark.django_db(transaction=True)  # commits, so announcements and on_commit work as in operation

@@ -9,8 +9,8 @@ from django.db import connection, transaction
 from django.db.models.query import QuerySet
 
 from flk_site.testing import ensure_defaults
-from ingest.models import SigningKey, Tenant
 from review.models import ReviewItem
+from tenancy.models import SigningKey, Tenant
 
 
 @pytest.fixture

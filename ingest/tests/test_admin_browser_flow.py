@@ -11,7 +11,7 @@ import requests
 from django.db import connections
 
 from flk_site.testing import make_pcs
-from ingest.models import VerifyParams, WhatIfReport
+from policy.models import VerifyParams, WhatIfReport
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -58,7 +58,7 @@ def test_edit_whatif_activate_in_the_browser(live_server, browser_page, django_u
 
     # Edit the version in service: the save becomes draft v2.
     v1 = VerifyParams.objects.get(version=1)
-    page.goto(f"{live_server.url}/admin/ingest/verifyparams/{v1.pk}/change/")
+    page.goto(f"{live_server.url}/admin/policy/verifyparams/{v1.pk}/change/")
     page.fill("#id_base", "0.2")
     page.fill("#id_reason", "raise the budget base")
     page.click("input[name=_save]")
@@ -77,7 +77,7 @@ def test_edit_whatif_activate_in_the_browser(live_server, browser_page, django_u
     page.screenshot(path=str(ARTIFACTS / "admin-whatif-report.png"), full_page=True)
 
     # Activate it.
-    page.goto(f"{live_server.url}/admin/ingest/verifyparams/{draft.pk}/change/")
+    page.goto(f"{live_server.url}/admin/policy/verifyparams/{draft.pk}/change/")
     page.click("a[href$='/activate/']")
     page.click("input[value='Activate v2']")
     page.wait_for_selector("text=v2 is now active")

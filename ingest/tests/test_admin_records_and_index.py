@@ -48,7 +48,7 @@ def test_the_index_shows_the_active_version_and_todays_escalation_rate(admin_cli
     submit(make_pcs())
     submit(make_pcs(degraded=True))
     page = admin_client.get("/admin/").content.decode()
-    assert 'id="figure-active-params"><a href="/admin/ingest/verifyparams/' in page and ">v1</a>" in page
+    assert 'id="figure-active-params"><a href="/admin/policy/verifyparams/' in page and ">v1</a>" in page
     assert "50 % (1 of 2)" in page
     assert 'id="figure-queue-depth"' in page and 'id="figure-drift-alerts"' in page
 

@@ -20,7 +20,7 @@ from referencing.jsonschema import DRAFT202012
 from calibration import services as calibration
 from calibration.models import GLOBAL_SET
 from flk_site.testing import make_pcs, signed
-from ingest.models import ApiKey, Tenant
+from tenancy.models import ApiKey, Tenant
 
 SCHEMA_URI = "urn:flk:openapi"
 LOW = {"coh_star": 0.95, "r": 0.65}  # accepted against the calibration below

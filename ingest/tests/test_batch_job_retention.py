@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from flk_site.testing import make_pcs, signed
 from ingest import replay
-from ingest.models import BatchJob, VerifyParams
+from ingest.models import BatchJob
+from policy.models import VerifyParams
 
 pytestmark = pytest.mark.django_db
 

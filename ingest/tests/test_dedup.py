@@ -47,7 +47,7 @@ def test_same_pcs_id_with_a_different_signed_subset_is_409_and_changes_nothing(h
 
 @pytest.mark.django_db(transaction=True)
 def test_a_replay_after_params_changed_keeps_the_stored_verdict(hmac_default_tenant, submit):
-    from ingest.models import VerifyParams
+    from policy.models import VerifyParams
 
     pcs = make_pcs()
     pcs["D_hat"] += 0.3
@@ -118,7 +118,7 @@ def test_many_outcomes_inserted_together_each_get_their_own_answer(hmac_default_
     from datetime import UTC, datetime
 
     from ingest import store
-    from ingest.models import Tenant
+    from tenancy.models import Tenant
 
     tenant_id = Tenant.objects.get(name="default").id
     now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ import numpy as np
 from calibration.conformal import SnapshotValues, conformal_threshold
 from calibration.scoring import ScoreFormula, fit_formula, score_signals
 from flk_site.testing import make_pcs
-from ingest.verification import ESCALATE, VerifyParamsValues, verify_pcs
+from policy.verification import ESCALATE, VerifyParamsValues, verify_pcs
 
 
 def snapshot_of(formula: ScoreFormula, signals: list[dict[str, float]]) -> SnapshotValues:

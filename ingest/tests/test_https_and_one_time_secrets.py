@@ -11,10 +11,10 @@ import requests
 import yaml
 
 from flk_site.testing import make_pcs, signed
-from ingest.models import ApiKey, SigningKey
+from tenancy.models import ApiKey, SigningKey
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-ADD_URL = "/admin/ingest/tenant/add/"
+ADD_URL = "/admin/tenancy/tenant/add/"
 
 
 def tenant_form(keys: list[dict] = (), api_keys: list[str] = (), **fields: str) -> dict[str, str]:
@@ -45,7 +45,7 @@ def test_new_secrets_are_shown_on_their_own_page_and_never_in_a_cookie(admin_cli
     assert "messages" not in response.cookies
     for cookie in response.cookies.values():
         assert hmac_secret not in cookie.value and api_key not in cookie.value
-    again = admin_client.get(f"/admin/ingest/tenant/{SigningKey.objects.get(key_id='k1').tenant_id}/change/")
+    again = admin_client.get(f"/admin/tenancy/tenant/{SigningKey.objects.get(key_id='k1').tenant_id}/change/")
     assert hmac_secret not in again.content.decode() and api_key not in again.content.decode()
     assert "messages" not in again.cookies
     assert submit(signed(make_pcs(), key=hmac_secret.encode()), tenant="acme").status_code == 200

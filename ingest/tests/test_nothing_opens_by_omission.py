@@ -7,10 +7,10 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from flk_site.testing import issue_api_key, make_pcs, manage
-from ingest.models import ApiKey, Tenant
+from tenancy.models import ApiKey, Tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)  # key changes are announced on commit, as in service
-ADD_URL = "/admin/ingest/tenant/add/"
+ADD_URL = "/admin/tenancy/tenant/add/"
 
 
 @pytest.fixture

@@ -186,7 +186,7 @@ def test_pages_and_logins_during_an_outage_are_a_503_with_retry_after_not_a_500(
         "log in": stranger.post(f"{service.url}/accounts/login/", timeout=30, headers=referer,
                                 data={**login, "csrfmiddlewaretoken": stranger.cookies["csrftoken"]}),
         "review queue": signed_in.get(f"{service.url}/review/", timeout=30, allow_redirects=False),
-        "admin": signed_in.get(f"{service.url}/admin/ingest/tenant/", timeout=30, allow_redirects=False),
+        "admin": signed_in.get(f"{service.url}/admin/tenancy/tenant/", timeout=30, allow_redirects=False),
     }  # fmt: skip
     for what, answer in attempts.items():
         assert answer.status_code == 503, what

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from flk_site.testing import make_pcs
-from ingest.models import ApiKey, Tenant
+from tenancy.models import ApiKey, Tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)  # key changes are announced on commit, as in service
 

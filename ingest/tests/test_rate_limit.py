@@ -14,8 +14,8 @@ from prometheus_client import REGISTRY
 from flk_site import shared_redis
 from flk_site.testing import bearer, issue_api_key, make_pcs
 from ingest import ratelimit
-from ingest.config_cache import announce_change
-from ingest.models import Tenant
+from tenancy.config_cache import announce_change
+from tenancy.models import Tenant
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from flk_site.testing import make_pcs, signed
 from ingest import replay, wal
-from ingest.models import PcsRecord, VerifyParams
+from ingest.models import PcsRecord
+from policy.models import VerifyParams
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def csp(response) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("url", ["/accounts/login/", "/admin/login/", "/review/", "/admin/", "/api/docs/",
-                                 "/admin/ingest/tenant/", "/admin/ingest/verifyparams/"])  # fmt: skip
+                                 "/admin/tenancy/tenant/", "/admin/policy/verifyparams/"])  # fmt: skip
 def test_every_html_page_has_a_policy_without_inline_script(admin_client, url):
     response = admin_client.get(url, follow=True)
     assert response.status_code == 200

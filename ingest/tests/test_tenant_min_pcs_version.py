@@ -12,7 +12,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from flk_site.testing import HMAC_KEY, make_pcs, reset_config_memos, signed
-from ingest.models import PcsRecord, Tenant
+from ingest.models import PcsRecord
+from tenancy.models import Tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -92,6 +93,6 @@ def test_tenants_that_existed_before_0_2_are_migrated_at_0_1():
 
 def test_admins_set_the_minimum_on_the_tenant_page(admin_client, make_tenant):
     tenant = make_tenant("acme", hmac={"k1": HMAC_KEY.decode()}, min_pcs_version="0.1")
-    page = admin_client.get(f"/admin/ingest/tenant/{tenant.pk}/change/").content.decode()
+    page = admin_client.get(f"/admin/tenancy/tenant/{tenant.pk}/change/").content.decode()
     assert 'name="min_pcs_version"' in page
     assert '<option value="0.1" selected>' in page and '<option value="0.2">' in page

@@ -34,6 +34,8 @@ def backfill(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    # It reads ingest.VerifyParams, which ingest 0013 moves to the policy app.
+    run_before = [("ingest", "0013_tenancy_and_policy_apps")]
     dependencies = [
         ("review", "0003_index_of_skips"),
         ("ingest", "0007_audit_independent_of_the_verdict"),

@@ -51,8 +51,9 @@ def queue_items(db):
 
     Items are received one second apart, oldest first, so queue order is the creation order.
     """
-    from ingest.models import PcsRecord, Tenant
+    from ingest.models import PcsRecord
     from review.models import ReviewItem
+    from tenancy.models import Tenant
 
     def _make(n: int, *, tenant: str = "default", decision: str = "escalate", audit_sample: bool = False,
               shard_id: str | None = None, score: float | None = 0.42, age: timedelta = timedelta(hours=1)):  # fmt: skip

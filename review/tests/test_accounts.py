@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.test import Client
 
-from ingest.models import Tenant
 from review.models import ReviewerTenant
+from tenancy.models import Tenant
 
 
 def _admin(make_user) -> Client:

@@ -7,7 +7,7 @@ import pytest
 from calibration import services as calibration
 from calibration.models import GLOBAL_SET, CalibrationLabel
 from flk_site.testing import make_pcs, reset_config_memos, signed
-from ingest.models import VerifyParams
+from policy.models import VerifyParams
 from review import services
 from review.models import ReviewItem
 

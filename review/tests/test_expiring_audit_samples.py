@@ -11,7 +11,8 @@ from calibration import services as calibration
 from calibration.models import ExpiredAudit
 from flk_site.testing import make_pcs, reset_config_memos
 from ingest import replay
-from ingest.models import PcsRecord, VerifyParams
+from ingest.models import PcsRecord
+from policy.models import VerifyParams
 from review import services
 from review.models import AuditEvent, ReviewItem
 

@@ -15,7 +15,7 @@ def test_an_escalated_pcs_waits_in_the_queue_with_its_reasons(submit, unsigned_d
 
 
 def test_an_accepted_pcs_does_not_enter_the_queue(submit, unsigned_default_tenant):
-    from ingest.models import VerifyParams
+    from policy.models import VerifyParams
 
     # Not an audit sample either: with the default shares, 20 % of a new tenant's PCS would be.
     VerifyParams.objects.filter(is_active=True).update(audit_rate=0.0, bootstrap_audit_rate=0.0)
@@ -32,7 +32,7 @@ def test_a_replayed_pcs_makes_no_second_item(submit, unsigned_default_tenant):
 
 
 def test_an_audit_sample_of_accepted_pcs_waits_for_a_label(submit, unsigned_default_tenant):
-    from ingest.models import VerifyParams
+    from policy.models import VerifyParams
 
     VerifyParams.objects.filter(is_active=True).update(audit_rate=1.0, bootstrap_audit_rate=1.0)
     reset_config_memos()
@@ -44,7 +44,7 @@ def test_an_audit_sample_of_accepted_pcs_waits_for_a_label(submit, unsigned_defa
 
 
 def test_an_escalated_audit_sample_is_one_item_with_audit_provenance(submit, unsigned_default_tenant):
-    from ingest.models import VerifyParams
+    from policy.models import VerifyParams
 
     VerifyParams.objects.filter(is_active=True).update(audit_rate=1.0, bootstrap_audit_rate=1.0)
     reset_config_memos()

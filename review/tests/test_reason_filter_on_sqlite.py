@@ -14,7 +14,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 from flk_site.testing import ensure_defaults, make_pcs
-from ingest.models import PcsRecord, Tenant
+from ingest.models import PcsRecord
+from tenancy.models import Tenant
 from review.models import ReviewItem
 
 ensure_defaults()

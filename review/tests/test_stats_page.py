@@ -13,7 +13,7 @@ def test_stats_show_depth_labels_rates_and_calibration(
     make_user, queue_items, submit, unsigned_default_tenant, settings
 ):
     from calibration.tasks import recalibrate
-    from ingest.models import VerifyParams
+    from policy.models import VerifyParams
 
     settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
     VerifyParams.objects.filter(is_active=True).update(

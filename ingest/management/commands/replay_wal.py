@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ingest import replay
-from ingest.params import NoActiveParams
+from policy.params import NoActiveParams
 
 
 class Command(BaseCommand):
