@@ -427,5 +427,3 @@ class WhatIfReportAdmin(admin.ModelAdmin):
             len(obj.examples),
             rows,
         )
-
-

@@ -161,5 +161,3 @@ class TenantAdmin(admin.ModelAdmin):
         response = TemplateResponse(request, "admin/tenancy/tenant/one_time_secrets.html", context)
         response["Cache-Control"] = "no-store"  # not kept by the browser or any cache on the way
         return response
-
-

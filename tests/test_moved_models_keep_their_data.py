@@ -61,7 +61,10 @@ def test_rows_grants_and_history_follow_the_moved_models():
         operators.permissions.add(*Permission.objects.filter(content_type__in=(tenant_type, params_type)))
         LogEntry.objects.create(
             user=User.objects.create_user("admin"),
-            content_type=tenant_type, object_id=str(tenant.pk), object_repr="acme", action_flag=ADDITION
+            content_type=tenant_type,
+            object_id=str(tenant.pk),
+            object_repr="acme",
+            action_flag=ADDITION,
         )
         # A content type under the new label that already exists (a partial earlier upgrade) is merged into.
         early = ContentType.objects.create(app_label="policy", model="verifyparams")
