@@ -68,8 +68,12 @@ def betabinomial_upper_p(flagged: int, considered: int, n: int, delta: float) ->
     if a == 0:
         return 0.0  # an infinite threshold flags nothing: one flag is impossible under the model
     from scipy import stats
+    from scipy.special import logsumexp
 
-    return float(min(1.0, stats.betabinom.sf(flagged - 1, considered, a, b)))
+    # The upper tail summed term by term: scipy's sf is 1 - cdf in places and loses the far tail to rounding
+    # (a p-value of 3e-13 that grew with one more flag); a sum of fewer positive terms never grows.
+    tail = stats.betabinom.logpmf(np.arange(flagged, considered + 1), considered, a, b)
+    return float(min(1.0, np.exp(logsumexp(tail))))
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,7 @@ def complete_stale_jobs(older_than: timedelta) -> int:
     A job the worker is judging meanwhile keeps one set of answers (``complete_job`` is idempotent).
     """
     cutoff = timezone.now() - older_than
-    stale = BatchJob.objects.filter(done_at__isnull=True, received_at__lt=cutoff).order_by("received_at")
+    stale = BatchJob.objects.pending_before(cutoff)
     completed = 0
     for job_id in stale.values_list("id", flat=True):
         if complete_job(str(job_id)):

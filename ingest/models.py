@@ -73,6 +73,16 @@ class PcsRecord(models.Model):
         return f"{self.tenant_id}:{self.pcs_id[:12]}"
 
 
+class BatchJobQuerySet(models.QuerySet):
+    def pending_before(self, cutoff) -> BatchJobQuerySet:
+        """Batches not judged yet that were received before ``cutoff``, oldest first (index batch_job_done_at)."""
+        return self.filter(done_at__isnull=True, received_at__lt=cutoff).order_by("received_at")
+
+    def finished_before(self, cutoff) -> BatchJobQuerySet:
+        """Batches whose answers were ready before ``cutoff`` (index batch_job_done_at)."""
+        return self.filter(done_at__lt=cutoff)
+
+
 class BatchJob(models.Model):
     """A batch answered 202 (``Prefer: respond-async``): its body waits here for a worker, which judges each
     item as the request would have (``ingest.batch.complete_job``) and keeps the answers for the status URL.
@@ -88,6 +98,15 @@ class BatchJob(models.Model):
     received_at = models.DateTimeField()
     done_at = models.DateTimeField(null=True, blank=True)
     results = models.JSONField(null=True, blank=True)
+
+    objects = BatchJobQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # Serves the periodic sweep of pending batches (done_at IS NULL: a B-tree keeps the nulls) and the
+            # retention purge of finished ones by age, so that neither scans the answers kept for the TTL.
+            models.Index(fields=["done_at"], name="batch_job_done_at"),
+        ]
 
     def __str__(self) -> str:
         return f"batch {self.id} ({self.items} PCS)"

@@ -20,14 +20,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, DataError, connection, transaction
-from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from agent_client.canonical import protocol_of, signing_digest
 from agent_client.schema import PcsInvalid, parse_pcs
-from calibration.models import CalibrationLabel, ExpiredAudit
 from calibration.services import generation_pinned as snapshot_generation_pinned
 from ingest import metrics, wal
+from ingest.calibration_feeds import awaiting_audit_label
 from ingest.models import BatchJob, PcsRecord
 from ingest.services import Answer, process_bodies, process_body
 from policy.params import active_params_memo
@@ -317,13 +316,7 @@ def purge_expired_outcomes(batch_size: int = 5000) -> int:
     """
     params = active_params_memo.get("active")
     cutoff = timezone.now() - timedelta(days=params.dedup_ttl_days)
-    same_pcs = {"tenant": OuterRef("tenant__name"), "pcs_id": OuterRef("pcs_id")}
-    awaiting_label = (
-        Q(audit_sample=True)
-        & ~Exists(CalibrationLabel.objects.filter(**same_pcs))
-        & ~Exists(ExpiredAudit.objects.filter(**same_pcs))
-    )
-    expired = PcsRecord.objects.filter(received_at__lt=cutoff).exclude(awaiting_label)
+    expired = PcsRecord.objects.filter(received_at__lt=cutoff).exclude(awaiting_audit_label())
     total = 0
     while True:
         ids = list(expired.values_list("id", flat=True)[:batch_size])
@@ -332,7 +325,7 @@ def purge_expired_outcomes(batch_size: int = 5000) -> int:
         PcsRecord.objects.filter(id__in=ids).delete()
         total += len(ids)
     # A finished async batch's answers are readable at its status URL as long as its outcomes are kept.
-    jobs, _ = BatchJob.objects.filter(done_at__lt=cutoff).delete()
+    jobs, _ = BatchJob.objects.finished_before(cutoff).delete()
     log.info("expired_outcomes_purged", extra={"event": "expired_outcomes_purged", "deleted": total,
                                                "batch_jobs_deleted": jobs})  # fmt: skip
     return total
