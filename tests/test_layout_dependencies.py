@@ -98,8 +98,6 @@ def test_each_module_says_what_it_owns():
         path.relative_to(ROOT).as_posix()
         for package in ("tenancy", "policy", "ingest")
         for path in _sources(package)
-        if path.stat().st_size
-        and path.name != "apps.py"
-        and ast.get_docstring(ast.parse(path.read_text())) is None
+        if path.stat().st_size and path.name != "apps.py" and ast.get_docstring(ast.parse(path.read_text())) is None
     ]
     assert missing == []
