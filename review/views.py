@@ -14,7 +14,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import IntegrityError
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -32,6 +32,8 @@ from review.streams import Stream
 
 PAGE_SIZE = 50
 AUDIT_PAGE_SIZE = 100
+# In the audit trail's item filter, a number this long is also read as a pcs_id prefix (one shown is 16 long).
+MIN_NUMERIC_PCS_PREFIX = 6
 SESSION_COUNT = "review_labelled"
 
 
@@ -346,11 +348,15 @@ def audit(request: HttpRequest) -> HttpResponse:
     if filters["tenant"]:
         events = events.filter(tenant=filters["tenant"])
     if filters["item"]:
-        # An item id (the links of item pages) or a pcs_id prefix, as shown everywhere.
-        if (item_id := ascii_int(filters["item"])) is not None:
+        # An item id or a pcs_id prefix, as shown everywhere. A pcs_id is hex, so its first digits can all be
+        # decimal (1 prefix in 100 of ten characters): a number long enough to be a prefix matches both.
+        item_id = ascii_int(filters["item"])
+        prefix = streams.pcs_prefix_filter(filters["item"])
+        if item_id is not None and len(filters["item"]) >= MIN_NUMERIC_PCS_PREFIX:
+            events = events.filter(Q(item_id=item_id) | prefix)
+        elif item_id is not None:
             events = events.filter(item_id=item_id)
         else:
-            prefix = streams.pcs_prefix_filter(filters["item"])
             events = events.filter(prefix) if prefix is not None else events.none()
     if filters["action"]:
         events = (

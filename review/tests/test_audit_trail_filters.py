@@ -58,6 +58,21 @@ def test_each_filter_narrows_the_trail(make_user, queue_items):
         assert _rows(page) == (expected or 1), query  # "Nothing recorded yet." fills an empty table
 
 
+def test_a_pcs_id_prefix_of_decimal_digits_finds_its_pcs_and_a_short_number_is_an_item_id(make_user, queue_items):
+    # One pcs_id in a hundred starts with ten decimal digits; its prefix must not be taken for an item id only.
+    (item,) = queue_items(1)
+    alice = make_user("alice")
+    AuditEvent.objects.create(item=item, user=alice, action="claim")
+    digits = f"{item.pk + 1}{'6823640574' * 7}"[:64]  # not this item's id, and starts like no other pcs_id
+    AuditEvent.objects.create(item=None, user=alice, action="expire", tenant="acme", pcs_id=digits)
+    staff = _staff(make_user)
+    for query, expected in ((digits[:10], 1), (digits[:6], 1), (str(item.pk), 1), (digits[:64], 1)):
+        page = staff.get("/review/audit/", {"item": query}).content.decode()
+        assert f'<strong id="audit-count">{expected}</strong>' in page, query
+    found = staff.get("/review/audit/", {"item": digits[:10]}).content.decode()
+    assert "expire" in found.split('<table id="audit-events">')[1]
+
+
 def test_the_trail_is_paged(make_user, queue_items):
     (item,) = queue_items(1)
     alice = make_user("alice")
