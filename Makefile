@@ -9,7 +9,7 @@ PORT ?= 8000
 RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha256sum | cut -c1-16)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 
-.PHONY: run worker test lint format install install-dev services browsers proxy clean bench load chaos
+.PHONY: run worker docs test lint format install install-dev services browsers proxy clean bench load chaos
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ run: install
 ## make worker: a Celery worker for the tasks `make run` enqueues when REDIS_URL is set (not needed without).
 worker: install
 	$(RUN_ENV) $(VENV)/bin/celery -A flk_site worker --loglevel info -Q $${FLK_CELERY_QUEUE:-flk}
+
+## make docs: the documentation site of docs/ at http://127.0.0.1:$(DOCS_PORT) (beside `make run`), rebuilt on save.
+DOCS_PORT ?= 8001
+docs: install-dev
+	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 ## make test: install, make sure PostgreSQL and Redis answer, lint, run the whole suite (TEST_WORKERS processes,
 ## each with its own test database, Redis database and var dir; a file's tests stay on one process).
