@@ -33,7 +33,8 @@ def test_it_reports_own_sets_and_the_global_fallback(unsigned_default_tenant):
     assert "global set: n=103 threshold none -> 0.950000 is the fallback of tenants with n < 100" in output
     assert (
         output.splitlines()[-1]
-        == "recalibrated 3 sets at delta 0.05: 3 new snapshots stored, 3 with a different threshold"
+        == "recalibrated 3 sets at delta 0.05: 3 new snapshots stored (3 first of its set, 0 with a different threshold, 0 "
+        "with the same)"
     )
 
 
@@ -44,7 +45,8 @@ def test_a_second_run_changes_nothing(unsigned_default_tenant):
     assert "big: n=100 threshold 0.950000 -> 0.950000 uses own set; unchanged" in output
     assert (
         output.splitlines()[-1]
-        == "recalibrated 2 sets at delta 0.05: 0 new snapshots stored, 0 with a different threshold"
+        == "recalibrated 2 sets at delta 0.05: 0 new snapshots stored (0 first of its set, 0 with a different threshold, 0 "
+        "with the same)"
     )
     assert CalibrationSnapshot.objects.filter(tenant="big").count() == 1
 
@@ -54,8 +56,8 @@ def test_a_dry_run_with_another_delta_stores_nothing(unsigned_default_tenant):
     output = run("--tenant", "big", "--delta", "0.1", "--dry-run")
     assert "big: n=100 threshold none -> 0.900000 uses own set; would store a new snapshot (no snapshot yet)" in output
     assert output.splitlines()[-1] == (
-        "recalibrated 2 sets at delta 0.1: 2 new snapshots would be stored, 2 with a different threshold "
-        "(dry run: nothing stored)"
+        "recalibrated 2 sets at delta 0.1: 2 new snapshots would be stored (2 first of its set, 0 with a different "
+        "threshold, 0 with the same) (dry run: nothing stored)"
     )
     assert not CalibrationSnapshot.objects.exists()
 
@@ -70,10 +72,23 @@ def test_a_dry_run_says_when_only_the_bookkeeping_would_change(unsigned_default_
         "same threshold (delta 0.05 -> 0.1)"
     ) in output
     assert output.splitlines()[-1] == (
-        "recalibrated 2 sets at delta 0.1: 2 new snapshots would be stored, 0 with a different threshold "
-        "(dry run: nothing stored)"
+        "recalibrated 2 sets at delta 0.1: 2 new snapshots would be stored (0 first of its set, 0 with a different "
+        "threshold, 2 with the same) (dry run: nothing stored)"
     )
     assert CalibrationSnapshot.objects.count() == 2
+
+
+def test_a_dry_run_counts_the_thresholds_it_would_move(unsigned_default_tenant):
+    label("big", [i / 100 for i in range(100)])
+    run()
+    output = run("--tenant", "big", "--delta", "0.1", "--dry-run")
+    assert "big: n=100 threshold 0.950000 -> 0.900000 uses own set; would store a new snapshot (delta 0.05 -> 0.1)" in (
+        output
+    )
+    assert output.splitlines()[-1] == (
+        "recalibrated 2 sets at delta 0.1: 2 new snapshots would be stored (0 first of its set, 2 with a different "
+        "threshold, 0 with the same) (dry run: nothing stored)"
+    )
 
 
 def test_a_delta_outside_the_unit_interval_is_refused(unsigned_default_tenant):

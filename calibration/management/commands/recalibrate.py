@@ -31,6 +31,10 @@ def _same_threshold(old: float | None, new: float) -> bool:
     return old is not None and (old == new or (math.isinf(old) and math.isinf(new)))
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _snapshot_change(result: services.RecalibrationResult) -> str:
     """What storing this set's snapshot changes, truthfully for a dry run: the threshold, or only bookkeeping."""
     if not result.changed:
@@ -71,7 +75,7 @@ class Command(BaseCommand):
                     f"tenants with labels: {', '.join(known) or 'none'}"
                 )
             tenants = [tenant] if tenant else known
-            changed = moved = done = 0
+            changed = first = moved = done = 0
             for name in [*tenants, GLOBAL_SET]:
                 if self._stop:
                     self.stderr.write("stopped by SIGTERM; the remaining tenants keep their snapshots")
@@ -86,7 +90,12 @@ class Command(BaseCommand):
                 )
                 done += 1
                 changed += result.changed
-                moved += result.changed and not _same_threshold(result.old_threshold, result.new_threshold)
+                first += result.changed and result.old_threshold is None
+                moved += (
+                    result.changed
+                    and result.old_threshold is not None
+                    and not _same_threshold(result.old_threshold, result.new_threshold)
+                )
                 label = "global set" if name == GLOBAL_SET else name
                 if name == GLOBAL_SET:
                     uses = f"is the fallback of tenants with n < {result.n_min}"
@@ -107,13 +116,14 @@ class Command(BaseCommand):
                     )
         finally:
             signal.signal(signal.SIGTERM, previous)
-        if dry_run:
-            summary = (
-                f"{changed} new snapshots would be stored, {moved} with a different threshold (dry run: nothing stored)"
-            )
-        else:
-            summary = f"{changed} new snapshots stored, {moved} with a different threshold"
-        self.stdout.write(f"recalibrated {done} sets at delta {delta:g}: {summary}")
+        # A set's first snapshot, a new threshold, and a new snapshot that only records another delta, formula or
+        # version are told apart: only the second changes what is accepted.
+        kinds = f"{first} first of its set, {moved} with a different threshold, {changed - first - moved} with the same"
+        stored = "would be stored" if dry_run else "stored"
+        summary = f"{_count(changed, 'new snapshot')} {stored} ({kinds})" + (
+            " (dry run: nothing stored)" if dry_run else ""
+        )
+        self.stdout.write(f"recalibrated {_count(done, 'set')} at delta {delta:g}: {summary}")
 
     def _on_sigterm(self, signum, frame):
         self._stop = True
