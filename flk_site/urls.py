@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from ingest import health
@@ -18,6 +19,16 @@ urlpatterns = [
 ]
 if settings.FLK_CONSOLE_PAGES:  # off on the ingest pool: logins and pages run on the console pool
     urlpatterns += [
+        # Admin pages of the models that moved out of ingest (tenancy, policy): old bookmarks and scripts land on
+        # the same page at its new address.
+        re_path(
+            r"^admin/ingest/(?P<model>tenant|signingkey|apikey)/(?P<rest>[0-9A-Za-z_/-]*)$",
+            RedirectView.as_view(url="/admin/tenancy/%(model)s/%(rest)s", permanent=True, query_string=True),
+        ),
+        re_path(
+            r"^admin/ingest/(?P<model>verifyparams|whatifreport)/(?P<rest>[0-9A-Za-z_/-]*)$",
+            RedirectView.as_view(url="/admin/policy/%(model)s/%(rest)s", permanent=True, query_string=True),
+        ),
         path("admin/", admin.site.urls),
         path("accounts/", include("django.contrib.auth.urls")),
         path("review/", include("review.urls")),
