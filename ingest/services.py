@@ -46,6 +46,14 @@ TENANT_HEADER_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_TENANT = "default"
 
 
+class FollowUpFailed(OperationalError):
+    """A follow-up write (review item, calibration bookkeeping) failed inside the outcome's transaction.
+
+    An OperationalError, so that the request, the batch or the replay slice answers as for a database failure
+    (503, the body kept in the WAL for replay) rather than blaming the PCS with 400 ``pcs_unstorable``.
+    """
+
+
 @dataclass
 class Answer:
     """An HTTP answer as values: the view turns it into a response."""
@@ -571,6 +579,9 @@ def _announce_outcome(
                 # statement broke or whose connection is gone: at its end the outcome would be rolled back
                 # without a word while its answer says stored (a batch acknowledged and lost, found under a
                 # database crash). Fail the transaction, so its owner answers as for any database failure.
+                if isinstance(result, DataError):
+                    # Our own write refused a value: not the PCS's fault, so never its 400 pcs_unstorable.
+                    raise FollowUpFailed("a follow-up write of a stored outcome failed") from result
                 raise result
 
 

@@ -35,3 +35,18 @@ def database_lost_at_review_item_insert():
         return bulk_create(self, objs, *args, **kwargs)
 
     return mock.patch.object(QuerySet, "bulk_create", lose_the_connection)
+
+
+@pytest.fixture
+def database_refuses_review_item():
+    """While active, a review item's insert is refused by PostgreSQL with a data error (a statement of ours that
+    divides by zero), as a bug in a follow-up write would be; the PCS itself is fine."""
+    bulk_create = QuerySet.bulk_create
+
+    def refuse(self, objs, *args, **kwargs):
+        if self.model is ReviewItem:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 / 0")
+        return bulk_create(self, objs, *args, **kwargs)
+
+    return mock.patch.object(QuerySet, "bulk_create", refuse)
