@@ -40,10 +40,10 @@ from policy.verification import Verdict, VerifyParamsValues, verify_pcs
 from tenancy import keyring
 from tenancy.config_cache import REQUEST_GENERATION_KEYS, request_generations
 from tenancy.keyring import SignatureRejected, TenantCredentials
+from tenancy.models import DEFAULT_TENANT
 
 log = logging.getLogger("flk.ingest")
 TENANT_HEADER_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-DEFAULT_TENANT = "default"
 
 
 class FollowUpFailed(OperationalError):
