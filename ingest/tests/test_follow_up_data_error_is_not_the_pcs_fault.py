@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from flk_site.testing import make_pcs, signed
 from ingest import wal
 from ingest.models import PcsRecord
 from review.models import ReviewItem
+
+
+@pytest.fixture(autouse=True)
+def own_wal(settings, tmp_path):
+    settings.FLK_WAL_DIR = tmp_path / "wal"
+    yield
+    wal.close_writers()
 
 
 def kept_in_the_wal() -> set[str]:
