@@ -123,6 +123,10 @@ def test_the_quick_start_then_every_documented_command_works_without_exports(fre
         base = f"http://127.0.0.1:{server.port}"
         printed = server.output()
 
+        # What `make run` prints is what the README shows, at the port it was given.
+        shown = readme_block(clone, "```\n", "FLK verifier is starting.").replace(":8000/", f":{server.port}/")
+        assert shown.strip() in printed, printed
+
         # The password's whereabouts are printed, not a copy that goes stale when it is changed.
         password = (clone / "var" / "admin-password").read_text().strip()
         assert "Log in as 'admin' with the password in var/admin-password" in printed
