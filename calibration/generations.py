@@ -7,6 +7,10 @@ after the commit; a copy is used only while the generation it was built under is
 shared cache cannot be read, copies are still dropped after ``FLK_CONFIG_MAX_AGE_SECONDS``, which bounds
 staleness when an announcement is lost.
 
+Without Redis (the embedded default of ``make run``) the announced values are small files under
+``FLK_VAR_DIR/generations/``, which every process of the machine reads: an API key made by
+``manage.py create_api_key`` or a snapshot stored by a beat task takes effect on the server's next request.
+
 This lives in the lowest app so that both calibration (snapshots) and ingest (tenants, keys, params) use
 the one mechanism; it knows nothing of either.
 """
@@ -14,11 +18,13 @@ the one mechanism; it knows nothing of either.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Generic, TypeVar
 
 import redis
@@ -29,7 +35,6 @@ from flk_site import shared_redis
 log = logging.getLogger("flk.generations")
 T = TypeVar("T")
 UNAVAILABLE = "unavailable"  # the announced value could not be read: copies expire by age meanwhile
-LOCAL = "local"  # no shared cache is configured: only this process's own announcements count
 NOT_READ = object()
 
 
@@ -44,10 +49,13 @@ class Generation:
     def announce(self) -> None:
         """Tell every process that the rows behind this generation changed (call after the commit)."""
         client = shared_redis.client()
+        value = uuid.uuid4().hex
         try:
             if client is not None:
-                client.set(self.key, uuid.uuid4().hex)
-        except redis.RedisError:  # the shared cache is down: copies expire by age instead
+                client.set(self.key, value)
+            else:
+                _write_local(self.key, value)
+        except (redis.RedisError, OSError):  # the shared cache is down: copies expire by age instead
             log.warning("generation_announce_failed", extra={"event": "generation_announce_failed", "key": self.key})
         self._local += 1
 
@@ -61,7 +69,7 @@ class Generation:
         """The announced value, read now: None if never announced, a marker when it cannot be read."""
         client = shared_redis.client()
         if client is None:
-            return LOCAL
+            return _read_local(self.key)
         try:
             return client.get(self.key)
         except redis.RedisError:
@@ -93,17 +101,41 @@ def read_together(generations: Sequence[Generation]) -> list[object]:
     """The announced values of several generations with a single MGET."""
     client = shared_redis.client()
     if client is None:
-        return unread_values(len(generations))
+        return unread_values(generations)
     try:
         return client.mget([g.key for g in generations])
     except redis.RedisError:  # the shared cache is down: copies expire by age
         return [UNAVAILABLE] * len(generations)
 
 
-def unread_values(count: int) -> list[object]:
-    """What stands for announced values that could not be read: with no shared cache configured only this
-    process's own announcements count; with one that is down, copies expire by age."""
-    return [LOCAL if shared_redis.client() is None else UNAVAILABLE] * count
+def unread_values(generations: Sequence[Generation]) -> list[object]:
+    """The announced values when Redis was not read: without Redis configured, those of the machine's files;
+    with a Redis that is down, a marker (copies expire by age; asking again would only wait again)."""
+    if shared_redis.client() is None:
+        return [_read_local(g.key) for g in generations]
+    return [UNAVAILABLE] * len(generations)
+
+
+def _local_path(key: str) -> Path:
+    return Path(settings.VAR_DIR) / "generations" / key.replace(":", "_")
+
+
+def _write_local(key: str, value: str) -> None:
+    """Replace the key's file in one step (write aside, then rename), so a reader never sees half a value."""
+    path = _local_path(key)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    aside.write_text(value)
+    os.replace(aside, path)
+
+
+def _read_local(key: str) -> object:
+    try:
+        return _local_path(key).read_text()
+    except FileNotFoundError:
+        return None  # never announced
+    except OSError:
+        return UNAVAILABLE
 
 
 @contextmanager

@@ -38,7 +38,7 @@ from ingest.signals import outcome_stored
 from policy.params import NoActiveParams, active_params_memo
 from policy.verification import Verdict, VerifyParamsValues, verify_pcs
 from tenancy import keyring
-from tenancy.config_cache import REQUEST_GENERATION_KEYS, request_generations
+from tenancy.config_cache import REQUEST_GENERATION_KEYS, REQUEST_GENERATIONS, request_generations
 from tenancy.keyring import SignatureRejected, TenantCredentials
 from tenancy.models import DEFAULT_TENANT
 
@@ -131,7 +131,7 @@ def admitted(
         answer = error(429, "rate_limited", "too many requests from this address; retry later")
         answer.headers["Retry-After"] = str(gate.retry_after)
         return answer
-    shared = gate.values if gate.values is not None else unread_values(len(REQUEST_GENERATION_KEYS))
+    shared = gate.values if gate.values is not None else unread_values(REQUEST_GENERATIONS)
     with request_generations(shared):
         return then(known, gate)
 

@@ -185,14 +185,24 @@ def test_the_quick_start_then_every_documented_command_works_without_exports(fre
                 (["import_labels", "var/labels.csv"], ""),
             ],
         ]
+        keys: list[str] = []
         for commands in rounds:
             with ThreadPoolExecutor(len(commands)) as pool:
                 finished = list(pool.map(lambda command: _manage(clone, env, *command[0]), commands))
             for (args, summary), done in zip(commands, finished, strict=True):
+                if args[0] == "create_api_key":
+                    keys.append(done.stdout.strip())
                 said = f"manage.py {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
                 assert done.returncode == 0, said
                 assert summary in done.stdout + done.stderr, said
                 assert "Traceback" not in done.stderr, said
+
+        # The API key create_api_key printed reads the README's PCS at once: the server learns of a change made
+        # by another process on its next request (no Redis: through var/generations/), not 30 s later.
+        (key,) = keys
+        outcome = requests.get(f"{base}/v1/pcs/{first.json()['pcs_id']}", headers={"Authorization": f"Bearer {key}"})
+        assert outcome.status_code == 200, outcome.text
+        assert outcome.json()["decision"] == "accept"
 
         # The README's agent example, in the user's own directory, its outbox where a user may write.
         work = env["HOME"]
