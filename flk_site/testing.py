@@ -88,6 +88,15 @@ def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
+def logged_in(user: Any) -> Any:
+    """A test client of its own, logged in as ``user`` (several users side by side, each with its session)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 def ensure_defaults() -> None:
     """Recreate what the data migrations made: the default tenant, active VerifyParams v1, the reviewers group.
 

@@ -85,6 +85,12 @@ def queue_items(db):
 
 
 @pytest.fixture
+def one_label_each(settings):
+    """Every label is final: no item is drawn for a second opinion."""
+    settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
+
+
+@pytest.fixture
 def login(client):
     def _login(user):
         client.force_login(user)

@@ -8,6 +8,7 @@ from django.test import Client
 
 from calibration.models import CalibrationLabel
 from calibration.services import label_for
+from flk_site.testing import logged_in
 from review.models import AuditEvent, ReviewLabel
 
 
@@ -23,12 +24,6 @@ def two_labels(settings):
     settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
 
 
-def _client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def _adjudicator(make_user, name="carol"):
     user = make_user(name)
     user.user_permissions.add(Permission.objects.get(codename="adjudicate_reviewitem"))
@@ -41,7 +36,7 @@ def _label(client: Client, item, label: str, **extra) -> None:
 
 def test_an_item_waits_for_the_configured_number_of_independent_labels(three_labels, make_user, queue_items):
     (item,) = queue_items(1)
-    reviewers = [_client(make_user(n)) for n in ("alice", "bob", "dave")]
+    reviewers = [logged_in(make_user(n)) for n in ("alice", "bob", "dave")]
     for i, client in enumerate(reviewers):
         assert client.post("/review/next/")["Location"] == f"/review/item/{item.pk}/"
         page = client.get(f"/review/item/{item.pk}/").content.decode()
@@ -59,7 +54,7 @@ def test_a_disagreement_waits_for_an_adjudicator_whose_label_is_final(two_labels
     record = item.record
     record.audit_probability = 0.05
     record.save(update_fields=["audit_probability"])
-    alice, bob = _client(make_user("alice")), _client(make_user("bob"))
+    alice, bob = logged_in(make_user("alice")), logged_in(make_user("bob"))
     alice.post("/review/next/")
     _label(alice, item, "benign")
     bob.post("/review/next/")
@@ -72,13 +67,13 @@ def test_a_disagreement_waits_for_an_adjudicator_whose_label_is_final(two_labels
     listing = alice.get("/review/disagreements/").content.decode()
     assert f"/review/item/{item.pk}/" in listing and '<strong id="adjudication-waiting">1</strong>' in listing
     assert "by alice" in listing and "by bob" in listing and "[degraded, replay, odd shard]" in listing
-    dave = _client(make_user("dave"))
+    dave = logged_in(make_user("dave"))
     assert dave.post("/review/next/", {"stream": "stage=adjudication"})["Location"] == "/review/?stage=adjudication"
     _label(dave, item, "benign")
     assert item.labels.count() == 2
     assert b"waits for an adjudicator" in dave.get(f"/review/item/{item.pk}/").content
 
-    carol = _client(_adjudicator(make_user))
+    carol = logged_in(_adjudicator(make_user))
     assert carol.post("/review/next/")["Location"] == "/review/"  # not in the stream of first labels
     location = carol.post("/review/next/", {"stream": "stage=adjudication"})["Location"]
     assert location == f"/review/item/{item.pk}/?stage=adjudication"
@@ -104,10 +99,10 @@ def test_a_disagreement_waits_for_an_adjudicator_whose_label_is_final(two_labels
 
 def test_undoing_an_adjudication_puts_the_item_back_and_withdraws_the_final_label(two_labels, make_user, queue_items):
     (item,) = queue_items(1)
-    alice, bob = _client(make_user("alice")), _client(make_user("bob"))
+    alice, bob = logged_in(make_user("alice")), logged_in(make_user("bob"))
     _label(alice, item, "benign")
     _label(bob, item, "anomalous")
-    carol = _client(_adjudicator(make_user))
+    carol = logged_in(_adjudicator(make_user))
     _label(carol, item, "benign")
     assert label_for("default", item.pcs_id)["label"] == "benign"
     carol.post("/review/undo/")
@@ -117,7 +112,7 @@ def test_undoing_an_adjudication_puts_the_item_back_and_withdraws_the_final_labe
 
 def test_withdrawing_the_disagreeing_label_brings_the_agreed_label_back(two_labels, make_user, queue_items):
     (item,) = queue_items(1)
-    alice, bob = _client(make_user("alice")), _client(make_user("bob"))
+    alice, bob = logged_in(make_user("alice")), logged_in(make_user("bob"))
     _label(alice, item, "benign")
     _label(bob, item, "anomalous")
     assert label_for("default", item.pcs_id) is None
@@ -129,7 +124,7 @@ def test_withdrawing_the_disagreeing_label_brings_the_agreed_label_back(two_labe
 
 def test_kappa_per_reviewer_pair_and_per_tenant(two_labels, make_user, queue_items):
     items = queue_items(2, tenant="acme")
-    alice, bob = _client(make_user("alice")), _client(make_user("bob"))
+    alice, bob = logged_in(make_user("alice")), logged_in(make_user("bob"))
     for item, (a, b) in zip(items, [("benign", "benign"), ("anomalous", "anomalous")], strict=True):
         _label(alice, item, a)
         _label(bob, item, b)

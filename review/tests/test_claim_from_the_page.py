@@ -7,27 +7,18 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.utils import timezone
 
 from calibration.services import label_for
+from flk_site.testing import logged_in
 from review.models import AuditEvent, ReviewItem, ReviewLabel
 
-
-@pytest.fixture(autouse=True)
-def one_label_each(settings):
-    settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
-
-
-def _client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+pytestmark = pytest.mark.usefixtures("one_label_each")
 
 
 def test_an_unclaimed_item_opened_from_the_list_can_be_labelled_at_once(make_user, queue_items):
     first, _second, third = queue_items(3, tenant="acme")
-    alice = _client(make_user("alice"))
+    alice = logged_in(make_user("alice"))
     page = alice.get(f"/review/item/{third.pk}/?tenant=acme").content.decode()
     assert "Not claimed: take items with Next." not in page
     assert 'data-key="b"' in page and 'data-key="a"' in page and "Nobody holds this item" in page
@@ -40,7 +31,7 @@ def test_an_unclaimed_item_opened_from_the_list_can_be_labelled_at_once(make_use
 
 def test_claiming_from_the_page_releases_the_item_held_before(make_user, queue_items):
     first, second = queue_items(2)
-    alice = _client(make_user("alice"))
+    alice = logged_in(make_user("alice"))
     alice.post("/review/next/")
     assert alice.post(f"/review/item/{second.pk}/claim/")["Location"] == f"/review/item/{second.pk}/"
     assert ReviewItem.objects.get(pk=second.pk).claimed_by.username == "alice"
@@ -50,8 +41,8 @@ def test_claiming_from_the_page_releases_the_item_held_before(make_user, queue_i
 
 def test_an_item_someone_else_holds_cannot_be_taken_or_labelled_from_its_page(make_user, queue_items):
     (item,) = queue_items(1)
-    _client(make_user("bob")).post("/review/next/")
-    alice = _client(make_user("alice"))
+    logged_in(make_user("bob")).post("/review/next/")
+    alice = logged_in(make_user("alice"))
     page = alice.get(f"/review/item/{item.pk}/").content.decode()
     assert "Claimed by another reviewer until" in page and 'data-key="b"' not in page
     until = ReviewItem.objects.get(pk=item.pk).claimed_at + timedelta(seconds=600)
@@ -68,7 +59,7 @@ def test_an_item_someone_else_holds_cannot_be_taken_or_labelled_from_its_page(ma
 
 def test_the_time_from_claim_to_label_is_kept(make_user, queue_items):
     (item,) = queue_items(1)
-    alice = _client(make_user("alice"))
+    alice = logged_in(make_user("alice"))
     alice.post("/review/next/")
     ReviewItem.objects.filter(pk=item.pk).update(claimed_at=timezone.now() - timedelta(seconds=42))
     alice.post(f"/review/item/{item.pk}/label/", {"label": "benign"})
@@ -87,7 +78,7 @@ def test_eight_reviewers_claiming_one_item_from_its_page_at_once_leave_one_holde
 
     def work(user) -> None:
         try:
-            client = _client(user)
+            client = logged_in(user)
             start.wait()
             response = client.post(f"/review/item/{item.pk}/label/", {"label": "benign"})
             outcomes[user.username] = response.status_code
@@ -117,7 +108,7 @@ def test_concurrent_claims_from_the_page_and_next_never_share_an_item(make_user,
 
     def work(i, user) -> None:
         try:
-            client = _client(user)
+            client = logged_in(user)
             start.wait()
             if i % 2:
                 client.post(f"/review/item/{items[0].pk}/claim/")

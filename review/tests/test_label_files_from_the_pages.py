@@ -8,16 +8,10 @@ import json
 
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from calibration.models import CalibrationLabel
 from calibration.tests.labels_on_file import store_varied_labels, stored_labels
-
-
-def _client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+from flk_site.testing import logged_in
 
 
 def _body(response) -> str:
@@ -26,7 +20,7 @@ def _body(response) -> str:
 
 def test_the_csv_export_carries_provenance_reviewer_and_time_and_follows_the_filters(make_user, db):
     store_varied_labels()
-    alice = _client(make_user("alice"))
+    alice = logged_in(make_user("alice"))
     assert b'id="export-csv"' in alice.get("/review/labels/").content
     response = alice.get("/review/labels/export.csv?tenant=acme&kind=audit")
     assert response["Content-Disposition"].startswith('attachment; filename="labels-')
@@ -44,7 +38,7 @@ def test_the_csv_export_carries_provenance_reviewer_and_time_and_follows_the_fil
 
 def test_the_jsonl_export_keeps_a_restricted_reviewer_to_their_tenants(make_user, db):
     store_varied_labels()
-    bob = _client(make_user("bob", tenants=["beta"]))
+    bob = logged_in(make_user("bob", tenants=["beta"]))
     lines = [json.loads(line) for line in _body(bob.get("/review/labels/export.jsonl")).splitlines()]
     assert {line["tenant"] for line in lines} == {"beta"} and len(lines) == 2
     assert _body(bob.get("/review/labels/export.jsonl?tenant=acme")) == ""
@@ -56,7 +50,7 @@ def test_an_exported_file_imports_back_from_the_page(make_user, db):
     before = stored_labels()
     admin = make_user("root", staff=True)
     admin.user_permissions.add(Permission.objects.get(codename="add_calibrationlabel"))
-    client = _client(admin)
+    client = logged_in(admin)
     exported = _body(client.get("/review/labels/export.jsonl")).encode()
     CalibrationLabel.objects.all().delete()
     upload = SimpleUploadedFile("labels.jsonl", exported, content_type="application/x-ndjson")
@@ -68,13 +62,13 @@ def test_an_exported_file_imports_back_from_the_page(make_user, db):
 
 def test_import_needs_the_permission_and_a_bad_file_changes_nothing(make_user, db):
     store_varied_labels()
-    alice = _client(make_user("alice"))
+    alice = logged_in(make_user("alice"))
     assert b'id="import-form"' not in alice.get("/review/labels/").content
     upload = SimpleUploadedFile("labels.csv", b"tenant,pcs_id\nacme,x\n")
     assert alice.post("/review/labels/import/", {"file": upload}).status_code == 403
     admin = make_user("root", staff=True)
     admin.user_permissions.add(Permission.objects.get(codename="add_calibrationlabel"))
-    client = _client(admin)
+    client = logged_in(admin)
     upload = SimpleUploadedFile("labels.csv", b"tenant,pcs_id\nacme,x\n")
     page = client.post("/review/labels/import/", {"file": upload}, follow=True).content.decode()
     assert "required column missing" in page and CalibrationLabel.objects.count() == 4

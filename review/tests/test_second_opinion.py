@@ -5,18 +5,13 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from flk_site.testing import logged_in
 from review.models import ReviewItem
 
 
 @pytest.fixture
 def always_second(settings):
     settings.FLK_REVIEW_SECOND_OPINION_RATE = 1.0
-
-
-def _client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _label_next(client: Client, label: str) -> int:
@@ -28,15 +23,15 @@ def _label_next(client: Client, label: str) -> int:
 
 def test_the_first_reviewer_never_gets_their_own_item_for_the_second_opinion(always_second, make_user, queue_items):
     queue_items(1)
-    alice = _client(make_user("alice"))
+    alice = logged_in(make_user("alice"))
     _label_next(alice, "benign")
     assert alice.post("/review/next/")["Location"] == "/review/"
 
 
 def test_the_second_reviewer_sees_the_item_blind(always_second, make_user, queue_items):
     queue_items(1)
-    item_id = _label_next(_client(make_user("alice")), "benign")
-    bob = _client(make_user("bob"))
+    item_id = _label_next(logged_in(make_user("alice")), "benign")
+    bob = logged_in(make_user("bob"))
     assert bob.post("/review/next/")["Location"] == f"/review/item/{item_id}/"
     page = bob.get(f"/review/item/{item_id}/").content.decode()
     assert "second opinion (blind)" in page
@@ -45,7 +40,7 @@ def test_the_second_reviewer_sees_the_item_blind(always_second, make_user, queue
 
 def test_a_disagreement_is_flagged_and_lowers_kappa(always_second, make_user, queue_items):
     queue_items(2)
-    alice, bob = _client(make_user("alice")), _client(make_user("bob"))
+    alice, bob = logged_in(make_user("alice")), logged_in(make_user("bob"))
     agreed = _label_next(alice, "benign")
     disputed = _label_next(alice, "benign")
     assert _label_next(bob, "benign") == agreed
@@ -64,9 +59,9 @@ def test_the_second_opinion_does_not_replace_the_calibration_label(always_second
     from calibration.services import label_for
 
     (item,) = queue_items(1)
-    _label_next(_client(make_user("alice")), "benign")
+    _label_next(logged_in(make_user("alice")), "benign")
     assert label_for("default", item.pcs_id)["label"] == "benign"
-    _label_next(_client(make_user("bob")), "benign")
+    _label_next(logged_in(make_user("bob")), "benign")
     assert label_for("default", item.pcs_id)["label"] == "benign"
     assert (
         label_for("default", item.pcs_id)["labelled_at"] == item.labels.get(second_opinion=False).created_at.isoformat()
@@ -77,8 +72,8 @@ def test_a_disagreeing_second_opinion_takes_the_label_out_of_calibration(always_
     from calibration.services import label_for
 
     (item,) = queue_items(1)
-    _label_next(_client(make_user("alice")), "benign")
-    _label_next(_client(make_user("bob")), "anomalous")
+    _label_next(logged_in(make_user("alice")), "benign")
+    _label_next(logged_in(make_user("bob")), "anomalous")
     # Only an item's final label feeds the calibration set; a disputed item has none until it is adjudicated.
     assert label_for("default", item.pcs_id) is None
 
@@ -86,5 +81,5 @@ def test_a_disagreeing_second_opinion_takes_the_label_out_of_calibration(always_
 def test_with_rate_zero_no_item_is_shown_twice(settings, make_user, queue_items):
     settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
     queue_items(1)
-    _label_next(_client(make_user("alice")), "benign")
-    assert _client(make_user("bob")).post("/review/next/")["Location"] == "/review/"
+    _label_next(logged_in(make_user("alice")), "benign")
+    assert logged_in(make_user("bob")).post("/review/next/")["Location"] == "/review/"

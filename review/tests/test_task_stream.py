@@ -5,21 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
+from flk_site.testing import logged_in
 from review.models import ReviewItem, SavedView
 
-
-@pytest.fixture(autouse=True)
-def one_label_each(settings):
-    settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
-
-
-def _client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+pytestmark = pytest.mark.usefixtures("one_label_each")
 
 
 def _id(location: str) -> int:
@@ -29,7 +20,7 @@ def _id(location: str) -> int:
 def test_next_in_a_tenants_view_claims_that_tenants_item(make_user, queue_items):
     queue_items(2, tenant="default", age=timedelta(hours=5))  # older: first in the whole queue
     (acme,) = queue_items(1, tenant="acme")
-    alice = _client(make_user("alice"))
+    alice = logged_in(make_user("alice"))
     location = alice.post("/review/next/", {"stream": "tenant=acme"})["Location"]
     assert location == f"/review/item/{acme.pk}/?tenant=acme"
     assert ReviewItem.objects.get(pk=acme.pk).claimed_by.username == "alice"
@@ -42,7 +33,7 @@ def test_next_in_a_tenants_view_claims_that_tenants_item(make_user, queue_items)
 def test_a_label_opens_the_next_item_of_the_same_stream_until_it_is_empty(make_user, queue_items):
     acme = queue_items(3, tenant="acme", age=timedelta(hours=2))
     queue_items(2, tenant="default", age=timedelta(hours=5))
-    alice = _client(make_user("alice"))
+    alice = logged_in(make_user("alice"))
     location = alice.post("/review/next/", {"stream": "tenant=acme"})["Location"]
     seen = []
     while "/item/" in location:
@@ -77,7 +68,7 @@ def test_every_filter_scopes_next(make_user, queue_items):
     }
     for query, expected in cases.items():
         ReviewItem.objects.update(claimed_by=None, claimed_at=None)
-        location = _client(alice).post("/review/next/", {"stream": query})["Location"]
+        location = logged_in(alice).post("/review/next/", {"stream": query})["Location"]
         assert _id(location) == expected.pk, query
 
 
@@ -85,10 +76,10 @@ def test_sorting_by_score_never_orders_blind_audit_samples_by_their_hidden_score
     low = queue_items(1, score=0.1)[0]
     high = queue_items(1, score=0.8)[0]
     audit = queue_items(1, audit_sample=True, score=0.99)[0]
-    page = _client(make_user("alice")).get("/review/?sort=-score").content.decode()
+    page = logged_in(make_user("alice")).get("/review/?sort=-score").content.decode()
     positions = [page.index(f"/review/item/{i.pk}/") for i in (high, low, audit)]
     assert positions == sorted(positions)  # the audit sample (score unknown to the reviewer) comes last
-    page = _client(make_user("bob")).get("/review/?sort=score").content.decode()
+    page = logged_in(make_user("bob")).get("/review/?sort=score").content.decode()
     positions = [page.index(f"/review/item/{i.pk}/") for i in (low, high, audit)]
     assert positions == sorted(positions)
 
@@ -96,7 +87,7 @@ def test_sorting_by_score_never_orders_blind_audit_samples_by_their_hidden_score
 def test_the_list_is_paged_and_its_counts_follow_the_filters(make_user, queue_items):
     queue_items(60, tenant="acme")
     queue_items(3, tenant="default", decision="reject")
-    alice = _client(make_user("alice"))
+    alice = logged_in(make_user("alice"))
     page = alice.get("/review/?tenant=acme").content.decode()
     assert '<strong id="queue-total">63</strong>' in page
     assert (
@@ -113,8 +104,8 @@ def test_the_list_is_paged_and_its_counts_follow_the_filters(make_user, queue_it
 
 def test_the_state_column_no_longer_says_claimed_once_a_claim_lapsed(make_user, queue_items, settings):
     (item,) = queue_items(1)
-    _client(make_user("bob")).post("/review/next/")
-    alice = _client(make_user("alice"))
+    logged_in(make_user("bob")).post("/review/next/")
+    alice = logged_in(make_user("alice"))
     assert "claimed" in alice.get("/review/").content.decode().split('class="state"')[1].split("</td>")[0]
     ReviewItem.objects.filter(pk=item.pk).update(claimed_at=timezone.now() - timedelta(seconds=3600))
     assert "claimed" not in alice.get("/review/").content.decode().split('class="state"')[1].split("</td>")[0]
@@ -122,7 +113,7 @@ def test_the_state_column_no_longer_says_claimed_once_a_claim_lapsed(make_user, 
 
 def test_a_view_can_be_saved_and_opened_by_its_link(make_user, queue_items):
     queue_items(1, tenant="acme")
-    alice = _client(make_user("alice"))
+    alice = logged_in(make_user("alice"))
     response = alice.post("/review/views/", {"name": "acme degraded", "stream": "tenant=acme&reason=degraded"})
     assert response["Location"] == "/review/?tenant=acme&reason=degraded"
     assert SavedView.objects.get(owner__username="alice").query == "tenant=acme&reason=degraded"
@@ -132,7 +123,7 @@ def test_a_view_can_be_saved_and_opened_by_its_link(make_user, queue_items):
 
 def test_odd_stream_values_select_nothing_and_never_fail(make_user, queue_items):
     queue_items(2)
-    alice = _client(make_user("alice"))
+    alice = logged_in(make_user("alice"))
     for query in ("reason=d_hat_mismatch", "q=zz", "kind=other", "stage=nope", "age=forever", "sort=bogus&tenant=%00"):
         response = alice.get(f"/review/?{query}")
         assert response.status_code == 200, query
