@@ -10,6 +10,7 @@ from datetime import datetime
 
 from django.db.models import Count, Exists, Min, OuterRef, Q
 
+from calibration.models import CalibrationLabel, ExpiredAudit
 from ingest.models import PcsRecord
 
 
@@ -25,8 +26,6 @@ def recent_traffic_scores(tenant: str, since: datetime, limit: int) -> list[floa
 
 def awaiting_audit_label() -> Q:
     """Stored outcomes that are audit samples neither labelled nor expired (``calibration.models.ExpiredAudit``)."""
-    from calibration.models import CalibrationLabel, ExpiredAudit
-
     same_pcs = {"tenant": OuterRef("tenant__name"), "pcs_id": OuterRef("pcs_id")}
     return (
         Q(audit_sample=True)

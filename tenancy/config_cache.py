@@ -51,6 +51,6 @@ def _announce_after_commit(**_kwargs: object) -> None:
 def announce_changes_of(*models: type) -> None:
     """Announce every save and delete of these models once its transaction commits (bulk ones: AnnouncingQuerySet)."""
     for model in models:
-        uid = f"{model._meta.label}"
+        uid = model._meta.label
         post_save.connect(_announce_after_commit, sender=model, dispatch_uid=f"announce-save-{uid}")
         post_delete.connect(_announce_after_commit, sender=model, dispatch_uid=f"announce-delete-{uid}")

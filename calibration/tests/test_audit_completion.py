@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from calibration import services as calibration
-from flk_site.testing import make_pcs, reset_config_memos
+from flk_site.testing import logged_in, make_pcs, reset_config_memos
 from ingest.models import PcsRecord
 from policy.models import VerifyParams
 
@@ -59,8 +58,7 @@ def test_the_stats_page_shows_label_completion_per_tenant(unsigned_default_tenan
     first, *_ = _audited(submit, 3)
     PcsRecord.objects.update(received_at=timezone.now() - timedelta(days=2, hours=5))
     calibration.expire_audits([("default", first)])
-    client = Client()
-    client.force_login(User.objects.create_user("alice", is_staff=True))
+    client = logged_in(User.objects.create_user("alice", is_staff=True))
 
     page = client.get("/review/stats/").content.decode()
     row = page[page.index("<td>default</td>") :].split("</tr>", 1)[0]

@@ -22,31 +22,28 @@ def acme(db):
     return tenant
 
 
+def _statement_before_review_item_insert(sql: str):
+    """A patch under which a review item's insert first runs ``sql`` on its connection; others run as usual."""
+    bulk_create = QuerySet.bulk_create
+
+    def run_first(self, objs, *args, **kwargs):
+        if self.model is ReviewItem:
+            with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+                cursor.execute(sql)
+        return bulk_create(self, objs, *args, **kwargs)
+
+    return mock.patch.object(QuerySet, "bulk_create", run_first)
+
+
 @pytest.fixture
 def database_lost_at_review_item_insert():
     """While active, a review item's insert finds its connection gone, as when PostgreSQL crashes between the
     outcome's statement and the review item's; every other insert runs as usual."""
-    bulk_create = QuerySet.bulk_create
-
-    def lose_the_connection(self, objs, *args, **kwargs):
-        if self.model is ReviewItem:
-            with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-                cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
-        return bulk_create(self, objs, *args, **kwargs)
-
-    return mock.patch.object(QuerySet, "bulk_create", lose_the_connection)
+    return _statement_before_review_item_insert("SELECT pg_terminate_backend(pg_backend_pid())")
 
 
 @pytest.fixture
 def database_refuses_review_item():
     """While active, a review item's insert is refused by PostgreSQL with a data error (a statement of ours that
     divides by zero), as a bug in a follow-up write would be; the PCS itself is fine."""
-    bulk_create = QuerySet.bulk_create
-
-    def refuse(self, objs, *args, **kwargs):
-        if self.model is ReviewItem:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1 / 0")
-        return bulk_create(self, objs, *args, **kwargs)
-
-    return mock.patch.object(QuerySet, "bulk_create", refuse)
+    return _statement_before_review_item_insert("SELECT 1 / 0")

@@ -7,6 +7,8 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
+from flk_site.testing import logged_in
+
 PAGES = ["/review/", "/review/stats/"]
 
 
@@ -87,8 +89,7 @@ def test_a_reviewer_restricted_to_a_tenant_sees_and_claims_only_its_items(login,
 
 def test_a_restricted_reviewer_cannot_label_another_tenants_item(login, make_user, queue_items):
     (item,) = queue_items(1, tenant="other")
-    bob = Client()
-    bob.force_login(make_user("bob"))
+    bob = logged_in(make_user("bob"))
     bob.post("/review/next/")
     client = login(make_user("alice", tenants=["acme"]))
     assert client.post(f"/review/item/{item.pk}/label/", {"label": "benign"}).status_code == 404

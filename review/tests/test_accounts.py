@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django.test import Client
 
+from flk_site.testing import logged_in
 from review.models import ReviewerTenant
 from tenancy.models import Tenant
 
 
 def _admin(make_user) -> Client:
-    client = Client()
-    client.force_login(make_user("root", reviewer=False, staff=True))
+    client = logged_in(make_user("root", reviewer=False, staff=True))
     from django.contrib.auth.models import User
 
     User.objects.filter(username="root").update(is_superuser=True)

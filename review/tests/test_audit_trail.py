@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
+from flk_site.testing import logged_in
 from review.models import AuditEvent
 
 
 def test_staff_see_every_action_on_the_audit_page(make_user, queue_items, settings):
     settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
     first, second = queue_items(2)
-    alice = Client()
-    alice.force_login(make_user("alice"))
+    alice = logged_in(make_user("alice"))
     alice.post("/review/next/")
     alice.post(f"/review/item/{first.pk}/skip/")
     alice.post("/review/next/")
@@ -20,23 +19,20 @@ def test_staff_see_every_action_on_the_audit_page(make_user, queue_items, settin
     alice.post("/review/undo/")
     actions = list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
     assert actions == ["claim", "skip", "claim", "label", "undo"]
-    staff = Client()
-    staff.force_login(make_user("root", reviewer=False, staff=True))
+    staff = logged_in(make_user("root", reviewer=False, staff=True))
     page = staff.get("/review/audit/").content.decode()
     for action in ("claim", "skip", "label", "undo"):
         assert f"<td>{action}</td>" in page
 
 
 def test_a_reviewer_who_is_not_staff_cannot_see_the_audit_trail(make_user, db):
-    client = Client()
-    client.force_login(make_user("alice"))
+    client = logged_in(make_user("alice"))
     assert client.get("/review/audit/").status_code == 403
 
 
 def test_audit_events_cannot_be_edited_or_deleted(make_user, queue_items):
     queue_items(1)
-    client = Client()
-    client.force_login(make_user("alice"))
+    client = logged_in(make_user("alice"))
     client.post("/review/next/")
     event = AuditEvent.objects.get()
     event.detail = "rewritten"
@@ -49,8 +45,7 @@ def test_audit_events_cannot_be_edited_or_deleted(make_user, queue_items):
 
 def test_the_admin_offers_no_way_to_change_audit_events(make_user, queue_items):
     queue_items(1)
-    staff = Client()
-    staff.force_login(make_user("root", reviewer=False, staff=True))
+    staff = logged_in(make_user("root", reviewer=False, staff=True))
     staff.post("/review/next/")
     event = AuditEvent.objects.get()
     root = make_user("superroot", reviewer=False, staff=True)

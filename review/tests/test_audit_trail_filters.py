@@ -9,13 +9,12 @@ from datetime import timedelta
 from django.test import Client
 from django.utils import timezone
 
+from flk_site.testing import logged_in
 from review.models import AuditEvent
 
 
 def _staff(make_user) -> Client:
-    client = Client()
-    client.force_login(make_user("root", reviewer=False, staff=True))
-    return client
+    return logged_in(make_user("root", reviewer=False, staff=True))
 
 
 def _events(make_user, queue_items):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.test import Client
 
+from flk_site.testing import logged_in
+
 SCORE = 0.8765  # digits that appear nowhere else on the pages
 P_VALUE = 0.0123
 
@@ -17,9 +19,7 @@ def _blind_audit_item(queue_items, **kwargs):
 
 
 def _alice(make_user) -> Client:
-    client = Client()
-    client.force_login(make_user("alice"))
-    return client
+    return logged_in(make_user("alice"))
 
 
 def _shows_the_verdict(page: str) -> bool:
@@ -54,8 +54,7 @@ def test_an_audit_item_waiting_for_a_second_opinion_is_still_blind(make_user, qu
     alice = _alice(make_user)
     alice.post("/review/next/")
     alice.post(f"/review/item/{item.pk}/label/", {"label": "benign"})
-    bob = Client()
-    bob.force_login(make_user("bob"))
+    bob = logged_in(make_user("bob"))
     assert bob.post("/review/next/")["Location"] == f"/review/item/{item.pk}/"
 
     assert not _shows_the_verdict(bob.get(f"/review/item/{item.pk}/").content.decode())

@@ -10,15 +10,9 @@ from django.test import Client
 
 from calibration import services as calibration
 from calibration.tasks import check_drift, check_miscoverage, recalibrate
-from flk_site.testing import ensure_defaults
+from flk_site.testing import ensure_defaults, logged_in
 
 pytestmark = pytest.mark.django_db
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 from django.db import connection
-from django.test import Client
 
 from calibration.models import CalibrationLabel
+from flk_site.testing import logged_in
 from review.models import ReviewItem, ReviewLabel
 
 
@@ -23,8 +23,7 @@ def test_two_concurrent_reviewers_label_each_of_200_items_exactly_once(make_user
 
     def work(user) -> None:
         try:
-            client = Client()
-            client.force_login(user)
+            client = logged_in(user)
             mine = seen.setdefault(user.username, [])
             start.wait()
             while True:

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from calibration import services as calibration
 from calibration.models import ExpiredAudit
-from flk_site.testing import make_pcs, reset_config_memos
+from flk_site.testing import logged_in, make_pcs, reset_config_memos
 from ingest import replay
 from ingest.models import PcsRecord
 from policy.models import VerifyParams
@@ -47,8 +47,7 @@ def test_an_expired_audit_sample_is_recorded_audited_and_then_purged(
     root = make_user("root", staff=True, reviewer=False)
     root.is_superuser = True
     root.save(update_fields=["is_superuser"])
-    admin = Client()
-    admin.force_login(root)
+    admin = logged_in(root)
     page = _expire_in_the_admin(admin, [item])
 
     assert "Expired 1 audit sample without a label" in page
@@ -86,8 +85,7 @@ def test_expiry_leaves_labelled_and_non_audit_items_alone(make_user, queue_items
 
 def test_a_staff_member_without_the_permission_cannot_expire(make_user, queue_items):
     (item,) = queue_items(1, decision="accept", audit_sample=True)
-    admin = Client()
-    admin.force_login(make_user("clerk", staff=True))
+    admin = logged_in(make_user("clerk", staff=True))
     admin.post(ADMIN_LIST, {"action": "expire_audit_samples", "_selected_action": [item.pk]})
     item.refresh_from_db()
     assert item.stage == "first" and not ExpiredAudit.objects.exists()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from django.test import Client
-
 from calibration import services as calibration
+from flk_site.testing import logged_in
 
 
 def _open_next(make_user):
-    client = Client()
-    client.force_login(make_user("alice"))
+    client = logged_in(make_user("alice"))
     return client.get(client.post("/review/next/")["Location"]).content.decode()
 
 
@@ -41,8 +39,7 @@ def test_the_score_is_shown_against_the_tenants_threshold(make_user, queue_items
 def test_earlier_labels_of_the_same_shard_are_listed(make_user, queue_items, settings):
     settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
     earlier, later = queue_items(2, shard_id="shard-A")
-    client = Client()
-    client.force_login(make_user("alice"))
+    client = logged_in(make_user("alice"))
     client.post("/review/next/")
     client.post(f"/review/item/{earlier.pk}/label/", {"label": "anomalous", "note": "replayed events"})
     page = client.get(client.post("/review/next/")["Location"]).content.decode()

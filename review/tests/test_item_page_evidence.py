@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import re
 
-from django.test import Client
-
 from calibration import services as calibration
+from flk_site.testing import logged_in
 
 
 def _page(make_user, item) -> str:
     from django.contrib.auth.models import User
 
-    client = Client()
-    client.force_login(User.objects.filter(username="alice").first() or make_user("alice"))
+    client = logged_in(User.objects.filter(username="alice").first() or make_user("alice"))
     return client.get(f"/review/item/{item.pk}/").content.decode()
 
 

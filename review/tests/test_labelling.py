@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.test import Client
-
 from calibration import services as calibration
 from calibration.models import CalibrationLabel
 from calibration.scoring import ScoreFormula
-from flk_site.testing import bearer, issue_api_key
+from flk_site.testing import bearer, issue_api_key, logged_in
 from review.models import AuditEvent, ReviewItem, ReviewLabel
 
 
 def _claimed(make_user, queue_items, name="alice", **item_kwargs):
     (item,) = queue_items(1, **item_kwargs)
-    client = Client()
-    client.force_login(make_user(name))
+    client = logged_in(make_user(name))
     assert client.post("/review/next/")["Location"] == f"/review/item/{item.pk}/"
     return client, item
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from flk_site.query import ascii_int
+from flk_site.testing import logged_in
 from review.models import AuditEvent, ReviewLabel
 
 # "²" and "١" (Arabic-Indic one) pass str.isdigit() and int() refuses the first; a 40-digit id overflows bigint.
@@ -16,8 +16,7 @@ ODD_NUMBERS = ["²", "١", "1²", "９", "-1", "0", "", "9" * 40]
 def test_each_paged_page_answers_its_first_page(make_user, queue_items, raw):
     items = queue_items(2)
     AuditEvent.objects.create(item=items[0], user=make_user("bob"), action="claim")
-    client = Client()
-    client.force_login(make_user("root", reviewer=True, staff=True))
+    client = logged_in(make_user("root", reviewer=True, staff=True))
     for path in ("/review/", "/review/disagreements/", "/review/audit/"):
         response = client.get(path, {"page": raw})
         assert response.status_code == 200, (path, raw)
@@ -28,8 +27,7 @@ def test_each_paged_page_answers_its_first_page(make_user, queue_items, raw):
 def test_an_item_filter_that_is_not_an_id_matches_nothing_by_id(make_user, queue_items, raw):
     items = queue_items(1)
     AuditEvent.objects.create(item=items[0], user=make_user("bob"), action="claim")
-    client = Client()
-    client.force_login(make_user("root", reviewer=False, staff=True))
+    client = logged_in(make_user("root", reviewer=False, staff=True))
     response = client.get("/review/audit/", {"item": raw})
     assert response.status_code == 200
     assert '<strong id="audit-count">0</strong>' in response.content.decode()
@@ -39,8 +37,7 @@ def test_an_item_filter_that_is_not_an_id_matches_nothing_by_id(make_user, queue
 def test_undo_with_an_odd_label_id_withdraws_the_latest_label_as_without_one(make_user, queue_items, settings, raw):
     settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
     items = queue_items(2, tenant="acme")
-    client = Client()
-    client.force_login(make_user("alice"))
+    client = logged_in(make_user("alice"))
     location = client.post("/review/next/")["Location"]
     labelled = []
     for _ in items:

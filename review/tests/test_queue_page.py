@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from django.test import Client
 
+from flk_site.testing import logged_in
+
 
 def _page(make_user, query: str = "") -> str:
     from django.contrib.auth.models import User
@@ -48,8 +50,7 @@ def test_filters_narrow_the_list_and_say_how_many_match(make_user, queue_items):
 
 def test_unknown_filter_values_show_an_empty_list_not_an_error(make_user, queue_items):
     queue_items(1)
-    client = Client()
-    client.force_login(make_user("alice"))
+    client = logged_in(make_user("alice"))
     response = client.get("/review/?tenant=%00&decision=bogus&age=forever&regime=x")
     assert response.status_code == 200
     assert b"Nothing waits for a label." in response.content

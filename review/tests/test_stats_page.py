@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from django.test import Client
-
 from calibration import services as calibration
 from calibration.models import DriftReport
-from flk_site.testing import make_pcs, reset_config_memos
+from flk_site.testing import logged_in, make_pcs, reset_config_memos
 
 
 def test_stats_show_depth_labels_rates_and_calibration(
@@ -29,8 +27,7 @@ def test_stats_show_depth_labels_rates_and_calibration(
     calibration.snapshot_memo.clear()
     DriftReport.objects.create(tenant="default", n_labels=60, martingale=500.0, martingale_max=500.0, p_value=0.002,
                                level=0.01, drift_detected=True)  # fmt: skip
-    alice = Client()
-    alice.force_login(make_user("alice"))
+    alice = logged_in(make_user("alice"))
     item_id = int(alice.post("/review/next/")["Location"].rstrip("/").rsplit("/", 1)[1])
     alice.post(f"/review/item/{item_id}/label/", {"label": "anomalous"})
     queue_items(2)  # two more waiting

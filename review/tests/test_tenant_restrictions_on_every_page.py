@@ -4,8 +4,8 @@ audit trail, calibration pages."""
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
+from flk_site.testing import logged_in
 from review.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -15,8 +15,7 @@ pytestmark = pytest.mark.django_db
 def two_tenants(make_user, queue_items):
     """An item of "acme" and one of "other", each claimed and labelled once by an unrestricted reviewer."""
     mine, theirs = queue_items(1, tenant="acme")[0], queue_items(1, tenant="other")[0]
-    bob = Client()
-    bob.force_login(make_user("bob", staff=True))
+    bob = logged_in(make_user("bob", staff=True))
     for item in (mine, theirs):
         bob.post("/review/next/")
         bob.post(f"/review/item/{item.pk}/label/", {"label": "benign"})

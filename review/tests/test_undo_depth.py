@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from django.test import Client
-
 from calibration.services import label_for
+from flk_site.testing import logged_in
 from review.models import ReviewItem
 
 
 def _shift(make_user, queue_items, settings, n: int):
     settings.FLK_REVIEW_SECOND_OPINION_RATE = 0.0
     items = queue_items(n, tenant="acme")
-    client = Client()
-    client.force_login(make_user("alice"))
+    client = logged_in(make_user("alice"))
     location = client.post("/review/next/")["Location"]
     for _ in items:
         item_id = int(location.split("?")[0].rstrip("/").rsplit("/", 1)[1])
@@ -46,8 +44,7 @@ def test_undoing_an_older_label_reopens_that_item_and_keeps_the_others(make_user
 
 def test_another_reviewers_label_cannot_be_undone_by_id(make_user, queue_items, settings):
     _client, items = _shift(make_user, queue_items, settings, 1)
-    bob = Client()
-    bob.force_login(make_user("bob"))
+    bob = logged_in(make_user("bob"))
     response = bob.post("/review/undo/", {"label_id": str(items[0].labels.get().pk)}, follow=True)
     assert b"nothing to undo" in response.content
     assert label_for("acme", items[0].pcs_id)["label"] == "benign"
